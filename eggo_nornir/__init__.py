@@ -1,0 +1,17 @@
+"""eggo-nornir: deploy production Kubernetes clusters over SSH with Nornir.
+
+A re-implementation of openEuler's eggo. Three ways in: the CLI
+(`python -m eggo_nornir`), the Python API (notebooks), and the Nornir plugins and
+tasks for embedding in an existing Nornir project.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("eggo-nornir")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

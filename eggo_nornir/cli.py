@@ -1,0 +1,71 @@
+"""Command-line interface: `python -m eggo_nornir COMMAND ...`.
+
+Why this shape: each command lives in `eggo_nornir.commands.<name>` with a
+`register(subparsers)` function, so commands stay small and independent, and this
+module only owns what is global: `-d/--debug`, `--version`, and turning our
+exceptions into exit codes (0 ok, 1 deploy failure, 2 usage or config error)
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from eggo_nornir import __version__
+from eggo_nornir.errors import EggoError
+
+# Order here is the order in `--help`.
+COMMANDS: tuple[str, ...] = (
+    "template",
+    "check",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message but drop the full usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="eggo-nornir",
+        description="Deploy production Kubernetes clusters over SSH (eggo, re-implemented on Nornir).",
+    )
+    parser.add_argument("-d", "--debug", action="store_true", help="print debug logs")
+    parser.add_argument("--version", action="version", version=f"eggo-nornir {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"eggo_nornir.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except EggoError as exc:
+        print(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build real Kubernetes, etcd and CoreDNS binaries from the Go module proxy.
+# Why a scratch module: k8s.io/kubernetes replaces its staging modules with
+# local paths, which only resolve inside the upstream tree; we map each of them
+# to the published k8s.io/<staging> v0.Y.Z module instead.
+# Usage: build-kube.sh KUBE_VERSION ETCD_VERSION COREDNS_VERSION GOARCH OUTDIR
+set -euo pipefail
+KUBE=${1:?kube version like v1.35.4}; ETCD=${2:?etcd version}; COREDNS=${3:?coredns version}
+ARCH=${4:?goarch}; OUT=${5:?outdir}
+CACHE=${EGGO_CACHE:-$HOME/.cache/eggo-nornir}
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=mod GOTOOLCHAIN=local
+export CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH
+mkdir -p "$OUT"
+work=$CACHE/src/kube-$KUBE; mkdir -p "$work"; cd "$work"
+minor=${KUBE#v1.}; stag="v0.$minor"
+if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $KUBE" go.mod; then
+  go mod download -json "k8s.io/kubernetes@$KUBE" >/dev/null
+  upmod=$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$KUBE.mod
+  { echo "module eggo.local/kubebuild"; echo; echo "go $(awk '/^go /{print $2; exit}' "$upmod")"; echo;
+    echo "require k8s.io/kubernetes $KUBE"; echo;
+    grep -E '=> \./staging/src/' "$upmod" | awk -v v="$stag" '{print "replace " $1 " => " $1 " " v}'; } > go.mod
+  printf 'package main\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n _ "k8s.io/kubernetes/cmd/kubelet/app"\n)\nfunc main() {}\n' > tools.go
+  go mod tidy >/dev/null 2>&1 || go mod download all
+fi
+ver="-X k8s.io/component-base/version.gitVersion=$KUBE -X k8s.io/client-go/pkg/version.gitVersion=$KUBE -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*} -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  [ -x "$OUT/$c" ] && continue
+  echo "building $c $KUBE $ARCH" >&2
+  go build -trimpath -ldflags "-s -w $ver" -o "$OUT/$c.tmp" "k8s.io/kubernetes/cmd/$c" && mv "$OUT/$c.tmp" "$OUT/$c"
+done
+# etcd and etcdctl
+ew=$CACHE/src/etcd-$ETCD; mkdir -p "$ew"; cd "$ew"
+if [ ! -f go.mod ]; then
+  printf 'module eggo.local/etcdbuild\n\ngo 1.24\n' > go.mod
+  go get "go.etcd.io/etcd/server/v3@$ETCD" "go.etcd.io/etcd/etcdctl/v3@$ETCD" >/dev/null 2>&1
+  printf 'package main\nimport (\n _ "go.etcd.io/etcd/server/v3/etcdmain"\n _ "go.etcd.io/etcd/etcdctl/v3/ctlv3"\n)\nfunc main() {}\n' > tools.go
+  go mod tidy >/dev/null 2>&1 || true
+fi
+[ -x "$OUT/etcd" ] || { echo "building etcd $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3; }
+[ -x "$OUT/etcdctl" ] || { echo "building etcdctl $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcdctl" go.etcd.io/etcd/etcdctl/v3; }
+# coredns
+cw=$CACHE/src/coredns-$COREDNS; mkdir -p "$cw"; cd "$cw"
+if [ ! -f go.mod ]; then
+  printf 'module eggo.local/corednsbuild\n\ngo 1.24\n' > go.mod
+  go get "github.com/coredns/coredns@$COREDNS" >/dev/null 2>&1
+  go mod tidy >/dev/null 2>&1 || true
+fi
+[ -x "$OUT/coredns" ] || { echo "building coredns $COREDNS" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/coredns" github.com/coredns/coredns; }
+echo "built into $OUT" >&2
