@@ -1,0 +1,76 @@
+"""EggoInventory through plain InitNornir, as someone else's Nornir project would use it."""
+
+from __future__ import annotations
+
+from nornir import InitNornir
+from nornir.core import Nornir
+
+from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node
+from eggo_nornir.inventory import EggoInventory, ssh_extras
+
+
+def _cfg() -> ClusterConfig:
+    m0 = Node("m0", "10.0.0.10", roles=("master", "worker", "etcd"), username="eggo", private_key_path="/k")
+    m1 = Node("m1", "10.0.0.11", arch="arm64", roles=("master", "etcd"), username="eggo", password="s3cret")
+    w0 = Node("w0", "10.0.0.20", port=2222, roles=("worker",), username="ops", password="pw")
+    lb = Node("lb", "10.0.0.5", roles=("loadbalance",), username="eggo")
+    return ClusterConfig(
+        cluster_id="c1",
+        nodes=(m0, m1, w0, lb),
+        masters=("m0", "m1"),
+        workers=("m0", "w0"),
+        etcds=("m0", "m1"),
+        loadbalance=LoadBalance("lb", "10.0.0.5"),
+        apiserver_endpoint="10.0.0.5:8443",
+    )
+
+
+def _nornir(cfg: ClusterConfig) -> Nornir:
+    return InitNornir(
+        inventory={"plugin": "EggoInventory", "options": {"config": cfg}},
+        logging={"enabled": False},
+    )
+
+
+def test_hosts_roles_arch_and_groups() -> None:
+    nr = _nornir(_cfg())
+    assert list(nr.inventory.hosts) == ["m0", "m1", "w0", "lb"]
+    m0 = nr.inventory.hosts["m0"]
+    assert m0.hostname == "10.0.0.10"
+    assert m0.data["roles"] == ["master", "worker", "etcd"]
+    assert m0.data["arch"] == "amd64"
+    assert [g.name for g in m0.groups] == ["masters", "workers", "etcds", "amd64"]
+    assert nr.inventory.hosts["m1"].data["arch"] == "arm64"
+    assert nr.inventory.hosts["w0"].port == 2222
+    assert nr.inventory.hosts["w0"].username == "ops"
+    assert sorted(nr.filter(filter_func=lambda h: "master" in h.data["roles"]).inventory.hosts) == ["m0", "m1"]
+    assert {h.name for h in nr.inventory.children_of_group("etcds")} == {"m0", "m1"}
+    assert {h.name for h in nr.inventory.children_of_group("arm64")} == {"m1"}
+    assert set(nr.inventory.groups) == {"masters", "workers", "etcds", "loadbalance", "amd64", "arm64"}
+
+
+def test_every_host_has_its_own_extras_dict() -> None:
+    nr = _nornir(_cfg())
+    extras = [h.connection_options["paramiko"].extras for h in nr.inventory.hosts.values()]
+    assert len({id(e) for e in extras}) == len(extras)
+    extras[0]["key_filename"] = "mutated"
+    assert nr.inventory.hosts["m1"].connection_options["paramiko"].extras.get("key_filename") != "mutated"
+
+
+def test_ssh_extras_disable_terrapin_algorithms_and_discovery() -> None:
+    node = Node("n", "10.0.0.1", private_key_path="~/id")
+    extras = ssh_extras(node)
+    assert "chacha20-poly1305@openssh.com" in extras["disabled_algorithms"]["ciphers"]
+    assert all(m.endswith("-etm@openssh.com") for m in extras["disabled_algorithms"]["macs"])
+    assert extras["look_for_keys"] is False and extras["allow_agent"] is False
+    assert not extras["key_filename"].startswith("~")
+
+
+def test_password_not_in_host_data_repr() -> None:
+    nr = _nornir(_cfg())
+    assert "s3cret" not in repr(nr.inventory.hosts["m1"].data)
+
+
+def test_plugin_can_be_used_directly() -> None:
+    inv = EggoInventory(config=_cfg()).load()
+    assert inv.hosts["lb"].data["roles"] == ["loadbalance"]
