@@ -22,6 +22,8 @@ from eggo_nornir.errors import EggoError
 COMMANDS: tuple[str, ...] = (
     "template",
     "check",
+    "render",
+    "testbed",
 )
 
 

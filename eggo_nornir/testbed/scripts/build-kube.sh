@@ -8,9 +8,13 @@ set -euo pipefail
 KUBE=${1:?kube version like v1.35.4}; ETCD=${2:?etcd version}; COREDNS=${3:?coredns version}
 ARCH=${4:?goarch}; OUT=${5:?outdir}
 CACHE=${EGGO_CACHE:-$HOME/.cache/eggo-nornir}
+# Prefer the toolchain .ci/testbed-deps.sh installs over an older distro go.
+[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
 export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=mod GOTOOLCHAIN=local
 export CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH
 mkdir -p "$OUT"
+# One build per output dir at a time (a second caller waits, then finds the binaries).
+exec 9>"$OUT.lock"; flock 9
 work=$CACHE/src/kube-$KUBE; mkdir -p "$work"; cd "$work"
 minor=${KUBE#v1.}; stag="v0.$minor"
 if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $KUBE" go.mod; then
@@ -30,20 +34,33 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
 done
 # etcd and etcdctl
 ew=$CACHE/src/etcd-$ETCD; mkdir -p "$ew"; cd "$ew"
-if [ ! -f go.mod ]; then
+if [ ! -f go.mod ] || ! grep -q "go.etcd.io/etcd/server/v3 $ETCD" go.mod; then
   printf 'module eggo.local/etcdbuild\n\ngo 1.24\n' > go.mod
   go get "go.etcd.io/etcd/server/v3@$ETCD" "go.etcd.io/etcd/etcdctl/v3@$ETCD" >/dev/null 2>&1
   printf 'package main\nimport (\n _ "go.etcd.io/etcd/server/v3/etcdmain"\n _ "go.etcd.io/etcd/etcdctl/v3/ctlv3"\n)\nfunc main() {}\n' > tools.go
   go mod tidy >/dev/null 2>&1 || true
 fi
-[ -x "$OUT/etcd" ] || { echo "building etcd $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3; }
-[ -x "$OUT/etcdctl" ] || { echo "building etcdctl $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcdctl" go.etcd.io/etcd/etcdctl/v3; }
-# coredns
+[ -x "$OUT/etcd" ] || { echo "building etcd $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$OUT/etcd.tmp" "$OUT/etcd"; }
+[ -x "$OUT/etcdctl" ] || { echo "building etcdctl $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcdctl.tmp" go.etcd.io/etcd/etcdctl/v3 && mv "$OUT/etcdctl.tmp" "$OUT/etcdctl"; }
+# coredns: its module root is package main, which cannot be imported from tools.go, so
+# no `go mod tidy` here (tidy would drop the requirement and the build would silently
+# pick the newest CoreDNS); `go get` pins it and -mod=mod fills go.sum while building.
 cw=$CACHE/src/coredns-$COREDNS; mkdir -p "$cw"; cd "$cw"
-if [ ! -f go.mod ]; then
-  printf 'module eggo.local/corednsbuild\n\ngo 1.24\n' > go.mod
-  go get "github.com/coredns/coredns@$COREDNS" >/dev/null 2>&1
-  go mod tidy >/dev/null 2>&1 || true
+if [ ! -f go.mod ] || ! grep -q "github.com/coredns/coredns $COREDNS" go.mod; then
+  printf 'module eggo.local/corednsbuild\n\ngo 1.24\n' > go.mod; rm -f go.sum
+  go get "github.com/coredns/coredns@$COREDNS" >/dev/null
+  grep -q "github.com/coredns/coredns $COREDNS" go.mod || { echo "coredns $COREDNS not pinned in $cw/go.mod" >&2; exit 1; }
 fi
-[ -x "$OUT/coredns" ] || { echo "building coredns $COREDNS" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/coredns" github.com/coredns/coredns; }
+[ -x "$OUT/coredns" ] || { echo "building coredns $COREDNS" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/coredns.tmp" github.com/coredns/coredns && mv "$OUT/coredns.tmp" "$OUT/coredns"; }
+# Check that every binary reports the pinned version (only when it can run here).
+if [ "$(go env GOHOSTARCH)" = "$ARCH" ]; then
+  check() { local bin=$1 want=$2; shift 2; local got; got=$("$OUT/$bin" "$@" 2>&1 | head -n 3)
+    case "$got" in *"$want"*) ;; *) echo "version check: $bin reports '$got', expected $want" >&2; bad=1 ;; esac; }
+  bad=0
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do check "$c" "$KUBE" --version; done
+  check kubectl "$KUBE" version --client
+  check etcd "${ETCD#v}" --version; check etcdctl "${ETCD#v}" version
+  check coredns "CoreDNS-${COREDNS#v}" -version
+  [ "$bad" = 0 ] || exit 1
+fi
 echo "built into $OUT" >&2

@@ -1,0 +1,106 @@
+"""deploy.yaml in, one validated `ClusterConfig` out.
+
+Public API (everything else in this package is an implementation detail):
+
+- `load_config(path)`: read, convert and validate a file; relative paths in it resolve
+  against the file's own dir.
+- `load_config_dict(data, base_dir=None)`: the same for an already-parsed mapping.
+- `dump_config(cfg)` / `to_dict(cfg)`: write a model back as upstream-dialect YAML.
+- `to_json_dict(cfg)`: the normalised model with secrets redacted.
+- `render_template(...)`: the commented deploy.yaml that `template` writes.
+
+Both loaders raise one `ConfigError` carrying *every* problem found, so a user fixes a
+file in one round trip instead of one error per run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eggo_nornir.config.dump import dump_config, to_dict, to_json_dict
+from eggo_nornir.config.loader import build_config, read_yaml
+from eggo_nornir.config.model import (
+    ARCHES,
+    CATEGORY_ROLE,
+    ROLES,
+    Addon,
+    CertSANs,
+    ClusterConfig,
+    DNSConfig,
+    LoadBalance,
+    NetworkConfig,
+    Node,
+    Package,
+    PackageSource,
+    PKIConfig,
+    Port,
+    ServiceConfig,
+    normalise_arch,
+)
+from eggo_nornir.config.template import TemplateOptions, render_template
+from eggo_nornir.config.validate import unknown_keys, validate
+from eggo_nornir.errors import ConfigError, Problem
+
+__all__ = [
+    "ARCHES",
+    "CATEGORY_ROLE",
+    "ROLES",
+    "Addon",
+    "CertSANs",
+    "ClusterConfig",
+    "ConfigError",
+    "DNSConfig",
+    "LoadBalance",
+    "NetworkConfig",
+    "Node",
+    "PKIConfig",
+    "Package",
+    "PackageSource",
+    "Port",
+    "Problem",
+    "ServiceConfig",
+    "TemplateOptions",
+    "check_config_dict",
+    "dump_config",
+    "load_config",
+    "load_config_dict",
+    "normalise_arch",
+    "render_template",
+    "to_dict",
+    "to_json_dict",
+]
+
+
+def check_config_dict(
+    data: Any, base_dir: str | Path | None = None
+) -> tuple[ClusterConfig | None, list[Problem]]:
+    """Convert and validate without raising: the model (None if hopeless) and all problems."""
+    problems = unknown_keys(data) if isinstance(data, dict) else []
+    cfg, origins, conversion = build_config(data, Path(base_dir) if base_dir else None)
+    problems += conversion
+    if cfg is not None:
+        problems += validate(cfg, origins)
+    unique: list[Problem] = []
+    for p in problems:
+        if p not in unique:
+            unique.append(p)
+    return cfg, unique
+
+
+def load_config_dict(data: dict[str, Any], base_dir: str | Path | None = None) -> ClusterConfig:
+    """A parsed deploy.yaml mapping -> a validated model, or ConfigError listing every problem.
+
+    `base_dir` is where relative local paths (tarballs, keys, external CA) resolve; the
+    current directory when None.
+    """
+    cfg, problems = check_config_dict(data, base_dir)
+    if problems or cfg is None:
+        raise ConfigError(problems or [Problem("", "the config is empty")])
+    return cfg
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read and validate a deploy.yaml in either dialect."""
+    path = Path(path).expanduser()
+    return load_config_dict(read_yaml(path), base_dir=path.resolve().parent)

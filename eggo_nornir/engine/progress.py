@@ -1,0 +1,217 @@
+"""Live progress of a Nornir run as a Processor: `EggoProgress`.
+
+Why our own and not rich / nornir-rich / nornir-utils: progress must go to stderr with
+no escape codes at all when it is not a terminal (CI logs, pipes, notebooks), it must
+work in anyone's Nornir project (`nr.with_processors([EggoProgress()])`), and
+nornir-utils' colorama import taints every later print (nornir-notes §2.2). Plain code
+covers it: one line rewritten with `\\r` on a TTY, plain lines otherwise (phase start,
+each failed host, phase end).
+
+A processor that raises aborts the whole `nr.run` (nornir-notes §1.7), so every hook
+here swallows its own errors: losing a progress line is always better than losing a
+deploy. One instance follows one `nr.run` at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from nornir.core.inventory import Host
+from nornir.core.task import AggregatedResult, MultiResult, Task
+
+from eggo_nornir.engine.report import failures_of
+from eggo_nornir.engine.runner import STOP
+
+TICK_SECONDS = 1.0
+
+
+class EggoProgress:
+    """Nornir processor printing: phase name, hosts done and failed out of total, elapsed time.
+
+    - `stream`: where to write (default: `sys.stderr` at the time of writing).
+    - `tty`: force terminal mode on or off (default: `stream.isatty()`).
+    - `redact`: a function masking secrets in error text (eggo passes its Redactor's).
+    - `clock`: a monotonic clock, for tests.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        redact: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._tty = tty
+        self.redact = redact
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._phase = ""
+        self._total = 0
+        self._done = 0
+        self._failed = 0
+        self._started = 0.0
+        self._width = 0
+        self._ticker: threading.Thread | None = None
+        self._ticking = threading.Event()
+
+    # ---- output ------------------------------------------------------------------------
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def is_tty(self) -> bool:
+        if self._tty is not None:
+            return self._tty
+        try:
+            return bool(self.stream.isatty())
+        except Exception:
+            return False
+
+    def _write(self, text: str) -> None:
+        stream = self.stream
+        stream.write(text)
+        stream.flush()
+
+    def _status(self) -> str:
+        elapsed = self._clock() - self._started
+        done = f"{self._done}/{self._total} hosts done"
+        return f"[{self._phase}] {done}, {self._failed} failed, {elapsed:.1f}s elapsed"
+
+    def _redraw(self) -> None:
+        line = self._status()
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        self._write("\r" + line + " " * pad)
+
+    def _line(self, text: str) -> None:
+        """A full line; on a TTY it replaces the status line, which is then redrawn."""
+        if self.is_tty():
+            pad = max(0, self._width - len(text))
+            self._width = 0
+            self._write("\r" + text + " " * pad + "\n")
+            self._redraw()
+        else:
+            self._write(text + "\n")
+
+    # ---- ticker: keeps the elapsed time moving on a TTY -----------------------------------------
+    def _start_ticker(self) -> None:
+        self._ticking.set()
+        ticker = threading.Thread(target=self._tick, name="eggo-progress", daemon=True)
+        self._ticker = ticker
+        ticker.start()
+
+    def _stop_ticker(self) -> None:
+        self._ticking.clear()
+        self._ticker = None
+
+    def _tick(self) -> None:
+        me = threading.current_thread()
+        while True:
+            time.sleep(TICK_SECONDS)
+            try:
+                with self._lock:
+                    if not self._ticking.is_set() or self._ticker is not me or STOP.is_set():
+                        return
+                    self._redraw()
+            except Exception:
+                return
+
+    # ---- Processor protocol ------------------------------------------------------------------
+    def task_started(self, task: Task) -> None:
+        try:
+            with self._lock:
+                self._stop_ticker()
+                self._phase = str(task.name)
+                self._total = _planned_hosts(task)
+                self._done = self._failed = 0
+                self._started = self._clock()
+                self._width = 0
+                if self.is_tty():
+                    self._redraw()
+                    self._start_ticker()
+                else:
+                    self._write(f"[{self._phase}] started on {self._total} hosts\n")
+        except Exception:
+            pass
+
+    def task_instance_started(self, task: Task, host: Host) -> None:
+        pass
+
+    def task_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        try:
+            with self._lock:
+                self._done += 1
+                self._total = max(self._total, self._done)
+                if result.failed:
+                    self._failed += 1
+                    errors = failures_of(result, self.redact)
+                    first = errors[0][1].splitlines()[0] if errors and errors[0][1] else "failed"
+                    task_name = errors[0][0] if errors else str(task.name)
+                    self._line(f"[{self._phase}] {host.name} FAILED in {task_name}: {first}")
+                elif self.is_tty():
+                    self._redraw()
+        except Exception:
+            pass
+
+    def subtask_instance_started(self, task: Task, host: Host) -> None:
+        pass
+
+    def subtask_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        pass
+
+    def task_completed(self, task: Task, result: AggregatedResult) -> None:
+        try:
+            with self._lock:
+                self._stop_ticker()
+                self._done = max(self._done, len(result))
+                self._failed = max(self._failed, len(result.failed_hosts))
+                elapsed = self._clock() - self._started
+                line = (
+                    f"[{self._phase}] finished: {self._done}/{self._total} hosts done, "
+                    f"{self._failed} failed, {elapsed:.1f}s"
+                )
+                if self.is_tty():
+                    pad = max(0, self._width - len(line))
+                    self._width = 0
+                    self._write("\r" + line + " " * pad + "\n")
+                else:
+                    self._write(line + "\n")
+        except Exception:
+            pass
+
+    def interrupted(self) -> None:
+        """End the current phase's output after Ctrl-C (Nornir calls no hook then)."""
+        try:
+            with self._lock:
+                self._stop_ticker()
+                if not self._phase:
+                    return
+                line = f"[{self._phase}] interrupted after {self._clock() - self._started:.1f}s"
+                if self.is_tty():
+                    pad = max(0, self._width - len(line))
+                    self._width = 0
+                    self._write("\r" + line + " " * pad + "\n")
+                else:
+                    self._write(line + "\n")
+        except Exception:
+            pass
+
+
+def _planned_hosts(task: Task) -> int:
+    """Hosts the run will use, as Nornir selects them by default (the good ones).
+
+    `task_started` fires before the runner gets its host list, so this is an estimate
+    that `task_instance_completed` corrects upwards if needed.
+    """
+    try:
+        nr = task.nornir
+        failed = nr.data.failed_hosts
+        return sum(1 for name in nr.inventory.hosts if name not in failed)
+    except Exception:
+        return 0

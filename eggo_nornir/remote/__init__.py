@@ -1,0 +1,40 @@
+"""The one seam through which eggo-nornir touches a host: `run`, `put`, `get` over SSH.
+
+Tasks get their host's `Remote` (or a `FakeRemote` in tests) with `remote_for(task)`;
+the Python API and tests can open one directly with `Remote.connect(node)`.
+
+Modules, one job each:
+- `session`: `Remote` (commands with concurrent stdout/stderr, timeout, env, stdin, sudo;
+  files with compare-then-atomic-install);
+- `sudo`: how a command is wrapped for sudo and env, and redaction;
+- `put`: the pure compare/plan half of `put`, shared with the fake;
+- `hostkeys`: trust-on-first-use known_hosts in the cluster state dir;
+- `connect`: opening the paramiko client (copied extras, no ~/.ssh/config, Terrapin);
+- `nornir_plugin`: the `eggo_ssh` Nornir connection plugin and `remote_for(task)`;
+- `errors`, `results`: the exception family and result types.
+"""
+
+from eggo_nornir.remote.errors import (
+    CommandFailed,
+    CommandTimeout,
+    HostKeyChanged,
+    RemoteError,
+    SudoError,
+    Unreachable,
+)
+from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
+from eggo_nornir.remote.session import Remote, known_hosts_path
+
+__all__ = [
+    "CommandFailed",
+    "CommandResult",
+    "CommandTimeout",
+    "HostKeyChanged",
+    "PutResult",
+    "Remote",
+    "RemoteError",
+    "RemoteStats",
+    "SudoError",
+    "Unreachable",
+    "known_hosts_path",
+]

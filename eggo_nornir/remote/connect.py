@@ -1,0 +1,132 @@
+"""Opening the SSH client: one code path for the Nornir plugin and the standalone `Remote`.
+
+What it guarantees, whoever calls it:
+- the caller's extras are copied, never mutated (nornir-paramiko writes into the shared
+  dict, leaking one host's settings to the next: nornir-notes §2.1);
+- `~/.ssh/config` is not read: the inventory is the only source of hostname, port, user
+  and key, so a developer's personal config cannot redirect a deploy;
+- `look_for_keys`/`allow_agent` are off when a key or password is given explicitly, so a
+  full agent cannot exhaust the server's MaxAuthTries first;
+- Terrapin (CVE-2023-48795): paramiko 2.12 has no strict-kex, so the affected modes are
+  disabled: the chacha20-poly1305 cipher and every `-etm@openssh.com` MAC (paramiko 2.12
+  cannot do chacha20 anyway; it is listed so a later paramiko stays safe). What remains,
+  AES-CTR or AES-CBC with encrypt-and-MAC SHA-2, is not affected;
+- host keys are trusted on first use and verified afterwards (`hostkeys`);
+- failures become `Unreachable` or `HostKeyChanged`, naming the host, never a password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from eggo_nornir.remote.errors import HostKeyChanged, Unreachable
+from eggo_nornir.remote.hostkeys import KnownHosts, fingerprint, prepare_client
+from eggo_nornir.remote.sudo import redact
+
+TERRAPIN_CIPHERS: tuple[str, ...] = ("chacha20-poly1305@openssh.com",)
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def terrapin_macs() -> list[str]:
+    """Every encrypt-then-MAC MAC this paramiko knows (they are what makes CBC vulnerable)."""
+    known = set(paramiko.Transport._preferred_macs) | {
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-md5-etm@openssh.com",
+        "umac-64-etm@openssh.com",
+        "umac-128-etm@openssh.com",
+    }
+    return sorted(m for m in known if m.endswith("-etm@openssh.com"))
+
+
+def disabled_algorithms(extra: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """The Terrapin exclusions merged with whatever the inventory disables on top."""
+    merged: dict[str, list[str]] = {"ciphers": list(TERRAPIN_CIPHERS), "macs": terrapin_macs()}
+    for kind, names in (extra or {}).items():
+        merged[kind] = sorted(set(merged.get(kind, [])) | set(names))
+    return merged
+
+
+def connect_kwargs(
+    *,
+    hostname: str,
+    port: int,
+    username: str,
+    password: str | None,
+    key_filename: str | None,
+    extras: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The `SSHClient.connect` kwargs, from a *copy* of extras (see the module docstring)."""
+    params: dict[str, Any] = dict(extras or {})
+    key_filename = params.pop("key_filename", None) or key_filename
+    explicit = bool(key_filename or password or params.get("pkey"))
+    params.setdefault("look_for_keys", not explicit)
+    params.setdefault("allow_agent", not explicit)
+    params.setdefault("timeout", DEFAULT_CONNECT_TIMEOUT)
+    params.setdefault("banner_timeout", params["timeout"])
+    params.setdefault("auth_timeout", params["timeout"])
+    params["disabled_algorithms"] = disabled_algorithms(params.get("disabled_algorithms"))
+    params.update(hostname=hostname, port=port, username=username, password=password)
+    if key_filename:
+        params["key_filename"] = key_filename
+    return params
+
+
+def open_client(
+    *,
+    hostname: str,
+    port: int = 22,
+    username: str = "root",
+    password: str | None = None,
+    key_filename: str | None = None,
+    known_hosts: Path | str,
+    trust_new_host_keys: bool = False,
+    label: str | None = None,
+    extras: Mapping[str, Any] | None = None,
+) -> paramiko.SSHClient:
+    """Connect and authenticate, or raise `Unreachable` / `HostKeyChanged`.
+
+    `label` is the name used in messages (the inventory host name); it defaults to
+    `hostname`.
+    """
+    label = label or hostname
+    port = int(port or 22)
+    kwargs = connect_kwargs(
+        hostname=hostname,
+        port=port,
+        username=username,
+        password=password,
+        key_filename=key_filename,
+        extras=extras,
+    )
+    store = KnownHosts(known_hosts)
+    client = paramiko.SSHClient()
+    prepare_client(client, store, hostname=hostname, port=port, label=label, trust_new=trust_new_host_keys)
+    try:
+        client.connect(**kwargs)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise HostKeyChanged(
+            label, str(store.path), fingerprint(exc.expected_key), fingerprint(exc.key)
+        ) from exc
+    except HostKeyChanged:
+        client.close()
+        raise
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        how = f"key {key_filename}" if key_filename else "no key file"
+        how += ", a password" if password else ", no password"
+        raise Unreachable(
+            label,
+            f"authentication failed as {username}@{hostname}:{port} ({how}): {redact(str(exc), [password])}",
+        ) from exc
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        client.close()
+        reason = redact(str(exc), [password]) or type(exc).__name__
+        raise Unreachable(label, f"cannot connect to {hostname}:{port}: {reason}") from exc
+    return client

@@ -1,0 +1,184 @@
+"""The Nornir side of the seam: the `eggo_ssh` connection plugin and `remote_for(task)`.
+
+Why a plugin of our own, subclassing nornir-paramiko's `Paramiko`: its `open()` builds
+the `SSHClient` internally with `AutoAddPolicy` and no known_hosts, merges
+`~/.ssh/config` over the inventory, and writes into the shared extras dict
+(nornir-notes §2.1). None of that can be fixed from outside without monkeypatching
+paramiko for every thread. So `EggoSSH.open()` opens the client through
+`connect.open_client` (TOFU host keys, Terrapin exclusions, copied extras, no ssh
+config) and keeps the rest of the `Paramiko` contract: `.connection` is the
+`paramiko.SSHClient`, `close()` is inherited, so `task.host.get_connection("eggo_ssh",
+...)` gives code written for nornir-paramiko the same object it expects.
+
+Inventory contract (all optional; `EggoInventory` already provides what is needed):
+- connection parameters: the host's `eggo_ssh` connection options if it has any, else
+  its `paramiko` ones (what EggoInventory and most Nornir inventories define), else the
+  host's own hostname/port/username/password;
+- extras: any `SSHClient.connect` kwargs (`key_filename`, `timeout`, ...), plus
+  - `eggo_known_hosts`: path of the known_hosts file,
+  - `eggo_cluster_id`: the cluster whose state dir holds known_hosts (default: the
+    host's `cluster_id` data, else `~/.eggo/known_hosts`),
+  - `eggo_trust_new_host_keys`: accept changed keys (what `--accept-new-host-keys`
+    sets; also read from host/group/defaults data, so a CLI can set it once on
+    `nr.inventory.defaults.data`);
+- sudo password: `data["eggo_node"].sudo_password`, else data `eggo_sudo_password`,
+  else the login password (read from the inventory, never from task kwargs, which
+  Nornir logs);
+- data `eggo_fake_remote`: a `FakeRemote` (or True for a fresh one per host) to use
+  instead of SSH, for unit tests of tasks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nornir.core.plugins.connections import ConnectionPluginRegister
+from nornir_paramiko.plugins.connections import Paramiko
+
+from eggo_nornir.remote.connect import open_client
+from eggo_nornir.remote.session import Remote, known_hosts_path
+
+if TYPE_CHECKING:
+    from nornir.core import Nornir
+    from nornir.core.configuration import Config
+    from nornir.core.inventory import Host
+    from nornir.core.task import Task
+
+    from eggo_nornir.remote_fake import FakeRemote
+
+CONNECTION_NAME = "eggo_ssh"
+FAKE_KEY = "eggo_fake_remote"
+SUDO_PASSWORD_KEY = "eggo_sudo_password"
+_EGGO_EXTRAS = ("eggo_known_hosts", "eggo_cluster_id", "eggo_trust_new_host_keys", "eggo_host_label")
+
+
+class EggoSSH(Paramiko):
+    """nornir-paramiko's connection, opened safely; also caches the host's `Remote`."""
+
+    remote: Remote | None = None
+
+    def open(
+        self,
+        hostname: str | None,
+        username: str | None,
+        password: str | None,
+        port: int | None,
+        platform: str | None,
+        extras: dict[str, Any] | None = None,
+        configuration: Config | None = None,
+    ) -> None:
+        if hostname is None:
+            raise ValueError("hostname must not be None")
+        options = dict(extras or {})  # a copy: extras may be shared group/default data
+        eggo = {k: options.pop(k) for k in _EGGO_EXTRAS if k in options}
+        self.label = str(eggo.get("eggo_host_label") or hostname)
+        self.username = username or "root"
+        self.connection = open_client(
+            hostname=hostname,
+            port=int(port or 22),
+            username=self.username,
+            password=password,
+            key_filename=options.pop("key_filename", None),
+            known_hosts=known_hosts_path(eggo.get("eggo_cluster_id"), eggo.get("eggo_known_hosts")),
+            trust_new_host_keys=bool(eggo.get("eggo_trust_new_host_keys", False)),
+            label=self.label,
+            extras=options,
+        )
+        self._password = password
+        self.remote = None
+
+
+def register() -> None:
+    """Register `eggo_ssh` with Nornir (idempotent; also done on import of this module)."""
+    ConnectionPluginRegister.register(CONNECTION_NAME, EggoSSH)
+
+
+register()
+
+
+def _fake_for(host: Host) -> FakeRemote | None:
+    from eggo_nornir.remote_fake import FakeRemote
+
+    fake = host.get(FAKE_KEY, None)
+    if fake is None or fake is False:
+        return None
+    if isinstance(fake, FakeRemote):
+        return fake
+    # True (possibly inherited from a group or the defaults): one fake per host, kept on the host
+    made = FakeRemote(host=host.name, username=host.username or "root")
+    host.data[FAKE_KEY] = made
+    return made
+
+
+def _open(task: Task) -> None:
+    """Open `eggo_ssh` for the task's host with the parameters described in the module doc."""
+    host = task.host
+    configured = (
+        CONNECTION_NAME in host.connection_options
+        or any(CONNECTION_NAME in g.connection_options for g in host.groups)
+        or CONNECTION_NAME in host.defaults.connection_options
+    )
+    source = CONNECTION_NAME if configured or "paramiko" not in host.connection_options else "paramiko"
+    params = host.get_connection_parameters(source)
+    extras = dict(params.extras or {})
+    extras.setdefault("eggo_host_label", host.name)
+    if "eggo_known_hosts" not in extras and "eggo_cluster_id" not in extras and host.get("cluster_id", None):
+        extras["eggo_cluster_id"] = host.get("cluster_id")
+    if "eggo_trust_new_host_keys" not in extras and host.get("eggo_trust_new_host_keys", None):
+        extras["eggo_trust_new_host_keys"] = True
+    host.open_connection(
+        CONNECTION_NAME,
+        task.nornir.config,
+        hostname=params.hostname,
+        username=params.username,
+        password=params.password,
+        port=params.port,
+        platform=params.platform,
+        extras=extras,
+    )
+
+
+def remote_for(task: Task) -> Remote | FakeRemote:
+    """The `Remote` of the task's host, opened on first use and cached on its connection.
+
+    This is the only way tasks should reach a host: it honours `eggo_fake_remote`, opens
+    the `eggo_ssh` connection (which Nornir then reuses across phases and closes with
+    `nr.close_connections()`), and gives messages the inventory name of the host.
+    """
+    host = task.host
+    fake = _fake_for(host)
+    if fake is not None:
+        return fake
+    if CONNECTION_NAME not in host.connections:
+        _open(task)
+    plugin = host.connections[CONNECTION_NAME]
+    if not isinstance(plugin, EggoSSH):
+        raise TypeError(f"connection {CONNECTION_NAME!r} of {host.name} is not EggoSSH: {type(plugin)}")
+    if plugin.remote is None:
+        login_password = plugin._password
+        node = host.get("eggo_node", None)
+        sudo_password = (
+            getattr(node, "sudo_password", None) or host.get(SUDO_PASSWORD_KEY, None) or login_password
+        )
+        plugin.remote = Remote(
+            plugin.connection,
+            host=plugin.label,
+            username=plugin.username,
+            sudo_password=sudo_password,
+            secrets=(login_password,),
+        )
+    return plugin.remote
+
+
+def remote_stats(nr: Nornir) -> dict[str, dict[str, int]]:
+    """Commands and bytes per host, for every host whose Remote (or fake) was used."""
+    stats: dict[str, dict[str, int]] = {}
+    for name, host in nr.inventory.hosts.items():
+        fake = host.data.get(FAKE_KEY)
+        if fake is not None and not isinstance(fake, bool):
+            stats[name] = fake.stats()
+            continue
+        plugin = host.connections.get(CONNECTION_NAME)
+        if isinstance(plugin, EggoSSH) and plugin.remote is not None:
+            stats[name] = plugin.remote.stats()
+    return stats

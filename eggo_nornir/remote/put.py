@@ -1,0 +1,178 @@
+"""The pure half of `put`: what is on the host, what we want there, and what to do.
+
+Why pure functions: the real `Remote` and the `FakeRemote` both call `plan_put`, so the
+fake reports `changed` exactly as a real host would, and the shell snippets are tested
+without a host.
+
+The remote half is one probe round trip (`stat` + `sha256sum` under sudo), then one of:
+nothing; a `chown`/`chmod`; or an SFTP upload to a private temp dir followed by
+`install` to `DEST.eggo-tmp-XXXX` and `mv -f` onto DEST (a rename in the same dir, so
+readers see the old file or the new one, never a partial one).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import posixpath
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from eggo_nornir.remote.results import PutAction
+
+CHUNK = 1024 * 1024
+DIFF_MAX_BYTES = 256 * 1024
+ABSENT = "absent"
+NOT_A_FILE = "notfile"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """What the probe found at the destination."""
+
+    sha256: str
+    mode: int
+    owner: str
+    group: str
+    uid: int
+    gid: int
+    size: int
+
+
+@dataclass(frozen=True)
+class LocalContent:
+    """Digest of what we want to write, computed in one streaming pass."""
+
+    sha256: str
+    size: int
+    is_text: bool
+
+
+def describe_local(content: bytes | None, src: Path | None) -> LocalContent:
+    """Hash `content` or stream `src` (never loaded whole), and note whether it is text."""
+    if (content is None) == (src is None):
+        raise ValueError("put needs exactly one of content= or src=")
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    text = True
+    for chunk in _chunks(content, src):
+        digest.update(chunk)
+        size += len(chunk)
+        if text and size <= DIFF_MAX_BYTES:
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                text = False
+            text = text and b"\0" not in chunk
+    if text and size <= DIFF_MAX_BYTES:
+        try:
+            decoder.decode(b"", final=True)  # a multi-byte sequence cut off at the end
+        except UnicodeDecodeError:
+            text = False
+    else:
+        text = False
+    return LocalContent(digest.hexdigest(), size, text)
+
+
+def _chunks(content: bytes | None, src: Path | None) -> Iterator[bytes]:
+    if content is not None:
+        for start in range(0, len(content), CHUNK):
+            yield content[start : start + CHUNK]
+        return
+    assert src is not None
+    with open(src, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+def open_local(content: bytes | None, src: Path | None) -> BinaryIO:
+    """A file object to stream the upload from."""
+    if content is not None:
+        return io.BytesIO(content)
+    assert src is not None
+    return open(src, "rb")
+
+
+def probe_script(dest: str) -> str:
+    """Shell text printing `absent`, `notfile`, or `MODE:USER:GROUP:UID:GID:SIZE` then the sha256.
+
+    `sha256sum < file` prints `HASH  -`, which avoids sha256sum's escaping of odd names.
+    """
+    q = shlex.quote(dest)
+    return (
+        f"if [ ! -e {q} ]; then echo {ABSENT}; "
+        f"elif [ ! -f {q} ]; then echo {NOT_A_FILE}; "
+        f"else stat -L -c %a:%U:%G:%u:%g:%s -- {q} && sha256sum < {q}; fi"
+    )
+
+
+def parse_probe(stdout: str) -> RemoteFile | str | None:
+    """None when absent, the string `notfile` for a dir/device, else a RemoteFile."""
+    lines = stdout.strip().splitlines()
+    if not lines or lines[0] == ABSENT:
+        return None
+    if lines[0] == NOT_A_FILE:
+        return NOT_A_FILE
+    if len(lines) < 2:
+        raise ValueError(f"unexpected probe output: {stdout!r}")
+    mode, owner, group, uid, gid, size = lines[0].split(":")
+    return RemoteFile(
+        sha256=lines[1].split()[0],
+        mode=int(mode, 8),
+        owner=owner,
+        group=group,
+        uid=int(uid),
+        gid=int(gid),
+        size=int(size),
+    )
+
+
+def _same_principal(want: str, name: str, number: int) -> bool:
+    return want == name or (want.isdigit() and int(want) == number)
+
+
+def plan_put(current: RemoteFile | None, new_sha256: str, mode: int, owner: str, group: str) -> PutAction:
+    """`none` if identical, `attrs` if only mode/owner/group differ, else `write`."""
+    if current is None or current.sha256 != new_sha256:
+        return "write"
+    same = (
+        current.mode == (mode & 0o7777)
+        and _same_principal(owner, current.owner, current.uid)
+        and _same_principal(group, current.group, current.gid)
+    )
+    return "none" if same else "attrs"
+
+
+def diff_allowed(local: LocalContent, current: RemoteFile | None, secret: bool) -> bool:
+    """A diff is worth showing only for small text that is not a secret."""
+    if secret or not local.is_text:
+        return False
+    return current is None or current.size <= DIFF_MAX_BYTES
+
+
+def attrs_script(dest: str, mode: int, owner: str, group: str) -> str:
+    """chown before chmod: chown clears setuid/setgid bits, chmod then sets them right."""
+    q = shlex.quote(dest)
+    return f"chown {shlex.quote(f'{owner}:{group}')} -- {q} && chmod {mode:04o} -- {q}"
+
+
+def install_script(tmp_src: str, dest: str, mode: int, owner: str, group: str, token: str) -> str:
+    """Install the uploaded temp file next to DEST, then rename it onto DEST.
+
+    The intermediate `DEST.eggo-tmp-TOKEN` lives in DEST's own dir so the final `mv` is
+    a same-filesystem rename, which is atomic. It is removed if any step fails.
+    """
+    parent = posixpath.dirname(dest.rstrip("/")) or "/"
+    tmp_dest = f"{dest}.eggo-tmp-{token}"
+    qt = shlex.quote(tmp_dest)
+    return (
+        f"mkdir -p -- {shlex.quote(parent)} && "
+        f"install -m {mode:04o} -o {shlex.quote(owner)} -g {shlex.quote(group)} -- "
+        f"{shlex.quote(tmp_src)} {qt} && mv -f -- {qt} {shlex.quote(dest)} "
+        f"|| {{ rc=$?; rm -f -- {qt}; exit $rc; }}"
+    )

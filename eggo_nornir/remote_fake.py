@@ -1,0 +1,252 @@
+"""`FakeRemote`: the remote seam without a host, for unit tests of tasks.
+
+Why a fake of the seam and not of paramiko: tasks only ever talk to `Remote`, so a fake
+at that level tests them completely with no SSH, while staying honest where it matters:
+- `run` returns the same `CommandResult`, raises the same `CommandFailed` (with
+  `check=True`) and `CommandTimeout` (when scripted);
+- `put` decides through the very same `plan_put` as the real one, over an in-memory file
+  system of `FakeFile`s, so `changed`/`action`/`diff_allowed` mean exactly what they
+  mean on a host;
+- `get`/`read_if_exists` read that file system.
+
+Use it by putting it in the inventory (`host.data["eggo_fake_remote"] = FakeRemote()`,
+or `True` for one per host) and calling tasks as usual: `remote_for(task)` returns it.
+
+    fake = FakeRemote(files={"/etc/hostname": b"old\\n"})
+    fake.on("hostname", stdout="old\\n")
+    fake.on(re.compile(r"^systemctl is-active "), rc=3, stdout="inactive\\n")
+    fake.on("kubectl get nodes", handler=lambda call, fake: (0, "ok", ""))
+    ... run the task ...
+    assert fake.commands == [...]; assert fake.files["/etc/hostname"].content == b"node1\\n"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eggo_nornir.remote import put as putlib
+from eggo_nornir.remote.errors import CommandFailed, CommandTimeout
+from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
+from eggo_nornir.remote.sudo import to_shell
+
+Handler = Callable[["FakeCall", "FakeRemote"], "tuple[int, str, str] | CommandResult"]
+
+
+@dataclass
+class FakeFile:
+    """One file on the fake host."""
+
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One `run` as the task asked for it (before any sudo/env wrapping)."""
+
+    command: str
+    sudo: bool
+    env: dict[str, str] | None
+    stdin: bytes | None
+    timeout: float
+
+
+@dataclass
+class _Rule:
+    pattern: str | re.Pattern[str]
+    rc: int
+    stdout: str
+    stderr: str
+    handler: Handler | None
+    timeout: bool
+    times: int | None
+    used: int = 0
+
+    def matches(self, command: str) -> bool:
+        if self.times is not None and self.used >= self.times:
+            return False
+        if isinstance(self.pattern, str):
+            return self.pattern == command
+        return self.pattern.search(command) is not None
+
+
+@dataclass
+class FakeRemote:
+    """Same interface as `Remote`; scripted commands and an in-memory file system.
+
+    Unscripted commands succeed with empty output, unless `strict=True`, where they raise
+    `AssertionError` so a test notices a command it did not expect.
+    """
+
+    host: str = "fake"
+    username: str = "root"
+    files: dict[str, FakeFile] = field(default_factory=dict)
+    strict: bool = False
+    calls: list[FakeCall] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    _rules: list[_Rule] = field(default_factory=list, repr=False)
+    _stats: RemoteStats = field(default_factory=RemoteStats, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.files = {
+            path: f if isinstance(f, FakeFile) else FakeFile(bytes(f))  # type: ignore[arg-type]
+            for path, f in self.files.items()
+        }
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def on(
+        self,
+        pattern: str | re.Pattern[str],
+        *,
+        rc: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        handler: Handler | None = None,
+        timeout: bool = False,
+        times: int | None = None,
+    ) -> FakeRemote:
+        """Script a response: an exact command string, or a regex searched in the command.
+
+        Later rules win over earlier ones, so a test can override a fixture's default.
+        `times` limits how often a rule answers; `timeout=True` makes the command time out.
+        """
+        self._rules.insert(0, _Rule(pattern, rc, stdout, stderr, handler, timeout, times))
+        return self
+
+    @property
+    def commands(self) -> list[str]:
+        """The command strings run so far, in order."""
+        return [c.command for c in self.calls]
+
+    # -- the Remote interface ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        return self._stats.snapshot()
+
+    def redact(self, text: str) -> str:
+        return text
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FakeRemote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        cmd: str | list[str],
+        *,
+        sudo: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        command = to_shell(cmd)
+        call = FakeCall(command, sudo, dict(env) if env else None, stdin, timeout)
+        with self._lock:
+            self.calls.append(call)
+            rule = next((r for r in self._rules if r.matches(command)), None)
+            if rule is not None:
+                rule.used += 1
+        if rule is None and self.strict:
+            raise AssertionError(f"FakeRemote({self.host}): unscripted command: {command}")
+        if rule is not None and rule.timeout:
+            raise CommandTimeout(self.host, command, timeout)
+        if rule is None:
+            result = CommandResult(0, "", "", 0.0, command)
+        elif rule.handler is not None:
+            out = rule.handler(call, self)
+            result = out if isinstance(out, CommandResult) else CommandResult(*out, 0.0, command)
+        else:
+            result = CommandResult(rule.rc, rule.stdout, rule.stderr, 0.0, command)
+        self._stats.add(
+            commands=1,
+            sent=len(stdin or b""),
+            received=len(result.stdout.encode()) + len(result.stderr.encode()),
+        )
+        if check and result.rc != 0:
+            raise CommandFailed(self.host, command, result.rc, result.stderr, result.stdout)
+        return result
+
+    def get(self, path: str, *, timeout: float = 300) -> bytes:
+        f = self.files.get(path)
+        self._stats.add(commands=1, received=len(f.content) if f else 0)
+        if f is None:
+            msg = f"cat: {path}: No such file or directory\n"
+            raise CommandFailed(self.host, f"cat -- {path}", 1, msg)
+        return f.content
+
+    def read_if_exists(self, path: str, *, timeout: float = 300) -> bytes | None:
+        f = self.files.get(path)
+        self._stats.add(commands=1, received=len(f.content) if f else 0)
+        return f.content if f else None
+
+    def put(
+        self,
+        dest: str,
+        content: bytes | None = None,
+        *,
+        src: Path | None = None,
+        mode: int = 0o644,
+        owner: str = "root",
+        group: str = "root",
+        dry_run: bool = False,
+        secret: bool = False,
+        timeout: float = 300,
+    ) -> PutResult:
+        """Same decision as `Remote.put` (shared `plan_put`), applied to `files`."""
+        if not dest.startswith("/"):
+            raise ValueError(f"put needs an absolute destination path, got {dest!r}")
+        local = putlib.describe_local(content, src)
+        existing = self.files.get(dest)
+        current = None
+        if existing is not None:
+            current = putlib.RemoteFile(
+                sha256=existing.sha256,
+                mode=existing.mode,
+                owner=existing.owner,
+                group=existing.group,
+                uid=-1,
+                gid=-1,
+                size=len(existing.content),
+            )
+        action = putlib.plan_put(current, local.sha256, mode, owner, group)
+        self._stats.add(commands=1)
+        result = PutResult(
+            changed=action != "none",
+            diff_allowed=putlib.diff_allowed(local, current, secret),
+            old_sha256=current.sha256 if current else None,
+            new_sha256=local.sha256,
+            action=action,
+            dest=dest,
+        )
+        if dry_run or action == "none":
+            return result
+        if action == "attrs":
+            assert existing is not None
+            existing.mode, existing.owner, existing.group = mode & 0o7777, owner, group
+            self._stats.add(commands=1)
+        else:
+            data = content if content is not None else Path(src).read_bytes()  # type: ignore[arg-type]
+            self.files[dest] = FakeFile(data, mode & 0o7777, owner, group)
+            self._stats.add(commands=1, sent=len(data), uploads=1)
+        with self._lock:
+            self.writes.append(dest)
+        return result

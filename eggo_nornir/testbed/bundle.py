@@ -1,0 +1,337 @@
+"""`testbed bundle`: packages-ARCH.tar.gz in eggo's layout, built offline-ready and cached.
+
+Layout (what eggo's `package-source` expects once unpacked into `dstpath`):
+`pkg/` Debian .debs, `bin/` Kubernetes/etcd/CoreDNS binaries, `image/` docker-archive
+images, `file/` addon manifests, plus `MANIFEST.sha256` (sha256sum format) inside and a
+`.sha256` sidecar next to the tarball.
+
+Why the .debs are resolved against the rootfs: the machines start from the minimal
+debootstrap tree, so the bundle must carry exactly the dependency closure that tree
+lacks. apt computes it with the rootfs's dpkg status file standing in for the host's.
+Every input is cached under ~/.cache/eggo-nornir (debs, binaries, images), and the
+tarball is only rewritten when the manifest of its inputs changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from eggo_nornir.testbed import images, paths, rootfs, spec
+from eggo_nornir.testbed.proc import TestbedError, run
+
+log = logging.getLogger(__name__)
+
+GZIP_LEVEL = 6
+LAYOUT_DIRS = ("pkg", "bin", "image", "file")
+
+
+# ---- small pure helpers (unit-tested) -----------------------------------------------
+def parse_print_uris(output: str) -> list[tuple[str, str, str]]:
+    """(package, version, filename) from `apt-get --print-uris` lines `'URI' FILE SIZE HASH`."""
+    out = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or not parts[0].startswith("'") or not parts[1].endswith(".deb"):
+            continue
+        filename = parts[1]
+        name, version, _ = filename[: -len(".deb")].split("_", 2)
+        out.append((name, urllib.parse.unquote(version), filename))
+    return out
+
+
+def manifest_text(entries: dict[str, str]) -> str:
+    """sha256sum-compatible lines, sorted by path, so `sha256sum -c` verifies them."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries.items()))
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, path = line.split(None, 1)
+            out[path.strip().lstrip("*")] = digest
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def apt_resolve_command(names: list[str], status_file: Path, archives: Path, arch: str) -> list[str]:
+    """apt computes what installing `names` on the rootfs would download (its status, not the host's)."""
+    return [
+        "apt-get",
+        "install",
+        "--print-uris",
+        "-qq",
+        "--no-install-recommends",
+        "-o",
+        f"Dir::State::status={status_file}",
+        "-o",
+        f"Dir::Cache::archives={archives}",
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        f"APT::Architecture={arch}",
+        *names,
+    ]
+
+
+# ---- inputs -------------------------------------------------------------------------
+def bin_dir(arch: str) -> Path:
+    return paths.cache_dir() / "bin" / f"{spec.KUBE_VERSION}-{arch}"
+
+
+def ensure_binaries(arch: str) -> Path:
+    """Build the Kubernetes, etcd and CoreDNS binaries from the Go module proxy if any is missing."""
+    out = bin_dir(arch)
+    if all((out / b).is_file() for b in spec.BINARIES):
+        return out
+    if shutil.which("go") is None:
+        raise TestbedError("bundle: `go` is not installed (run .ci/testbed-deps.sh)")
+    log_file = paths.logs_dir() / f"build-{arch}.log"
+    print(f"building Kubernetes {spec.KUBE_VERSION} binaries for {arch} (log: {log_file}) ...", flush=True)
+    script = paths.scripts_dir() / "build-kube.sh"
+    run(
+        ["bash", str(script), spec.KUBE_VERSION, spec.ETCD_VERSION, spec.COREDNS_VERSION, arch, str(out)],
+        step="bundle: build binaries",
+        log_file=log_file,
+    )
+    missing = [b for b in spec.BINARIES if not (out / b).is_file()]
+    if missing:
+        raise TestbedError(f"bundle: build-kube.sh left out {', '.join(missing)}; see {log_file}")
+    return out
+
+
+def check_versions(bins: Path, arch: str) -> dict[str, str]:
+    """Each binary must report the pinned version; only possible when it runs on this host."""
+    if arch != host_arch():
+        return {}
+    found = {}
+    for name, (argv, want) in spec.VERSION_PROBES.items():
+        res = run([str(bins / name), *argv], step=f"bundle: version of {name}", check=False, timeout=30)
+        text = (res.stdout + res.stderr).strip()
+        if want not in text:
+            raise TestbedError(f"bundle: {bins / name} reports {text[:200]!r}, expected {want}")
+        found[name] = text.splitlines()[0]
+    return found
+
+
+def host_arch() -> str:
+    return run(["dpkg", "--print-architecture"], step="bundle: host arch").stdout.strip()
+
+
+def deb_cache(arch: str) -> Path:
+    return paths.cache_dir() / "debs" / arch
+
+
+def resolve_debs(arch: str, root: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Per deploy.yaml category: the packages (with version and file name) the rootfs lacks."""
+    status = root / "var/lib/dpkg/status"
+    if arch != host_arch():
+        raise TestbedError(f"bundle: resolving {arch} packages on a {host_arch()} host is not supported yet")
+    with tempfile.TemporaryDirectory(prefix="eggo-apt-") as tmp:
+        (Path(tmp) / "partial").mkdir()
+        groups: dict[str, list[tuple[str, str, str]]] = {}
+        for category, names in spec.DEB_GROUPS.items():
+            cmd = apt_resolve_command(list(names), status, Path(tmp), arch)
+            res = run(cmd, step=f"bundle: resolve {category} packages", check=False)
+            if res.returncode != 0 and "Unable to locate package" in res.stderr:
+                run(["apt-get", "update", "-qq"], step="bundle: apt-get update")
+                res = run(cmd, step=f"bundle: resolve {category} packages")
+            elif res.returncode != 0:
+                run(cmd, step=f"bundle: resolve {category} packages")  # raises with the message
+            groups[category] = parse_print_uris(res.stdout)
+    return groups
+
+
+def download_debs(arch: str, wanted: list[tuple[str, str, str]]) -> list[Path]:
+    """`apt-get download` into the deb cache; files already there are reused."""
+    cache = deb_cache(arch)
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = sorted({(n, v) for n, v, f in wanted if not (cache / f).is_file()})
+    if missing:
+        run(
+            ["apt-get", "download", "-qq", *[f"{n}:{arch}={v}" for n, v in missing]],
+            step="bundle: apt-get download",
+            cwd=cache,
+        )
+    files = []
+    for _, _, filename in wanted:
+        path = cache / filename
+        if not path.is_file():
+            raise TestbedError(f"bundle: apt-get download did not produce {path}")
+        files.append(path)
+    return files
+
+
+def ensure_images(arch: str) -> dict[str, Path]:
+    """Build the pause and busybox images once per arch (and again if the pause source changes)."""
+    out = paths.cache_dir() / "images" / arch
+    out.mkdir(parents=True, exist_ok=True)
+    src = paths.scripts_dir() / "pause.c"
+    src_hash = sha256_file(src)[:16]
+    stamp = out / "inputs.json"
+    try:
+        stamp_ok = json.loads(stamp.read_text()).get("pause_src") == src_hash
+    except (OSError, ValueError):
+        stamp_ok = False
+    result = {img.file: out / img.file for img in spec.IMAGES}
+    if stamp_ok and all(p.is_file() for p in result.values()):
+        return result
+    with tempfile.TemporaryDirectory(prefix="eggo-img-") as tmp:
+        pause_bin = images.build_pause_binary(src, Path(tmp) / "pause", arch)
+        (out / spec.PAUSE_IMAGE.file).write_bytes(images.pause_image(pause_bin.read_bytes(), arch))
+        [deb] = download_debs(arch, _resolve_one("busybox-static", arch))
+        busybox = images.extract_busybox(deb, Path(tmp))
+        (out / spec.BUSYBOX_IMAGE.file).write_bytes(images.busybox_image(busybox, arch))
+    stamp.write_text(json.dumps({"pause_src": src_hash}) + "\n")
+    return result
+
+
+def _resolve_one(name: str, arch: str) -> list[tuple[str, str, str]]:
+    res = run(
+        ["apt-cache", "show", "--no-all-versions", f"{name}:{arch}"], step=f"bundle: look up {name}"
+    ).stdout
+    fields = dict(line.split(": ", 1) for line in res.splitlines() if ": " in line and not line[:1].isspace())
+    version = fields["Version"]
+    # the file name `apt-get download` writes: the epoch's colon is URL-quoted
+    return [(name, version, f"{name}_{version.replace(':', '%3a')}_{fields['Architecture']}.deb")]
+
+
+# ---- assembly -----------------------------------------------------------------------
+def _tar_filter(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = "root"
+    ti.mtime = 0
+    return ti
+
+
+def write_tarball(stage: Path, target: Path) -> None:
+    """Deterministic tar.gz of `stage` (sorted, mtime 0, root-owned), written atomically."""
+    tmp = target.with_name(target.name + ".tmp")
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for d in LAYOUT_DIRS:
+            tar.add(stage / d, arcname=d, recursive=False, filter=_tar_filter)
+            for f in sorted((stage / d).iterdir()):
+                tar.add(f, arcname=f"{d}/{f.name}", filter=_tar_filter)
+        tar.add(stage / "MANIFEST.sha256", arcname="MANIFEST.sha256", filter=_tar_filter)
+    os.replace(tmp, target)
+
+
+def build(arch: str, out_dir: Path) -> dict[str, Any]:
+    """Build (or reuse) `out_dir/packages-ARCH.tar.gz`; return what was built and how long it took."""
+    start = time.monotonic()
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / spec.bundle_name(arch)
+    fs = rootfs.ensure_rootfs(arch)
+    bins = ensure_binaries(arch)
+    versions = check_versions(bins, arch)
+    groups = resolve_debs(arch, fs.path)
+    all_debs = sorted({entry for entries in groups.values() for entry in entries})
+    deb_files = download_debs(arch, all_debs)
+    image_files = ensure_images(arch)
+
+    sources: dict[str, Path] = {f"pkg/{p.name}": p for p in deb_files}
+    sources |= {f"bin/{b}": bins / b for b in spec.BINARIES}
+    sources |= {f"image/{name}": path for name, path in image_files.items()}
+    manifest = manifest_text({rel: sha256_file(p) for rel, p in sources.items()})
+    manifest_hash = hashlib.sha256(manifest.encode()).hexdigest()
+    meta_path = spec.metadata_path(target)
+    sidecar = target.with_name(target.name + ".sha256")
+    old = spec.load_metadata(target) or {}
+    cached = (
+        old.get("manifest_sha256") == manifest_hash
+        and target.is_file()
+        and sidecar.is_file()
+        and sidecar.read_text().split()[0] == old.get("tarball_sha256")
+        and target.stat().st_size == old.get("size_bytes")
+    )
+    if not cached:
+        with tempfile.TemporaryDirectory(prefix=".stage-", dir=out_dir) as tmp:
+            stage = Path(tmp)
+            for d in LAYOUT_DIRS:
+                (stage / d).mkdir()
+            for rel, src in sources.items():
+                os.link(src, stage / rel) if _same_fs(src, stage) else shutil.copy2(src, stage / rel)
+            (stage / "MANIFEST.sha256").write_text(manifest)
+            write_tarball(stage, target)
+        tar_hash = sha256_file(target)
+        sidecar.write_text(f"{tar_hash}  {target.name}\n")
+        meta = {
+            "arch": arch,
+            "kubernetes_version": spec.KUBE_VERSION,
+            "etcd_version": spec.ETCD_VERSION,
+            "coredns_version": spec.COREDNS_VERSION,
+            "pause_image": spec.PAUSE_IMAGE.ref,
+            "images": {i.file: i.ref for i in spec.IMAGES},
+            "deb_groups": {c: sorted({n for n, _, _ in e}) for c, e in groups.items()},
+            "debs": [f for _, _, f in all_debs],
+            "binary_versions": versions,
+            "manifest_sha256": manifest_hash,
+            "tarball_sha256": tar_hash,
+            "size_bytes": target.stat().st_size,
+        }
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    meta = spec.load_metadata(target) or {}
+    return {
+        "tarball": str(target),
+        "sha256": meta.get("tarball_sha256"),
+        "size_bytes": meta.get("size_bytes"),
+        "cached": cached,
+        "seconds": round(time.monotonic() - start, 2),
+        "metadata": str(meta_path),
+        "files": len(sources),
+    }
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
+def verify(tarball: Path) -> list[str]:
+    """Re-hash every member against MANIFEST.sha256; return the problems (empty = good)."""
+    problems = []
+    with tarfile.open(tarball, "r:gz") as tar:
+        member = tar.extractfile("MANIFEST.sha256")
+        if member is None:
+            return ["MANIFEST.sha256 missing"]
+        manifest = parse_manifest(member.read().decode())
+        seen = set()
+        for ti in tar.getmembers():
+            if not ti.isfile() or ti.name == "MANIFEST.sha256":
+                continue
+            seen.add(ti.name)
+            fh = tar.extractfile(ti)
+            h = hashlib.sha256()
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+            if manifest.get(ti.name) != h.hexdigest():
+                problems.append(f"{ti.name}: hash mismatch")
+        problems += [f"{p}: listed but missing" for p in sorted(set(manifest) - seen)]
+    sidecar = tarball.with_name(tarball.name + ".sha256")
+    if sidecar.is_file() and sidecar.read_text().split()[0] != sha256_file(tarball):
+        problems.append(f"{sidecar.name}: does not match the tarball")
+    return problems
+
+

@@ -1,0 +1,137 @@
+"""Container images built locally as docker-archive tarballs (design-notes §3.9).
+
+Why by hand: no registry is reachable from the testbed, and Docker is not installed.
+A docker-archive is just a tar of `manifest.json`, a config JSON and one layer tar;
+`ctr -n k8s.io images import` accepts it. Everything is deterministic (mtime 0, uid 0,
+sorted entries), so the same inputs give byte-identical images and stable hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eggo_nornir.testbed import spec
+from eggo_nornir.testbed.proc import TestbedError, run
+
+# Applets linked in the busybox image: enough for the DNS and Service tests (sh, nslookup,
+# wget) and for poking around. A fixed list keeps cross-arch builds identical.
+BUSYBOX_APPLETS: tuple[str, ...] = (
+    "sh", "ash", "cat", "date", "echo", "env", "false", "grep", "hostname", "id", "ip", "ifconfig",
+    "kill", "ls", "mkdir", "nc", "netstat", "nslookup", "ping", "printf", "ps", "rm", "route", "sleep",
+    "tail", "test", "top", "touch", "true", "uname", "wc", "wget", "which",
+)  # fmt: skip
+
+
+@dataclass
+class Layer:
+    """Files of a single-layer image: path in image -> (bytes, mode); symlinks and dirs."""
+
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    symlinks: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[str, ...] = ()
+
+
+def _info(name: str, kind: bytes, mode: int, size: int = 0, target: str = "") -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.mode, ti.size, ti.linkname = kind, mode, size, target
+    ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""
+    return ti
+
+
+def layer_tar(layer: Layer) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        parents = {str(Path(p).parent) for p in [*layer.files, *layer.symlinks]} | set(layer.dirs)
+        for d in sorted(p for p in parents if p not in ("", ".")):
+            tar.addfile(_info(d, tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755))
+        for path in sorted(layer.files):
+            data, mode = layer.files[path]
+            tar.addfile(_info(path, tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
+        for path in sorted(layer.symlinks):
+            tar.addfile(_info(path, tarfile.SYMTYPE, 0o777, target=layer.symlinks[path]))
+    return buf.getvalue()
+
+
+def docker_archive(
+    ref: str,
+    layer: Layer,
+    arch: str,
+    entrypoint: list[str] | None = None,
+    cmd: list[str] | None = None,
+) -> bytes:
+    """Bytes of a docker-archive holding one image `ref` (name:tag) with one layer."""
+    blob = layer_tar(layer)
+    diff_id = "sha256:" + hashlib.sha256(blob).hexdigest()
+    container_config: dict[str, object] = {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]}
+    if entrypoint:
+        container_config["Entrypoint"] = entrypoint
+    if cmd:
+        container_config["Cmd"] = cmd
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": container_config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "eggo-nornir testbed bundle"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    layer_name = diff_id.split(":", 1)[1] + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": [layer_name]}]
+    repo, _, tag = ref.rpartition(":")
+    repositories = {repo: {tag: diff_id.split(":", 1)[1]}}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        entries = [
+            (config_name, config_bytes),
+            (layer_name, blob),
+            ("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()),
+            ("repositories", json.dumps(repositories, separators=(",", ":")).encode()),
+        ]
+        tar.addfile(_info(layer_name.split("/")[0], tarfile.DIRTYPE, 0o755))
+        for name, data in entries:
+            tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+    return out.getvalue()
+
+
+GCC_BY_ARCH = {"amd64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
+
+
+def build_pause_binary(src: Path, out: Path, arch: str) -> Path:
+    compiler = GCC_BY_ARCH[arch]
+    run(
+        [compiler, "-static", "-Os", "-s", "-Wall", "-Werror", "-o", str(out), str(src)],
+        step=f"images: compile pause for {arch}",
+    )
+    return out
+
+
+def extract_busybox(deb: Path, workdir: Path) -> bytes:
+    """The static busybox binary out of Debian's busybox-static .deb."""
+    target = workdir / "busybox-static"
+    target.mkdir(parents=True, exist_ok=True)
+    run(["dpkg-deb", "-x", str(deb), str(target)], step=f"images: unpack {deb.name}")
+    binary = target / "bin" / "busybox"
+    if not binary.is_file():
+        raise TestbedError(f"images: {deb} has no bin/busybox")
+    return binary.read_bytes()
+
+
+def pause_image(pause_binary: bytes, arch: str) -> bytes:
+    layer = Layer(files={"pause": (pause_binary, 0o755)})
+    return docker_archive(spec.PAUSE_IMAGE.ref, layer, arch, entrypoint=["/pause"])
+
+
+def busybox_image(busybox: bytes, arch: str) -> bytes:
+    layer = Layer(
+        files={"bin/busybox": (busybox, 0o755), "etc/passwd": (b"root:x:0:0:root:/root:/bin/sh\n", 0o644)},
+        symlinks={f"bin/{a}": "busybox" for a in BUSYBOX_APPLETS},
+        dirs=("tmp", "root"),
+    )
+    return docker_archive(spec.BUSYBOX_IMAGE.ref, layer, arch, cmd=["sh"])

@@ -1,0 +1,255 @@
+"""`testbed up`, `down` and `status`.
+
+Why this order in `up`: every resource is recorded in the state file right after it is
+created, and any failure runs `down`, so a half-built testbed never lingers. Machines
+are prepared one by one (milliseconds each) but booted all at once and waited for in
+parallel, so boot time is that of the slowest machine, not the sum.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from eggo_nornir.testbed import credentials, deployyaml, machine, network, paths, rootfs, spec, ssh
+from eggo_nornir.testbed import state as st
+from eggo_nornir.testbed.proc import TestbedError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MACHINES = 6
+DEFAULT_SUBNET = "10.213.0.0/24"
+DEFAULT_NAME = "eggotb"
+
+
+def preflight() -> None:
+    """Name what is missing up front instead of failing halfway through."""
+    if os.geteuid() != 0:
+        raise TestbedError("testbed: must run as root (it creates a bridge, netns and mounts)")
+    missing = [t for t in ("systemd-nspawn", "ip", "mount", "openssl", "useradd") if shutil.which(t) is None]
+    if missing:
+        raise TestbedError(f"testbed: missing tools: {', '.join(missing)} (run .ci/testbed-deps.sh)")
+
+
+def default_bundle(arch: str) -> Path:
+    return paths.default_bundle_dir() / spec.bundle_name(arch)
+
+
+def up(
+    out_dir: Path,
+    *,
+    name: str = DEFAULT_NAME,
+    machines: int = DEFAULT_MACHINES,
+    subnet: str = DEFAULT_SUBNET,
+    bridge: str | None = None,
+    arch: str = "amd64",
+    boot_timeout: float = 180.0,
+    bundle: Path | None = None,
+) -> st.TestbedState:
+    """Create, boot and wait for the machines; write key, password, known_hosts, deploy.yaml, state."""
+    t0 = time.monotonic()
+    preflight()
+    network.validate_name(name)
+    net = network.Subnet.parse(subnet)
+    out_dir = out_dir.resolve()
+    previous = st.load(out_dir)
+    if previous is not None:
+        if any(machine.is_our_nspawn(m.pid, m) for m in previous.machines):
+            raise TestbedError(
+                f"testbed: {previous.name!r} is already up in {out_dir}; run `testbed down` first"
+            )
+        log.info("cleaning up a stale testbed state in %s", out_dir)
+        down(out_dir)
+    plan = machine.plan_roles(machines)
+    for i in range(1, len(plan) + 1):
+        net.host_ip(i)  # fail now if the subnet is too small
+
+    creds = credentials.ensure_credentials(out_dir)
+    fs = rootfs.ensure_rootfs(arch)
+    t_rootfs = time.monotonic() - t0
+
+    state = st.TestbedState(
+        name=name,
+        out_dir=str(out_dir),
+        bridge=bridge or network.bridge_name(name),
+        subnet=str(net.network),
+        gateway=net.gateway,
+        arch=arch,
+        rootfs=str(fs.path),
+    )
+    for i, (host, roles) in enumerate(plan, start=1):
+        state.machines.append(
+            st.MachineState(
+                name=host,
+                index=i,
+                ip=net.host_ip(i),
+                roles=roles,
+                netns=network.netns_name(name, host),
+                veth=network.veth_name(name, i),
+                machine_dir=str(out_dir / "machines" / host),
+            )
+        )
+    st.save(state)
+    try:
+        _create(state, creds, net, fs.path)
+        t_prepared = time.monotonic()
+        for m in state.machines:
+            m.pid = machine.boot(m, name)
+        st.save(state)
+        _wait_ready(state, creds, boot_timeout)
+        t_ready = time.monotonic()
+        state.timings = {
+            "rootfs_seconds": round(t_rootfs, 2),
+            "rootfs_cached": 1.0 if fs.cached else 0.0,
+            "prepare_seconds": round(t_prepared - t0 - t_rootfs, 2),
+            "boot_seconds": round(t_ready - t_prepared, 2),
+            "total_seconds": round(t_ready - t0, 2),
+        }
+        deployyaml.write(state, creds.key_path, bundle or default_bundle(arch))
+        st.save(state)
+    except BaseException:
+        log.error("testbed up failed; tearing down what was created")
+        try:
+            down(out_dir)
+        except TestbedError as exc:
+            log.error("teardown after failed up also failed: %s", exc)
+        raise
+    return state
+
+
+def _create(state: st.TestbedState, creds: credentials.Credentials, net: network.Subnet, lower: Path) -> None:
+    network.create_bridge(state.bridge, net, state.name)
+    state.bridge_created = True
+    st.save(state)
+    password_hash = credentials.hash_password(creds.password())
+    known_hosts = []
+    for m in state.machines:
+        network.create_machine_net(m.netns, m.veth, state.bridge, net.cidr(m.ip))
+        st.save(state)
+        machine.mount_root(lower, m)
+        host_pub = machine.prepare_root(m, creds, password_hash)
+        known_hosts.append(f"{m.ip} {' '.join(host_pub.split()[:2])}")
+    kh = Path(state.out_dir) / credentials.KNOWN_HOSTS_FILE
+    kh.write_text("\n".join(known_hosts) + "\n")
+
+
+def _wait_ready(state: st.TestbedState, creds: credentials.Credentials, timeout: float) -> None:
+    kh = Path(state.out_dir) / credentials.KNOWN_HOSTS_FILE
+
+    def one(m: st.MachineState) -> tuple[str, float]:
+        try:
+            result = ssh.wait_system_running(m.ip, creds.key_path, kh, timeout)
+        except TimeoutError as exc:
+            alive = machine.is_our_nspawn(m.pid, m)
+            raise TestbedError(
+                f"machine {m.name}: boot wait failed ({exc}); nspawn {'running' if alive else 'exited'}; "
+                f"console log: {m.console_log}"
+            ) from exc
+        m.leader_pid = machine.find_leader(m.pid or 0, m, timeout=2)
+        return result
+
+    with ThreadPoolExecutor(max_workers=len(state.machines)) as pool:
+        results = list(pool.map(one, state.machines))
+    bad = [
+        f"{m.name}: {s}"
+        for m, (s, _) in zip(state.machines, results, strict=True)
+        if s not in ("running", "degraded")
+    ]
+    if bad:
+        raise TestbedError("machines did not finish booting: " + "; ".join(bad))
+    for m, (s, secs) in zip(state.machines, results, strict=True):
+        log.info("%s %s after %.1fs", m.name, s, secs)
+
+
+def down(out_dir: Path, timeout: float = 20.0) -> dict[str, Any]:
+    """Stop every machine and remove every netns, veth, mount and the bridge that `up` recorded."""
+    out_dir = out_dir.resolve()
+    state = st.load(out_dir)
+    if state is None:
+        return {"status": "absent", "out_dir": str(out_dir)}
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(state.machines))) as pool:
+        futures = {m.name: pool.submit(machine.stop, m, timeout) for m in state.machines}
+    stopped: dict[str, str] = {}
+    for host, fut in futures.items():
+        try:
+            stopped[host] = fut.result()
+        except TestbedError as exc:
+            errors.append(str(exc))
+    for m in state.machines:
+        errors += machine.remove_cgroups(m.cgroups)
+        for step in (
+            lambda m=m: machine.unmount_root(m),
+            lambda m=m: network.delete_veth(m.veth),
+            lambda m=m: network.delete_netns(m.netns),
+        ):
+            try:
+                step()
+            except TestbedError as exc:
+                errors.append(str(exc))
+    try:
+        network.delete_bridge(state.bridge, state.name)
+    except TestbedError as exc:
+        errors.append(str(exc))
+    machines_dir = out_dir / "machines"
+    if not errors and machines_dir.is_dir():
+        mounts = Path("/proc/mounts").read_text()
+        if str(machines_dir) in mounts:
+            errors.append(f"down: something is still mounted under {machines_dir}; not removing it")
+        else:
+            shutil.rmtree(machines_dir)
+    if errors:
+        raise TestbedError("testbed down incomplete:\n" + "\n".join(errors))
+    st.state_path(out_dir).unlink(missing_ok=True)
+    return {"status": "down", "out_dir": str(out_dir), "machines": stopped}
+
+
+def status(out_dir: Path, check_ssh: bool = True) -> dict[str, Any]:
+    """What is running, from the state file plus live checks (process, netns, sshd, systemd state)."""
+    out_dir = out_dir.resolve()
+    state = st.load(out_dir)
+    if state is None:
+        return {"status": "absent", "out_dir": str(out_dir), "machines": []}
+    key = out_dir / credentials.KEY_FILE
+    kh = out_dir / credentials.KNOWN_HOSTS_FILE
+
+    def one(m: st.MachineState) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": m.name,
+            "ip": m.ip,
+            "roles": m.roles,
+            "pid": m.pid,
+            "running": machine.is_our_nspawn(m.pid, m),
+            "netns": network.netns_exists(m.netns),
+            "ssh": ssh.port_open(m.ip, 22, timeout=1.0) if check_ssh else None,
+            "system": None,
+        }
+        if check_ssh and info["ssh"]:
+            try:
+                info["system"] = ssh.run_as(
+                    m.ip, "root", "systemctl is-system-running", key_path=key, known_hosts=kh
+                ).stdout.strip()
+            except Exception as exc:  # status must report, never crash
+                info["system"] = f"error: {type(exc).__name__}"
+        return info
+
+    with ThreadPoolExecutor(max_workers=max(1, len(state.machines))) as pool:
+        infos = list(pool.map(one, state.machines))
+    all_up = bool(infos) and all(i["running"] for i in infos)
+    return {
+        "status": "up" if all_up else ("partial" if any(i["running"] for i in infos) else "stopped"),
+        "name": state.name,
+        "out_dir": str(out_dir),
+        "bridge": state.bridge,
+        "bridge_present": network.link_exists(state.bridge),
+        "subnet": state.subnet,
+        "deploy_yaml": str(out_dir / "deploy.yaml"),
+        "private_key": str(key),
+        "timings": state.timings,
+        "machines": infos,
+    }

@@ -1,0 +1,105 @@
+"""Opening the client: extras hygiene, Terrapin exclusions, error translation (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from eggo_nornir.remote import HostKeyChanged, Unreachable
+from eggo_nornir.remote.connect import connect_kwargs, disabled_algorithms, open_client, terrapin_macs
+
+PW = "conn-pw-55aa"
+
+
+def test_terrapin_exclusions_cover_every_etm_mac_paramiko_knows() -> None:
+    macs = terrapin_macs()
+    for mac in paramiko.Transport._preferred_macs:
+        assert (mac in macs) == mac.endswith("-etm@openssh.com")
+    d = disabled_algorithms()
+    assert d["ciphers"] == ["chacha20-poly1305@openssh.com"]
+    usable = [m for m in paramiko.Transport._preferred_macs if m not in d["macs"]]
+    assert usable and not any("etm" in m for m in usable)
+
+
+def test_disabled_algorithms_merge_with_the_inventory() -> None:
+    d = disabled_algorithms({"macs": ["hmac-md5"], "kex": ["diffie-hellman-group1-sha1"]})
+    assert "hmac-md5" in d["macs"] and "hmac-sha2-256-etm@openssh.com" in d["macs"]
+    assert d["kex"] == ["diffie-hellman-group1-sha1"]
+
+
+def test_connect_kwargs_never_mutate_shared_extras() -> None:
+    shared: dict[str, Any] = {"timeout": 5, "disabled_algorithms": {"macs": ["hmac-md5"]}}
+    snapshot = repr(shared)
+    a = connect_kwargs(hostname="a", port=22, username="u", password=None, key_filename="/k", extras=shared)
+    b = connect_kwargs(hostname="b", port=2222, username="v", password=PW, key_filename=None, extras=shared)
+    assert repr(shared) == snapshot
+    assert a["key_filename"] == "/k" and "key_filename" not in b
+    assert (a["hostname"], b["hostname"], b["port"], b["password"]) == ("a", "b", 2222, PW)
+
+
+def test_explicit_credentials_switch_off_agent_and_key_discovery() -> None:
+    kw = connect_kwargs(hostname="a", port=22, username="u", password=PW, key_filename=None, extras=None)
+    assert kw["look_for_keys"] is False and kw["allow_agent"] is False
+    bare = connect_kwargs(hostname="a", port=22, username="u", password=None, key_filename=None, extras=None)
+    assert bare["look_for_keys"] is True and bare["allow_agent"] is True
+    own = connect_kwargs(
+        hostname="a", port=22, username="u", password=PW, key_filename=None, extras={"allow_agent": True}
+    )
+    assert own["allow_agent"] is True  # an explicit inventory choice wins
+
+
+def _fail_with(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+
+    def connect(self: paramiko.SSHClient, **kw: Any) -> None:
+        seen.append(kw)
+        raise exc
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", connect)
+    return seen
+
+
+def test_bad_host_key_becomes_host_key_changed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    old, new = paramiko.ECDSAKey.generate(), paramiko.ECDSAKey.generate()
+    _fail_with(monkeypatch, paramiko.BadHostKeyException("10.0.0.1", new, old))
+    with pytest.raises(HostKeyChanged) as info:
+        open_client(hostname="10.0.0.1", known_hosts=tmp_path / "kh", label="master1")
+    msg = str(info.value)
+    assert msg.startswith("master1: HOST KEY CHANGED")
+    assert "SHA256:" in info.value.old_fingerprint and info.value.old_fingerprint in msg
+    assert info.value.new_fingerprint in msg and "--accept-new-host-keys" in msg
+
+
+def test_auth_failure_names_user_and_method_not_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _fail_with(monkeypatch, paramiko.AuthenticationException("Authentication failed."))
+    with pytest.raises(Unreachable) as info:
+        open_client(
+            hostname="10.0.0.1", username="eggo", password=PW, known_hosts=tmp_path / "kh", label="w1"
+        )
+    assert "authentication failed as eggo@10.0.0.1:22" in str(info.value)
+    assert "a password" in str(info.value) and PW not in str(info.value)
+    assert seen[0]["disabled_algorithms"]["ciphers"] == ["chacha20-poly1305@openssh.com"]
+
+
+@pytest.mark.parametrize(
+    "exc", [TimeoutError("timed out"), ConnectionRefusedError(111, "refused"), EOFError()]
+)
+def test_network_errors_are_unreachable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exc: Exception
+) -> None:
+    _fail_with(monkeypatch, exc)
+    with pytest.raises(Unreachable, match=r"^w1: cannot connect to 10.0.0.9:2200"):
+        open_client(hostname="10.0.0.9", port=2200, known_hosts=tmp_path / "kh", label="w1")
+
+
+def test_ssh_config_is_not_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(paramiko.SSHConfig, "lookup", lambda *a: pytest.fail("ssh config read"))
+    seen = _fail_with(monkeypatch, EOFError())
+    with pytest.raises(Unreachable):
+        open_client(hostname="10.0.0.1", username="eggo", known_hosts=tmp_path / "kh")
+    assert seen[0]["hostname"] == "10.0.0.1" and seen[0]["username"] == "eggo"

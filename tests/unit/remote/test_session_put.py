@@ -1,0 +1,141 @@
+"""`Remote.put` over a scripted client and SFTP: round trips, temp files, cleanup on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import Any
+
+import pytest
+from remote_fakechannel import FakeChannel, FakeClient, Step
+
+from eggo_nornir.remote import Remote, RemoteError
+from eggo_nornir.remote import session as session_mod
+
+NEW = b"new content\n"
+NEW_SHA = hashlib.sha256(NEW).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def no_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_mod.select, "select", lambda r, w, x, t: ([], [], []))
+
+
+class FakeSFTP:
+    def __init__(self, fail_upload: bool = False) -> None:
+        self.ops: list[tuple[str, Any]] = []
+        self.fail_upload = fail_upload
+        self.files: dict[str, bytes] = {}
+
+    def get_channel(self) -> Any:
+        return type("C", (), {"settimeout": lambda self, t: None})()
+
+    def normalize(self, path: str) -> str:
+        return "/home/eggo"
+
+    def mkdir(self, path: str, mode: int) -> None:
+        self.ops.append(("mkdir", (path, mode)))
+
+    def putfo(self, fh: Any, path: str, file_size: int, callback: Any, confirm: bool) -> None:
+        data = fh.read(5)
+        if self.fail_upload:
+            raise OSError("link dropped")
+        data += fh.read()
+        self.files[path] = data
+        callback(len(data), file_size)
+        self.ops.append(("putfo", path))
+
+    def remove(self, path: str) -> None:
+        self.ops.append(("remove", path))
+
+    def rmdir(self, path: str) -> None:
+        self.ops.append(("rmdir", path))
+
+    def close(self) -> None:
+        self.ops.append(("close", None))
+
+
+class Client(FakeClient):
+    def __init__(self, channels: list[FakeChannel], sftp: FakeSFTP) -> None:
+        super().__init__(channels)
+        self.sftp = sftp
+
+    def open_sftp(self) -> FakeSFTP:
+        return self.sftp
+
+
+def root_remote(probe: bytes, sftp: FakeSFTP, more: int = 1) -> tuple[Remote, Client]:
+    channels = [FakeChannel([Step(out=probe, exit=0)])] + [FakeChannel([Step(exit=0)]) for _ in range(more)]
+    client = Client(channels, sftp)
+    return Remote(client, host="n1", username="root"), client  # type: ignore[arg-type]
+
+
+def test_unchanged_is_one_round_trip_and_no_upload() -> None:
+    sftp = FakeSFTP()
+    r, client = root_remote(f"644:root:root:0:0:12\n{NEW_SHA}  -\n".encode(), sftp, more=0)
+    res = r.put("/etc/x.conf", NEW)
+    assert (res.changed, res.action, res.old_sha256, res.new_sha256) == (False, "none", NEW_SHA, NEW_SHA)
+    assert len(client.transport.opened) == 1 and sftp.ops == []
+    assert r.stats()["commands"] == 1
+
+
+def test_attrs_only_runs_chown_chmod() -> None:
+    sftp = FakeSFTP()
+    r, client = root_remote(f"600:root:root:0:0:12\n{NEW_SHA}  -\n".encode(), sftp)
+    res = r.put("/etc/x.conf", NEW, mode=0o640, owner="etcd", group="etcd")
+    assert res.changed and res.action == "attrs"
+    assert client.transport.opened[1].command == "chown etcd:etcd -- /etc/x.conf && chmod 0640 -- /etc/x.conf"
+    assert sftp.ops == []
+
+
+def test_write_uploads_to_private_dir_installs_and_cleans() -> None:
+    sftp = FakeSFTP()
+    r, client = root_remote(b"absent\n", sftp)
+    res = r.put("/etc/k8s/x.conf", NEW, mode=0o600)
+    assert res.changed and res.action == "write" and res.old_sha256 is None and res.diff_allowed
+    (op, (tmp_dir, mode)) = sftp.ops[0]
+    assert op == "mkdir" and mode == 0o700 and tmp_dir.startswith("/tmp/.eggo-put-")
+    assert sftp.files == {f"{tmp_dir}/data": NEW}
+    install = shlex.split(client.transport.opened[1].command)
+    assert install[:3] == ["mkdir", "-p", "--"] and "install" in install and "mv" in install
+    assert [o for o, _ in sftp.ops[-3:]] == ["remove", "rmdir", "close"]
+    assert r.stats() == {"commands": 2, "bytes_sent": len(NEW), "bytes_received": 7, "uploads": 1}
+
+
+def test_non_root_uploads_under_home() -> None:
+    sftp = FakeSFTP()
+    chans = [
+        FakeChannel([], on_exec=lambda c: [Step(err=_started(c), out=b"absent\n", exit=0)]),
+        FakeChannel([], on_exec=lambda c: [Step(err=_started(c), exit=0)]),
+    ]
+    r = Remote(Client(chans, sftp), host="n1", username="eggo")  # type: ignore[arg-type]
+    r.put("/etc/x", NEW)
+    assert sftp.ops[0][1][0].startswith("/home/eggo/.eggo-put-")
+
+
+def _started(cmd: str) -> bytes:
+    import re
+
+    m = re.search(r"__eggo_started_[0-9a-f]+__", cmd)
+    assert m
+    return m.group(0).encode() + b"\n"
+
+
+def test_failed_upload_never_installs_and_still_cleans() -> None:
+    sftp = FakeSFTP(fail_upload=True)
+    r, client = root_remote(b"absent\n", sftp)
+    with pytest.raises(RemoteError, match="n1: upload of /etc/x failed: link dropped"):
+        r.put("/etc/x", NEW)
+    assert len(client.transport.opened) == 1  # only the probe: no install ran
+    assert [o for o, _ in sftp.ops] == ["mkdir", "remove", "rmdir", "close"]
+
+
+def test_dry_run_and_errors() -> None:
+    sftp = FakeSFTP()
+    r, _ = root_remote(b"absent\n", sftp, more=0)
+    assert r.put("/etc/x", NEW, dry_run=True).changed and sftp.ops == []
+    r2, _ = root_remote(b"notfile\n", sftp, more=0)
+    with pytest.raises(RemoteError, match="not a regular file"):
+        r2.put("/etc", NEW)
+    with pytest.raises(ValueError, match="absolute"):
+        r.put("etc/x", NEW)

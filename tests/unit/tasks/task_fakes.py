@@ -1,0 +1,39 @@
+"""Helpers for task tests: Nornir with a FakeRemote on every host, so tasks run as in a deploy."""
+
+from __future__ import annotations
+
+from nornir import InitNornir
+from nornir.core import Nornir
+
+from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node
+from eggo_nornir.remote_fake import FakeRemote
+
+
+def small_cluster() -> ClusterConfig:
+    m0 = Node("m0", "10.9.0.10", roles=("master", "etcd"), username="eggo")
+    w0 = Node("w0", "10.9.0.20", roles=("worker",), username="eggo")
+    lb = Node("lb", "10.9.0.5", roles=("loadbalance",), username="eggo")
+    return ClusterConfig(
+        cluster_id="t1",
+        nodes=(m0, w0, lb),
+        masters=("m0",),
+        workers=("w0",),
+        etcds=("m0",),
+        loadbalance=LoadBalance("lb", "10.9.0.5"),
+        apiserver_endpoint="10.9.0.5:8443",
+    )
+
+
+def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
+    nr = InitNornir(
+        inventory={"plugin": "EggoInventory", "options": {"config": cfg}},
+        runner={"plugin": "serial"},
+        logging={"enabled": False},
+    )
+    for host in nr.inventory.hosts.values():
+        host.data["eggo_fake_remote"] = fakes.get(host.name) or FakeRemote(host=host.name)
+    return nr
+
+
+def fake_of(nr: Nornir, host: str) -> FakeRemote:
+    return nr.inventory.hosts[host].data["eggo_fake_remote"]

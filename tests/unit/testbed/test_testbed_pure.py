@@ -1,0 +1,222 @@
+"""Pure parts of the testbed: mirror parsing, names, subnets, routes, plans, command lines.
+
+Why these matter: they decide what runs as root on the host (ip, mount, nspawn), so a
+wrong argument is a host-networking accident; they need no root to check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eggo_nornir.testbed import machine, network, rootfs
+from eggo_nornir.testbed.proc import TestbedError, run
+from eggo_nornir.testbed.state import MachineState
+
+DEB822 = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def test_mirror_from_deb822_skips_security() -> None:
+    assert rootfs.parse_mirror(DEB822) == "http://deb.debian.org/debian"
+
+
+def test_mirror_from_sources_list_with_options() -> None:
+    text = "# comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n"
+    assert rootfs.parse_mirror("", text) == "http://mirror.example/debian"
+
+
+def test_mirror_missing_is_none() -> None:
+    assert rootfs.parse_mirror("Types: deb\nURIs: http://x\nSuites: trixie\n") is None
+
+
+def test_debootstrap_command_is_a_list_with_minbase_and_includes() -> None:
+    cmd = rootfs.debootstrap_command(Path("/c/r.tmp"), "amd64", "http://m/debian")
+    assert cmd[:3] == ["debootstrap", "--variant=minbase", "--arch=amd64"]
+    assert "--include=systemd,systemd-sysv,dbus,openssh-server,iproute2,sudo,procps" in cmd
+    assert cmd[-3:] == ["bookworm", "/c/r.tmp", "http://m/debian"]
+
+
+def test_stamp_ignores_mirror_but_not_packages(tmp_path: Path) -> None:
+    stamp = tmp_path / "s.json"
+    stamp.write_text(__import__("json").dumps(rootfs.stamp_for("amd64", "http://a")))
+    assert rootfs._stamp_matches(stamp, rootfs.stamp_for("amd64", "http://b"))
+    changed = {**rootfs.stamp_for("amd64", "http://a"), "include": ["systemd"]}
+    assert not rootfs._stamp_matches(stamp, changed)
+
+
+@pytest.mark.parametrize("name", ["eggotb", "a", "tb12345x"])
+def test_valid_names(name: str) -> None:
+    assert network.validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "EggoTB", "1tb", "toolongname", "eg-tb", "eg tb"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(TestbedError):
+        network.validate_name(name)
+
+
+def test_interface_names_fit_ifnamsiz() -> None:
+    assert network.bridge_name("eggotb") == "eggotbbr0"
+    assert len(network.veth_name("abcdefgh", 99)) <= 15
+
+
+def test_subnet_addresses() -> None:
+    net = network.Subnet.parse("10.213.0.0/24")
+    assert net.gateway == "10.213.0.1"
+    assert [net.host_ip(i) for i in (1, 6)] == ["10.213.0.11", "10.213.0.16"]
+    assert net.cidr("10.213.0.11") == "10.213.0.11/24"
+
+
+@pytest.mark.parametrize("bad", ["10.213.0.1/24", "fd00::/64", "10.0.0.0/30", "nonsense"])
+def test_bad_subnets(bad: str) -> None:
+    with pytest.raises(TestbedError):
+        network.Subnet.parse(bad)
+
+
+def test_small_subnet_runs_out() -> None:
+    net = network.Subnet.parse("10.9.0.0/28")
+    assert net.host_ip(4) == "10.9.0.14"
+    with pytest.raises(TestbedError):
+        net.host_ip(5)  # .15 is the broadcast address
+
+
+def test_overlapping_routes_ignore_default_and_own_bridge() -> None:
+    routes = [
+        {"dst": "default", "dev": "eth0"},
+        {"dst": "10.213.0.0/24", "dev": "eggotbbr0"},
+        {"dst": "10.0.0.0/8", "dev": "tun0"},
+        {"dst": "192.168.1.0/24", "dev": "eth0"},
+    ]
+    net = network.Subnet.parse("10.213.0.0/24")
+    assert network.overlapping_routes(routes, net, "eggotbbr0") == ["10.0.0.0/8 dev tun0"]
+
+
+def test_bridge_and_machine_commands() -> None:
+    cmds = network.bridge_up_commands("tbbr0", "10.1.0.1/24", "eggo-nornir-testbed:tb")
+    assert cmds[0] == ["ip", "link", "add", "tbbr0", "type", "bridge"]
+    assert ["ip", "link", "set", "tbbr0", "alias", "eggo-nornir-testbed:tb"] in cmds
+    mcmds = network.machine_net_commands("tb-m1", "ve-tb-1", "tbbr0", "10.1.0.11/24")
+    flat = [" ".join(c) for c in mcmds]
+    assert "ip link add ve-tb-1 type veth peer name eth0 netns tb-m1" in flat
+    assert not any("route" in c for c in flat), "machines must get no route out"
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (1, {"master1": ["master", "etcd", "worker"]}),
+        (3, {"master1": ["master", "etcd"], "worker1": ["worker"], "worker2": ["worker"]}),
+        (6, None),
+        (8, None),
+    ],
+)
+def test_plan_roles(count: int, expected: dict[str, list[str]] | None) -> None:
+    plan = dict(machine.plan_roles(count))
+    assert len(plan) == count
+    if expected:
+        assert plan == expected
+    if count >= 6:
+        assert [h for h, r in plan.items() if "master" in r] == ["master1", "master2", "master3"]
+        assert all("etcd" in plan[h] for h in ("master1", "master2", "master3"))
+        assert [h for h, r in plan.items() if "loadbalance" in r] == ["lb1"]
+        assert sum("worker" in r for r in plan.values()) == count - 4
+
+
+def test_plan_roles_rejects_zero() -> None:
+    with pytest.raises(TestbedError):
+        machine.plan_roles(0)
+
+
+def _machine(tmp: Path) -> MachineState:
+    return MachineState(
+        name="worker1",
+        index=4,
+        ip="10.213.0.14",
+        roles=["worker"],
+        netns="tb-worker1",
+        veth="ve-tb-4",
+        machine_dir=str(tmp / "machines" / "worker1"),
+    )
+
+
+def test_nspawn_command_has_the_container_runtime_options(tmp_path: Path) -> None:
+    m = _machine(tmp_path)
+    cmd = machine.nspawn_command(m, "tb", Path("/lib/modules"))
+    assert cmd[0] == "systemd-nspawn"
+    for opt in (
+        f"--directory={m.root}",
+        "--register=no",
+        "--network-namespace-path=/run/netns/tb-worker1",
+        "--capability=all",
+        "--bind=/dev/kmsg",
+        "--property=DeviceAllow=char-* rwm",
+        f"--bind={m.containerd_dir}:/var/lib/containerd",
+        "--bind-ro=/lib/modules",
+        "--kill-signal=SIGRTMIN+3",
+    ):
+        assert opt in cmd
+    assert cmd[-1] == machine.INIT_PATH
+    assert machine.NSPAWN_ENV == {"SYSTEMD_SECCOMP": "0"}
+    assert "--bind-ro=/lib/modules" not in machine.nspawn_command(m, "tb", None)
+
+
+def test_init_fixes_cgroups_before_systemd() -> None:
+    lines = machine.INIT_TEXT.splitlines()
+    assert lines[-1] == 'exec /lib/systemd/systemd "$@"'
+    assert machine.REMOUNT_PATH in lines
+    assert "mount -o remount,bind,rw" in machine.REMOUNT_TEXT
+    assert "Before=containerd.service kubelet.service" in machine.CGROUP_UNIT_TEXT
+
+
+def test_overlay_mount_command(tmp_path: Path) -> None:
+    m = _machine(tmp_path)
+    cmd = machine.overlay_mount_command(Path("/cache/rootfs"), m)
+    assert cmd[:4] == ["mount", "-t", "overlay", "overlay"]
+    assert cmd[5] == f"lowerdir=/cache/rootfs,upperdir={m.upper},workdir={m.work}"
+    bad = MachineState(**{**m.__dict__, "machine_dir": "/a,b/m"})
+    with pytest.raises(TestbedError):
+        machine.overlay_mount_command(Path("/cache/rootfs"), bad)
+
+
+def test_is_mounted_matches_exact_mountpoint() -> None:
+    mounts = "overlay /x/root overlay rw 0 0\ntmpfs /x/root2 tmpfs rw 0 0\n"
+    assert machine.is_mounted(Path("/x/root"), mounts)
+    assert not machine.is_mounted(Path("/x"), mounts)
+
+
+def test_hosts_file_has_localhost() -> None:
+    text = machine.hosts_file("master1", "10.0.0.11")
+    assert "127.0.0.1\tlocalhost\n" in text
+    assert text.endswith("10.0.0.11\tmaster1\n")
+
+
+def test_run_names_step_and_command() -> None:
+    with pytest.raises(TestbedError) as err:
+        run(["sh", "-c", "echo boom >&2; exit 3"], step="unit: demo")
+    msg = str(err.value)
+    assert msg.startswith("unit: demo: command failed (exit 3): sh -c")
+    assert "boom" in msg
+
+
+def test_run_never_echoes_stdin() -> None:
+    with pytest.raises(TestbedError) as err:
+        run(["sh", "-c", "cat >/dev/null; exit 1"], step="unit: secret", input_text="hunter2-secret")
+    assert "hunter2-secret" not in str(err.value)
+
+
+def test_run_missing_tool() -> None:
+    with pytest.raises(TestbedError, match="command not found: no-such-tool-xyz"):
+        run(["no-such-tool-xyz"], step="unit: missing")
