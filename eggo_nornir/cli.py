@@ -23,6 +23,8 @@ COMMANDS: tuple[str, ...] = (
     "template",
     "check",
     "render",
+    "deploy",
+    "cleanup",
     "testbed",
 )
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from eggo_nornir.config import ClusterConfig, load_config, to_json_dict
-from eggo_nornir.errors import ConfigError, UsageError
-from eggo_nornir.state import default_config_path
+from eggo_nornir.commands._common import add_config_args, load
+from eggo_nornir.config import ClusterConfig, to_json_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,24 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="validate a deploy.yaml without contacting any host",
         description="Validate a deploy.yaml (either dialect) and list every problem. No host is contacted.",
     )
-    parser.add_argument("config", nargs="?", metavar="FILE", help="the deploy.yaml (same as -f)")
-    parser.add_argument(
-        "-f",
-        "--file",
-        metavar="FILE",
-        help="the deploy.yaml to check (default: ~/.eggo/deploy.yaml, or $EGGO_HOME/deploy.yaml)",
-    )
+    add_config_args(parser, "check")
     parser.add_argument(
         "--json", action="store_true", help="print the normalised config as JSON (secrets redacted)"
     )
     parser.set_defaults(func=run)
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    """`-f FILE` or the positional FILE (not two different ones), else eggo's default file."""
-    if args.file and args.config and Path(args.file) != Path(args.config):
-        raise UsageError(f"two config files given: {args.config} and -f {args.file}")
-    return Path(args.file or args.config or default_config_path())
 
 
 def summary(cfg: ClusterConfig, path: Path) -> str:
@@ -60,15 +45,9 @@ def summary(cfg: ClusterConfig, path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = config_path(args)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"error: {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
-        return exc.exit_code
+    path, cfg, code = load(args)
+    if cfg is None:
+        return code
     if args.json:
         print(json.dumps(to_json_dict(cfg), indent=2))
     else:

@@ -14,7 +14,14 @@ lives in `eggo_nornir.tasks` and plugs in as `Phase`s.
 
 from eggo_nornir.engine.lock import ClusterLock, ClusterLocked
 from eggo_nornir.engine.nornir_factory import make_nornir
-from eggo_nornir.engine.phases import Phase, RunInterrupted, first_master, other_masters, run_phases
+from eggo_nornir.engine.phases import (
+    Phase,
+    RunInterrupted,
+    critical_hosts,
+    first_master,
+    other_masters,
+    run_phases,
+)
 from eggo_nornir.engine.progress import EggoProgress
 from eggo_nornir.engine.redact import RedactingFilter, Redactor, install_filter
 from eggo_nornir.engine.report import HostPhase, HostResult, PhaseResult, RunResult, TaskFailure
@@ -45,6 +52,7 @@ __all__ = [
     "RunResult",
     "TaskFailure",
     "check_stop",
+    "critical_hosts",
     "first_master",
     "install_filter",
     "make_nornir",

@@ -74,6 +74,10 @@ class Phase:
     - `policy`: "abort" stops the run after this phase if any host failed; "continue"
       only marks failed hosts, which later phases then skip.
     - `serial`: one host at a time (rolling restarts).
+    - `critical`: hosts (same forms as `hosts`) whose failure aborts the run even under
+      "continue". Shared preparation phases run on every host with "continue" so a
+      failed worker does not stop the deploy, but a failed etcd member, first master or
+      LB leaves no cluster to join, so those abort.
     - `params`: keyword arguments for the task. Nornir logs them: never put secrets here.
     """
 
@@ -83,6 +87,7 @@ class Phase:
     policy: Policy = "abort"
     serial: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
+    critical: HostSelector = ()
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -100,14 +105,35 @@ class Phase:
 
     def select(self, cfg: ClusterConfig) -> list[str]:
         """The node names this phase runs on, without duplicates."""
-        if self.hosts is None:
-            names: Iterable[str] = (n.name for n in cfg.nodes)
-        elif callable(self.hosts):
-            names = self.hosts(cfg)
-        else:
-            roles = (self.hosts,) if isinstance(self.hosts, str) else tuple(self.hosts)
-            names = (n.name for n in cfg.nodes if any(r in n.roles for r in roles))
-        return list(dict.fromkeys(names))
+        return _resolve(self.hosts, cfg)
+
+    def aborts(self, cfg: ClusterConfig, failed: Iterable[str]) -> bool:
+        """Whether these failed hosts stop the run after this phase."""
+        failed = list(failed)
+        if not failed:
+            return False
+        return self.policy == "abort" or bool(set(failed) & set(_resolve(self.critical, cfg, empty=True)))
+
+
+def _resolve(selector: HostSelector, cfg: ClusterConfig, empty: bool = False) -> list[str]:
+    """Node names of a selector; None means every node (or none, with `empty`)."""
+    if selector is None:
+        names: Iterable[str] = () if empty else (n.name for n in cfg.nodes)
+    elif callable(selector):
+        names = selector(cfg)
+    else:
+        roles = (selector,) if isinstance(selector, str) else tuple(selector)
+        names = (n.name for n in cfg.nodes if any(r in n.roles for r in roles))
+    return list(dict.fromkeys(names))
+
+
+def critical_hosts(cfg: ClusterConfig) -> list[str]:
+    """Host selector: the hosts without which there is no cluster (etcd members, the
+    first master, the load balancer)."""
+    names = [*cfg.etcds, *cfg.masters[:1]]
+    if cfg.loadbalance is not None:
+        names.append(cfg.loadbalance.name)
+    return list(dict.fromkeys(names))
 
 
 def first_master(cfg: ClusterConfig) -> list[str]:
@@ -296,7 +322,7 @@ def run_phases(
             if STOP.is_set():
                 raise KeyboardInterrupt
             _run_phase(base, phase, pr, timer, redactor)
-            if pr.status == "failed" and phase.policy == "abort":
+            if pr.status == "failed" and phase.aborts(cfg, pr.failed_hosts):
                 result.aborted_at = phase.name
     except KeyboardInterrupt as exc:
         result.interrupted = True

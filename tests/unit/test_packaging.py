@@ -76,3 +76,10 @@ def test_installed_cli_runs_from_another_directory(wheel: Path, tmp_path: Path) 
         text=True,
     )
     assert probe.stdout.startswith(str(target)), probe.stdout + probe.stderr
+
+
+def test_every_subpackage_is_in_the_wheel(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for init in (REPO / "eggo_nornir").rglob("__init__.py"):
+        rel = init.relative_to(REPO).as_posix()
+        assert rel in names, f"{rel} is missing from the wheel: add its package to pyproject.toml"

@@ -14,7 +14,14 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import runner
-from eggo_nornir.engine.phases import Phase, RunInterrupted, first_master, other_masters, run_phases
+from eggo_nornir.engine.phases import (
+    Phase,
+    RunInterrupted,
+    critical_hosts,
+    first_master,
+    other_masters,
+    run_phases,
+)
 
 
 def test_selectors(cfg: ClusterConfig) -> None:
@@ -96,6 +103,24 @@ def test_continue_policy_marks_host_failed_and_goes_on(nr: Nornir, cfg: ClusterC
     assert addons.ran == ["m0", "m1", "m2", "w1", "lb"]
     assert addons.hosts["w0"].status == "skipped"
     assert result.hosts["w1"].ok and not result.hosts["w0"].ok
+
+
+def test_continue_phase_aborts_when_a_critical_host_fails(nr: Nornir, cfg: ClusterConfig) -> None:
+    prep = Phase(
+        "system", failing_task, None, policy="continue", critical=critical_hosts, params={"fail_on": ("lb",)}
+    )
+    result = run_phases(nr, cfg, [prep, Phase("etcd", ok_task, "etcd")])
+    assert result.aborted_at == "system"
+    assert result.phases[1].status == "not_run"
+
+
+def test_continue_phase_goes_on_when_only_a_worker_fails(nr: Nornir, cfg: ClusterConfig) -> None:
+    prep = Phase(
+        "system", failing_task, None, policy="continue", critical=critical_hosts, params={"fail_on": ("w1",)}
+    )
+    result = run_phases(nr, cfg, [prep, Phase("etcd", ok_task, "etcd")])
+    assert result.aborted_at is None and result.failed_hosts == ["w1"]
+    assert critical_hosts(cfg) == ["m0", "m1", "m2", "lb"]
 
 
 def test_a_new_run_forgets_earlier_failures(nr: Nornir, cfg: ClusterConfig) -> None:

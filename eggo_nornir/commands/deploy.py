@@ -1,0 +1,115 @@
+"""`deploy`: bring the machines of a deploy.yaml to a working cluster (safe to re-run).
+
+A thin layer over `Cluster.deploy`: the same report comes out of the CLI and the Python
+API. Exit codes: 0 when every host succeeded, 1 when a deploy step failed on any host,
+2 for usage or config errors (nothing was touched), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from eggo_nornir.commands._common import add_config_args, load
+
+if TYPE_CHECKING:
+    from eggo_nornir.cluster import Cluster
+    from eggo_nornir.engine import RunResult
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """Options common to commands that run phases on hosts."""
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what would change, per host and file; change nothing"
+    )
+    parser.add_argument("--report", metavar="FILE", help="also write the JSON run report to FILE")
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
+    )
+    parser.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="replace recorded SSH host keys that changed (after reinstalling a machine)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=20, metavar="N", help="hosts worked on in parallel (20)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report instead of the summary table"
+    )
+    parser.add_argument(
+        "--cluster-prehook",
+        action="append",
+        default=[],
+        metavar="PATH[,ROLE]",
+        help="hook run before (repeatable)",
+    )
+    parser.add_argument(
+        "--cluster-posthook",
+        action="append",
+        default=[],
+        metavar="PATH[,ROLE]",
+        help="hook run after (repeatable)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "deploy",
+        help="deploy (or converge) the cluster described by a deploy.yaml",
+        description="Deploy the cluster over SSH. Re-running on a deployed cluster changes nothing.",
+    )
+    add_config_args(parser, "deploy")
+    add_run_args(parser)
+    parser.add_argument(
+        "--ignore-preflight",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="do not fail on this preflight check (repeatable; e.g. clock, ports, disk, unique)",
+    )
+    parser.set_defaults(func=run)
+
+
+def cluster_from(args: argparse.Namespace) -> tuple[Cluster | None, int]:
+    """The Cluster for the command's config and options, or (None, exit code) on config problems."""
+    from eggo_nornir.cluster import Cluster
+
+    _path, cfg, code = load(args)
+    if cfg is None:
+        return None, code
+    return Cluster(
+        cfg,
+        state_dir=args.state_dir,
+        accept_new_host_keys=args.accept_new_host_keys,
+        num_workers=args.workers,
+    ), 0
+
+
+def finish(result: RunResult, args: argparse.Namespace) -> int:
+    """Print the outcome and map it to the exit code."""
+    if args.json:
+        print(result.to_json())
+    else:
+        print(result.summary())
+        if result.ok and not result.dry_run and result.admin_kubeconfig:
+            print(f"\nTo use the cluster: export KUBECONFIG={result.admin_kubeconfig}")
+    if not result.ok:
+        print(f"failed hosts: {', '.join(result.failed_hosts) or '-'}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    cluster, code = cluster_from(args)
+    if cluster is None:
+        return code
+    result = cluster.deploy(
+        dry_run=args.dry_run,
+        progress=True,
+        report=args.report,
+        ignore_preflight=args.ignore_preflight,
+        cluster_prehooks=args.cluster_prehook,
+        cluster_posthooks=args.cluster_posthook,
+    )
+    return finish(result, args)
