@@ -14,4 +14,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["Cluster", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """`from eggo_nornir import Cluster` without importing Nornir for every CLI start."""
+    if name == "Cluster":
+        from eggo_nornir.cluster import Cluster
+
+        return Cluster
+    raise AttributeError(f"module 'eggo_nornir' has no attribute {name!r}")

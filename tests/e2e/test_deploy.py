@@ -1,0 +1,226 @@
+"""The product, for real: deploy a 3-master/2-worker/1-LB cluster on testbed machines from the
+offline bundle as the non-root sudo user, prove it works, re-deploy (nothing changes, nothing
+restarts), and clean up.
+
+Why one module-scoped testbed of its own: a deploy changes the machines deeply, so it must not
+share them with the other e2e tests; and the steps build on each other (deploy, inspect,
+re-deploy, clean up), so they are ordered tests over one fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eggo_nornir.testbed import lifecycle
+from eggo_nornir.testbed.handle import Testbed, unavailable
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = os.environ.get("EGGO_E2E_DEPLOY_SUBNET", "10.215.0.0/24")
+UNITS = {
+    "master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns"],
+    "worker": ["containerd", "kubelet", "kube-proxy"],
+    "loadbalance": ["kube-nginx"],
+}
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("deploytb")
+    state = lifecycle.up(out, name="eggodep", machines=6, subnet=SUBNET, bundle=bundle)
+    try:
+        yield Testbed(state, out)
+    finally:
+        lifecycle.down(out)
+        if TIMINGS:
+            print("\nE2E TIMINGS " + json.dumps(TIMINGS), file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def env(tb: Testbed) -> dict[str, str]:
+    home = tb.out_dir / "eggo-home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "EGGO_HOME": str(home)}
+
+
+def eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def kubectl_path() -> str:
+    """The bundle's own kubectl, run on the controller against the LB."""
+    from eggo_nornir.testbed import bundle as bundle_mod
+
+    return str(bundle_mod.bin_dir("amd64") / "kubectl")
+
+
+@pytest.fixture(scope="module")
+def kubectl(tb: Testbed, env: dict[str, str], bundle: Path):  # type: ignore[no-untyped-def]
+    kubeconfig = Path(env["EGGO_HOME"]) / "clusters" / "eggodep" / "admin.conf"
+    binary = kubectl_path()
+
+    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    return run
+
+
+def unit_starts(tb: Testbed) -> dict[str, str]:
+    """Start timestamps of every unit we run, per machine (a restart changes them)."""
+    out: dict[str, str] = {}
+    for m in tb.machines:
+        units = sorted({u for role in m.roles for u in UNITS.get(role, [])})
+        if not units:
+            continue
+        res = tb.run(m, "systemctl show -p Id -p ActiveEnterTimestampMonotonic " + " ".join(units))
+        out[m.name] = res.stdout
+    return out
+
+
+class TestDeploy:
+    report: dict = {}
+    starts: dict[str, str] = {}
+
+    def test_deploy_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
+        report = tb.out_dir / "deploy-report.json"
+        started = time.monotonic()
+        proc = eggo(env, "deploy", str(tb.deploy_yaml), "--report", str(report))
+        TIMINGS["deploy_seconds"] = round(time.monotonic() - started, 1)
+        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
+        data = json.loads(report.read_text())
+        assert data["ok"] is True and data["cluster"] == "eggodep"
+        assert Path(data["admin_kubeconfig"]).is_file()
+        assert set(data["hosts"]) == {m.name for m in tb.machines}
+        TestDeploy.report = data
+
+    def test_every_worker_is_ready(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        ready = {
+            n["metadata"]["name"]
+            for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        }
+        assert {m.name for m in tb.with_role("worker")} <= ready
+
+    def test_etcd_healthy_over_mtls_on_every_member(self, tb: Testbed) -> None:
+        for m in tb.with_role("etcd"):
+            res = tb.run(
+                m,
+                "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
+                "--cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
+                "--key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster",
+            )
+            assert res.rc == 0, res.stderr
+            assert res.stdout.count("is healthy") == len(tb.with_role("etcd")), res.stdout
+
+    def test_pods_dns_and_services_work(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
+        from eggo_nornir.testbed import spec
+
+        image = spec.BUSYBOX_IMAGE.ref
+        workers = [m.name for m in tb.with_role("worker")]
+        docs = []
+        for i, w in enumerate(workers):
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": f"probe-{i}", "labels": {"app": f"probe-{i}"}},
+                    "spec": {
+                        "nodeName": w,
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": image,
+                                "imagePullPolicy": "Never",
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    "mkdir -p /www && echo hello-from-"
+                                    + w
+                                    + " > /www/index.html && httpd -f -p 8080 -h /www",
+                                ],
+                            }
+                        ],
+                    },
+                }
+            )
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": f"probe-{i}"},
+                    "spec": {"selector": {"app": f"probe-{i}"}, "ports": [{"port": 80, "targetPort": 8080}]},
+                }
+            )
+        manifest = tb.out_dir / "probes.yaml"
+        manifest.write_text(yaml.safe_dump_all(docs))
+        kubectl("apply", "-f", str(manifest))
+        kubectl("wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s", timeout=200)
+        # DNS through CoreDNS, from the pod on the first worker
+        res = kubectl(
+            "exec", "probe-0", "--", "nslookup", "kubernetes.default.svc.cluster.local", check=False
+        )
+        assert res.returncode == 0 and "10.32.0.1" in res.stdout, res.stdout + res.stderr
+        # a Service backed by a pod on ANOTHER node, by DNS name
+        res = kubectl(
+            "exec", "probe-0", "--", "wget", "-qO-", "-T", "10", "http://probe-1.default.svc.cluster.local"
+        )
+        assert res.returncode == 0 and f"hello-from-{workers[1]}" in res.stdout, res.stdout + res.stderr
+
+    def test_api_survives_a_stopped_master(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
+        victim = tb.with_role("master")[1]
+        tb.run(victim, "systemctl stop kube-apiserver")
+        try:
+            for _ in range(5):
+                assert kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
+        finally:
+            tb.run(victim, "systemctl start kube-apiserver")
+        deadline = time.monotonic() + 60
+        while tb.run(victim, "systemctl is-active kube-apiserver").stdout.strip() != "active":
+            assert time.monotonic() < deadline
+            time.sleep(1)
+
+    def test_redeploy_changes_nothing_and_restarts_nothing(self, tb: Testbed, env: dict[str, str]) -> None:
+        before = unit_starts(tb)
+        report = tb.out_dir / "redeploy-report.json"
+        started = time.monotonic()
+        proc = eggo(env, "deploy", str(tb.deploy_yaml), "--report", str(report))
+        TIMINGS["redeploy_seconds"] = round(time.monotonic() - started, 1)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        data = json.loads(report.read_text())
+        changed = {
+            p["name"]: [h for h, r in p.get("hosts", {}).items() if r.get("changed")] for p in data["phases"]
+        }
+        assert data["changed"] == 0, json.dumps(changed, indent=1)
+        assert unit_starts(tb) == before
+
+    def test_cleanup_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
+        started = time.monotonic()
+        proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml))
+        TIMINGS["cleanup_seconds"] = round(time.monotonic() - started, 1)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        for m in tb.machines:
+            res = tb.run(
+                m, "systemctl list-units --all --plain --no-legend | grep -E 'kube|etcd|coredns' || true"
+            )
+            assert res.stdout.strip() == "", f"{m.name}: {res.stdout}"
