@@ -11,7 +11,8 @@
 #   golang-go          only if `go` is missing. Kubernetes 1.35 needs Go >= 1.25 but bookworm
 #                      ships 1.19, which cannot even switch toolchains; then the official Go
 #                      toolchain module golang.org/toolchain is fetched from the Go module
-#                      proxy into /usr/local/go (EGGO_GO_VERSION, default 1.26.8).
+#                      proxy into /usr/local/go (EGGO_GO_VERSION, default 1.26.8;
+#                      EGGO_GO_PREFIX and EGGO_GO_FORCE=1 exist to test this path).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 want=(systemd-container debootstrap iproute2 openssh-client busybox-static gcc libc6-dev)
@@ -35,7 +36,8 @@ go_minor() {  # prints the minor version of the best go found (0 if none)
   done
   echo 0
 }
-if [ "$(go_minor)" -lt 25 ]; then
+prefix=${EGGO_GO_PREFIX:-/usr/local/go}
+if [ "$(go_minor)" -lt 25 ] || [ "${EGGO_GO_FORCE:-0}" = 1 ]; then
   ver=${EGGO_GO_VERSION:-1.26.8}
   arch=$(dpkg --print-architecture)
   proxy=${GOPROXY:-https://proxy.golang.org}; proxy=${proxy%%,*}
@@ -46,7 +48,8 @@ if [ "$(go_minor)" -lt 25 ]; then
   python3 -m zipfile -e "$tmp/go.zip" "$tmp/x"
   root="$tmp/x/golang.org/toolchain@${mod}"
   chmod +x "$root"/bin/* "$root"/pkg/tool/*/*   # module zips do not keep exec bits
-  rm -rf /usr/local/go.new && mv "$root" /usr/local/go.new
-  rm -rf /usr/local/go && mv /usr/local/go.new /usr/local/go
+  mkdir -p "$(dirname "$prefix")"
+  rm -rf "$prefix.new" && mv "$root" "$prefix.new"
+  rm -rf "$prefix" && mv "$prefix.new" "$prefix"
 fi
-echo "testbed-deps: ok ($(/usr/local/go/bin/go version 2>/dev/null || go version))" >&2
+echo "testbed-deps: ok ($("$prefix/bin/go" version 2>/dev/null || go version))" >&2

@@ -228,10 +228,19 @@ def items(doc: Any) -> list[dict[str, Any]]:
     return [doc] if isinstance(doc, dict) else []
 
 
-def readyz(remote: Remote, server: str, kubeconfig: str = ADMIN_CONF) -> tuple[bool, str]:
-    """One `/readyz` probe of the apiserver at `server` (no retries): (ok, what it said)."""
+def readyz(remote: Remote, server: str | None = None, kubeconfig: str = ADMIN_CONF) -> tuple[bool, str]:
+    """One `/readyz` probe (no retries) of the apiserver at `server`, or the kubeconfig's
+    server when None: (ok, what it said). Dry runs use it to skip the API when it is not up."""
     res = kubectl(
-        remote, "get", "--raw", "/readyz", kubeconfig=kubeconfig, server=server, check=False, retries=0, timeout=20
+        remote,
+        "get",
+        "--raw",
+        "/readyz",
+        kubeconfig=kubeconfig,
+        server=server,
+        check=False,
+        retries=0,
+        timeout=20,
     )
     text = (res.stdout.strip() or res.stderr.strip())[-500:]
     return res.rc == 0 and res.stdout.strip() == "ok", text

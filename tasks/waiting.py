@@ -27,9 +27,7 @@ class Clock:
 CLOCK = Clock()
 
 
-def poll(
-    attempt: Callable[[], tuple[bool, T]], timeout: float, interval: float = 2.0
-) -> tuple[bool, T]:
+def poll(attempt: Callable[[], tuple[bool, T]], timeout: float, interval: float = 2.0) -> tuple[bool, T]:
     """Call `attempt()` until it returns `(True, value)` or `timeout` seconds have passed.
 
     Always tries at least once, so a zero timeout means "check once". Returns the last
@@ -66,10 +64,11 @@ def journal_tail(remote: object, units: tuple[str, ...] | list[str], lines: int 
     script = (
         "for u in "
         + " ".join(shlex.quote(u) for u in units)
-        + f'; do echo "== journal of $u"; journalctl -u "$u" -n {int(lines)} --no-pager 2>&1 | tail -n {int(lines)}; done'
+        + f'; do echo "== journal of $u"; journalctl -u "$u" -n {int(lines)} --no-pager 2>&1'
+        + f" | tail -n {int(lines)}; done"
     )
     try:
         out = remote.run(script, check=False, timeout=60)  # type: ignore[attr-defined]
-    except Exception as exc:  # noqa: BLE001 - diagnostics only
+    except Exception as exc:
         return f"(journal unavailable: {exc})"
     return str(out.stdout)[-6000:]

@@ -119,15 +119,23 @@ def deploy_phases(
         Phase(
             "control-plane-init", controlplane.deploy_control_plane, first_master, policy="abort", params=c
         ),
-        Phase("control-plane", controlplane.deploy_control_plane, other_masters, policy="continue", params=c),
+        # one master at a time: on a re-run that restarts apiservers, the API stays up behind the LB
+        Phase(
+            "control-plane",
+            controlplane.deploy_control_plane,
+            other_masters,
+            policy="continue",
+            serial=True,
+            params=c,
+        ),
         Phase("bootstrap", bootstrap.apply_bootstrap, first_master, policy="abort", params=c),
         Phase("runtime", runtime.deploy_runtime, "worker", policy="continue", params=c),
         Phase("images", packages.import_images, "worker", policy="continue", params=c),
         Phase("node", worker.deploy_node, "worker", policy="continue", params=c),
         Phase("pod-routes", network.deploy_pod_routes, _masters_not_workers, policy="continue", params=c),
         Phase("coredns", coredns.deploy_coredns, "master", **prep, params=c),
-        Phase("labels", nodes.label_and_taint, first_master, policy="continue", params=c),
         Phase("nodes-ready", nodes.wait_nodes_ready, first_master, policy="continue", params=c),
+        Phase("labels", nodes.label_and_taint, first_master, policy="continue", params=c),
     ]
     if cfg.enable_kubelet_serving:
         phases.append(

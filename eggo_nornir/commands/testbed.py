@@ -65,9 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _print_machines(machines: list[dict[str, Any]]) -> None:
     print(f"{'NAME':<10} {'IP':<15} {'ROLES':<18} {'RUNNING':<8} {'SSH':<5} SYSTEM")
     for m in machines:
+        running = "yes" if m.get("running") else "no"
+        reachable = "yes" if m.get("ssh") else "no"
         print(
             f"{m['name']:<10} {m['ip']:<15} {','.join(m['roles']):<18} "
-            f"{'yes' if m.get('running') else 'no':<8} {'yes' if m.get('ssh') else 'no':<5} {m.get('system') or '-'}"
+            f"{running:<8} {reachable:<5} {m.get('system') or '-'}"
         )
 
 
@@ -100,9 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"password:     {out / 'password'}  (0600; for password auth and eggopw's sudo)")
     print(f"known_hosts:  {out / 'known_hosts'}")
     first = state.machines[0]
-    print(
-        f"try:          ssh -i {out / 'id_ed25519'} -o UserKnownHostsFile={out / 'known_hosts'} eggo@{first.ip}"
-    )
+    kh = out / "known_hosts"
+    print(f"try:          ssh -i {out / 'id_ed25519'} -o UserKnownHostsFile={kh} eggo@{first.ip}")
     return 0
 
 

@@ -114,12 +114,22 @@ def up(
         st.save(state)
     except BaseException:
         log.error("testbed up failed; tearing down what was created")
+        _keep_console_logs(state)
         try:
             down(out_dir)
         except TestbedError as exc:
             log.error("teardown after failed up also failed: %s", exc)
         raise
     return state
+
+
+def _keep_console_logs(state: st.TestbedState) -> None:
+    """Copy each machine's console log out of machines/ (which `down` removes) for diagnosis."""
+    dest = Path(state.out_dir) / "failed-up-logs"
+    for m in state.machines:
+        if m.console_log.is_file():
+            dest.mkdir(exist_ok=True)
+            shutil.copyfile(m.console_log, dest / f"{m.name}.console.log")
 
 
 def _create(state: st.TestbedState, creds: credentials.Credentials, net: network.Subnet, lower: Path) -> None:
@@ -146,9 +156,10 @@ def _wait_ready(state: st.TestbedState, creds: credentials.Credentials, timeout:
             result = ssh.wait_system_running(m.ip, creds.key_path, kh, timeout)
         except TimeoutError as exc:
             alive = machine.is_our_nspawn(m.pid, m)
+            tail = m.console_log.read_text(errors="replace").strip().splitlines()[-8:]
             raise TestbedError(
                 f"machine {m.name}: boot wait failed ({exc}); nspawn {'running' if alive else 'exited'}; "
-                f"console log: {m.console_log}"
+                f"console log (kept in failed-up-logs/ after teardown) ends with:\n" + "\n".join(tail)
             ) from exc
         m.leader_pid = machine.find_leader(m.pid or 0, m, timeout=2)
         return result
@@ -183,6 +194,7 @@ def down(out_dir: Path, timeout: float = 20.0) -> dict[str, Any]:
             errors.append(str(exc))
     for m in state.machines:
         errors += machine.remove_cgroups(m.cgroups)
+        machine.remove_propagate_dir(m, state.name)
         for step in (
             lambda m=m: machine.unmount_root(m),
             lambda m=m: network.delete_veth(m.veth),

@@ -14,8 +14,10 @@ DeviceAllow property so containerd, runc and the kubelet can work inside; the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -294,6 +296,9 @@ def prepare_root(m: MachineState, creds: credentials.Credentials, password_hash:
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
         wants.symlink_to(f"/etc/systemd/system/{CGROUP_UNIT}")
+    # Power off within the grace `down` gives (SIGTERM, then SIGKILL after 20 s): a worker
+    # running containerd and the kubelet otherwise sat in stop jobs until it was killed.
+    _write(root / "etc/systemd/system.conf.d/10-eggo-testbed.conf", "[Manager]\nDefaultTimeoutStopSec=10s\n")
     for unit in MASKED_UNITS:
         link = units / unit
         if link.is_symlink() or link.exists():
@@ -317,7 +322,7 @@ def plan_cgroups(mountinfo: str, self_cgroup: str, leaf: str) -> list[Path]:
         pre, sep, post = line.partition(" - ")
         if not sep:
             continue
-        fstype, _source, super_opts = (post.split() + ["", "", ""])[:3]
+        fstype, _source, super_opts = [*post.split(), "", "", ""][:3]
         if fstype in ("cgroup", "cgroup2"):
             mounts.append((fstype, set(super_opts.split(",")), Path(pre.split()[4])))
     out: list[Path] = []
@@ -328,7 +333,9 @@ def plan_cgroups(mountinfo: str, self_cgroup: str, leaf: str) -> list[Path]:
         _, controllers, path = parts
         for fstype, opts, mountpoint in mounts:
             wanted = set(filter(None, controllers.split(",")))
-            if (fstype == "cgroup2" and not controllers) or (fstype == "cgroup" and wanted and wanted <= opts):
+            if (fstype == "cgroup2" and not controllers) or (
+                fstype == "cgroup" and wanted and wanted <= opts
+            ):
                 out.append(mountpoint / path.lstrip("/") / leaf)
                 break
     return out
@@ -365,6 +372,16 @@ def remove_cgroups(dirs: list[str]) -> list[str]:
     return failures
 
 
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
+
+
+def remove_propagate_dir(m: MachineState, testbed: str) -> None:
+    """nspawn's per-machine mount-propagation dir stays behind when nspawn was SIGKILLed."""
+    path = PROPAGATE_DIR / f"{testbed}-{m.name}"
+    if path.is_dir() and not is_mounted(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _enter_cgroups(dirs: list[Path]) -> None:
     """Runs in the forked child before exec: move it (and so nspawn) into the machine's cgroups."""
     for d in dirs:
@@ -377,7 +394,9 @@ def boot(m: MachineState, testbed: str) -> int:
     """Start nspawn detached (own session, own cgroups) so the machine outlives `testbed up`."""
     cmd = nspawn_command(m, testbed, modules_dir())
     dirs = plan_cgroups(
-        Path("/proc/self/mountinfo").read_text(), Path("/proc/self/cgroup").read_text(), f"eggo-{testbed}-{m.name}"
+        Path("/proc/self/mountinfo").read_text(),
+        Path("/proc/self/cgroup").read_text(),
+        f"eggo-{testbed}-{m.name}",
     )
     create_cgroups(dirs)
     m.cgroups = [str(d) for d in dirs]
@@ -390,7 +409,7 @@ def boot(m: MachineState, testbed: str) -> int:
             stderr=subprocess.STDOUT,
             env={**os.environ, **NSPAWN_ENV},
             start_new_session=True,
-            preexec_fn=lambda: _enter_cgroups(dirs),  # noqa: PLW1509 - single-threaded at this point
+            preexec_fn=lambda: _enter_cgroups(dirs),
         )
     except OSError as exc:
         raise TestbedError(f"machine {m.name}: cannot start {' '.join(cmd)}: {exc}") from exc
@@ -447,11 +466,9 @@ def find_leader(nspawn_pid: int, m: MachineState, timeout: float = 10.0) -> int 
     return None
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def stop(m: MachineState, timeout: float) -> str:
@@ -511,7 +528,5 @@ def _reap(pid: int | None) -> None:
     """Reap our own child if `up` and `down` run in one process (pytest); harmless otherwise."""
     if not pid:
         return
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

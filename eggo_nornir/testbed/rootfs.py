@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,8 @@ def host_mirror(suite: str = SUITE) -> str:
     mirror = parse_mirror(deb822, sources_list, suite)
     if not mirror:
         raise TestbedError(
-            f"rootfs: no apt source for {suite!r} in /etc/apt/sources.list(.d); cannot pick a debootstrap mirror"
+            f"rootfs: no apt source for {suite!r} in /etc/apt/sources.list(.d); "
+            "cannot pick a debootstrap mirror"
         )
     return mirror
 
@@ -143,7 +145,11 @@ def ensure_rootfs(arch: str = "amd64", suite: str = SUITE, rebuild: bool = False
     stamp_file.unlink(missing_ok=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     log_file = paths.logs_dir() / f"debootstrap-{suite}-{arch}.log"
-    print(f"building the {suite}/{arch} rootfs with debootstrap (log: {log_file}) ...", flush=True)
+    print(
+        f"building the {suite}/{arch} rootfs with debootstrap (log: {log_file}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     run(debootstrap_command(tmp, arch, mirror, suite), step="rootfs: debootstrap", log_file=log_file)
     verify_rootfs(tmp)
     tmp.rename(target)

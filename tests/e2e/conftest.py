@@ -30,7 +30,7 @@ E2E_NAME = "eggoe2e"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Everything under tests/e2e carries the `e2e` marker, so `-m "not e2e"` skips the tier."""
     for item in items:
-        if E2E_DIR in Path(str(item.fspath)).resolve().parents and item.get_closest_marker("e2e") is None:
+        if E2E_DIR in Path(item.path).resolve().parents and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
 
 
@@ -51,7 +51,8 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     try:
         yield Testbed(state, out)
     finally:
-        lifecycle.down(out)
+        result = lifecycle.down(out)
+        print(f"\ntestbed down: {result.get('machines')}")
 
 
 @pytest.fixture(scope="session")

@@ -98,9 +98,6 @@ def unit_starts(tb: Testbed) -> dict[str, str]:
 
 
 class TestDeploy:
-    report: dict = {}
-    starts: dict[str, str] = {}
-
     def test_deploy_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
         report = tb.out_dir / "deploy-report.json"
         started = time.monotonic()
@@ -111,7 +108,6 @@ class TestDeploy:
         assert data["ok"] is True and data["cluster"] == "eggodep"
         assert Path(data["admin_kubeconfig"]).is_file()
         assert set(data["hosts"]) == {m.name for m in tb.machines}
-        TestDeploy.report = data
 
     def test_every_worker_is_ready(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
         nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
@@ -127,7 +123,8 @@ class TestDeploy:
             res = tb.run(
                 m,
                 "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
-                "--cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
+                "--cacert /etc/kubernetes/pki/etcd/ca.crt "
+                "--cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
                 "--key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster",
             )
             assert res.rc == 0, res.stderr

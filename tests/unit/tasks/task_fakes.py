@@ -37,3 +37,13 @@ def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
 
 def fake_of(nr: Nornir, host: str) -> FakeRemote:
     return nr.inventory.hosts[host].data["eggo_fake_remote"]
+
+
+def make_ctx(cfg: ClusterConfig, state_dir, files=None, **options):  # type: ignore[no-untyped-def]
+    """A DeployContext without rendering the whole cluster: `files` maps node name -> [HostFile]."""
+    from pathlib import Path
+
+    from eggo_nornir.render.rendered import Rendered
+    from eggo_nornir.tasks.context import DeployContext
+
+    return DeployContext(cfg, Rendered(files or {}, cfg.cluster_id), Path(state_dir), dict(options))

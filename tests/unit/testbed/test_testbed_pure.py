@@ -169,7 +169,7 @@ def test_nspawn_command_has_the_container_runtime_options(tmp_path: Path) -> Non
     ):
         assert opt in cmd
     assert cmd[-1] == machine.INIT_PATH
-    assert machine.NSPAWN_ENV == {"SYSTEMD_SECCOMP": "0"}
+    assert machine.NSPAWN_ENV == {"SYSTEMD_SECCOMP": "0", "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
     assert "--bind-ro=/lib/modules" not in machine.nspawn_command(m, "tb", None)
 
 
@@ -179,6 +179,47 @@ def test_init_fixes_cgroups_before_systemd() -> None:
     assert machine.REMOUNT_PATH in lines
     assert "mount -o remount,bind,rw" in machine.REMOUNT_TEXT
     assert "Before=containerd.service kubelet.service" in machine.CGROUP_UNIT_TEXT
+
+
+def test_init_fakes_kubelet_sysctls_without_writing_them() -> None:
+    text = machine.INIT_TEXT
+    assert "vm.overcommit_memory=1" in text and "kernel.panic_on_oops=1" in text
+    assert 'mount --bind "/run/eggo-testbed/sysctl/$key" "$f"' in text
+    assert "sysctl -w" not in text  # the host's values are never changed
+
+
+MOUNTINFO = """\
+30 1 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
+35 1 0:31 / /proc rw - proc proc rw
+"""
+SELF_CGROUP = """\
+4:memory:/ci/job1
+3:cpu,cpuacct:/
+2:name=systemd:/
+0::/
+"""
+
+
+def test_plan_cgroups_one_dir_per_hierarchy_below_own_cgroup() -> None:
+    dirs = machine.plan_cgroups(MOUNTINFO, SELF_CGROUP, "eggo-tb-m1")
+    assert dirs == [
+        Path("/sys/fs/cgroup/memory/ci/job1/eggo-tb-m1"),
+        Path("/sys/fs/cgroup/cpu,cpuacct/eggo-tb-m1"),
+        Path("/sys/fs/cgroup/systemd/eggo-tb-m1"),
+        Path("/sys/fs/cgroup/unified/eggo-tb-m1"),
+    ]
+
+
+def test_remove_cgroups_bottom_up(tmp_path: Path) -> None:
+    top = tmp_path / "eggo-tb-m1"
+    (top / "payload" / "system.slice" / "ssh.service").mkdir(parents=True)
+    (top / "supervisor").mkdir()
+    assert machine.remove_cgroups([str(top), str(tmp_path / "absent")]) == []
+    assert not top.exists()
 
 
 def test_overlay_mount_command(tmp_path: Path) -> None:

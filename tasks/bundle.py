@@ -1,0 +1,435 @@
+"""Ship each host the part of the offline bundle its roles need, once.
+
+Why a per-role sub-bundle: upstream uploads the whole per-arch tarball (hundreds of MB of
+kube binaries, debs and images) to every node, so an LB that needs two nginx debs gets
+the apiserver too, and the controller's uplink carries N x the bundle. Here the
+controller cuts, once per (arch, role set, package list, source bundle), a tar.gz with
+only the members the node's packages reference, caches it under
+`<state_dir>/bundles/`, and ships that.
+
+Why deterministic bytes: members sorted, mtime/uid/gid zeroed, gzip mtime 0. The same
+inputs give the same sha256, so the skip check (`<dstpath>/<name>.sha256` on the host)
+holds across runs and controllers, and a later peer-to-peer fan-out can verify what a
+peer serves against the same digest. The direct upload below stays the fallback path.
+
+The `.sha256` marker is written only after a verified upload and a complete unpack, so a
+host interrupted anywhere in between is simply shipped again on the next run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shlex
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nornir.core.task import Result, Task
+
+from eggo_nornir.config.model import ClusterConfig, Node, Package
+from eggo_nornir.errors import DeployError
+from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks.context import DeployContext
+
+DEFAULT_DSTPATH = "/root/.eggo/package"
+MANIFEST = "MANIFEST.sha256"
+PKG_SUFFIXES = (".deb", ".rpm")
+COMPRESS_LEVEL = 6
+# bump when the selection rules or the archive format change, so old cache entries are not reused
+FORMAT_VERSION = "1"
+_CHUNK = 1024 * 1024
+
+_build_locks: dict[str, threading.Lock] = {}
+_build_locks_guard = threading.Lock()
+_sha_memo: dict[tuple[str, int, int], str] = {}
+
+
+class BundleError(DeployError):
+    """The bundle is unusable (missing, malformed) or did not arrive intact."""
+
+
+def dstpath(cfg: ClusterConfig) -> str:
+    """Where the bundle is unpacked on every host (upstream's default when unset)."""
+    return cfg.package_source.dstpath if cfg.package_source else DEFAULT_DSTPATH
+
+
+# --------------------------------------------------------------------------- selection (pure)
+
+
+def _is_url(name: str) -> bool:
+    return name.startswith(("http://", "https://"))
+
+
+def wanted_patterns(packages: Iterable[Package], addons: Iterable[str] = ()) -> list[str]:
+    """fnmatch patterns of bundle members, one or more per package that comes from the bundle.
+
+    `pkg` packages match `pkg/<name>*` (upstream's glob over file names) limited to .deb/.rpm;
+    `dir` packages take the whole tree; `shell` hooks and `yaml` manifests live in `file/`;
+    `repo` packages come from the distro and need nothing.
+    """
+    out: list[str] = []
+    for p in packages:
+        if p.type == "pkg":
+            out += [f"pkg/{_esc(p.name)}*{suffix}" for suffix in PKG_SUFFIXES]
+        elif p.type in ("bin", "binary"):
+            out.append(f"bin/{_esc(p.name)}")
+        elif p.type == "image":
+            out.append(f"image/{_esc(p.name)}")
+        elif p.type in ("file", "shell") or (p.type == "yaml" and not _is_url(p.name)):
+            out.append(f"file/{_esc(p.name)}")
+        elif p.type == "dir":
+            out += [f"dir/{_esc(p.name)}", f"dir/{_esc(p.name)}/*"]
+    for filename in addons:
+        out += [f"addons/{_esc(filename)}", f"file/{_esc(filename)}"]
+    return out
+
+
+def _esc(name: str) -> str:
+    """A literal name inside an fnmatch pattern (fnmatch has no escape function; `[c]` is one)."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def select_members(
+    members: Iterable[str], packages: Sequence[Package], addons: Iterable[str] = ()
+) -> list[str]:
+    """The regular-file members (sorted) a node with `packages` needs, plus the manifest.
+
+    Pure, so the rules are unit-tested on a synthetic bundle. Names are normalised
+    (`./bin/x` -> `bin/x`) before matching.
+    """
+    patterns = wanted_patterns(packages, addons)
+    chosen = {
+        norm
+        for m in members
+        if (norm := _norm_member(m)) and any(fnmatch.fnmatchcase(norm, pat) for pat in patterns)
+    }
+    return sorted(chosen)
+
+
+def missing_packages(chosen: Iterable[str], packages: Sequence[Package]) -> list[str]:
+    """Packages that should come from the bundle but match no member (reported, not fatal here)."""
+    names = list(chosen)
+    missing = []
+    for p in packages:
+        pats = wanted_patterns([p])
+        if pats and not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in pats):
+            missing.append(f"{p.type}:{p.name}")
+    return missing
+
+
+def manifest_lines(manifest: str, chosen: Iterable[str]) -> str:
+    """The lines of MANIFEST.sha256 (`HASH  path`) for the chosen members, in their order."""
+    keep = set(chosen)
+    out = []
+    for line in manifest.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and _norm_member(parts[1].lstrip("*")) in keep:
+            out.append(line.rstrip("\n"))
+    return "".join(f"{line}\n" for line in out)
+
+
+def _norm_member(name: str) -> str:
+    """`./pkg/a.deb` -> `pkg/a.deb`; '' for names we refuse (absolute, `..`)."""
+    n = posixpath.normpath(name)
+    if n in (".", "") or n.startswith("/") or n == ".." or n.startswith("../"):
+        return ""
+    return n
+
+
+# --------------------------------------------------------------------------- building (controller)
+
+
+@dataclass(frozen=True)
+class SubBundle:
+    path: Path
+    sha256: str
+    size: int
+    members: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a local file, memoised by (path, size, mtime) for the life of the process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _sha_memo:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        _sha_memo[key] = h.hexdigest()
+    return _sha_memo[key]
+
+
+def cache_key(arch: str, roles: Iterable[str], source_sha256: str, packages: Sequence[Package]) -> str:
+    """File name of a cached sub-bundle: readable arch and roles, plus a digest of everything else.
+
+    The package list is part of the key (not only the roles): two configs with the same
+    roles but different packages must not share a sub-bundle.
+    """
+    spec = json.dumps(
+        [FORMAT_VERSION, source_sha256, [(p.type, p.name) for p in packages]], separators=(",", ":")
+    )
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
+    return f"{arch}-{'+'.join(sorted(roles)) or 'none'}-{digest}.tar.gz"
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _build_locks_guard:
+        return _build_locks.setdefault(key, threading.Lock())
+
+
+def _reset_info(info: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    info.name = name
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.pax_headers = {}
+    return info
+
+
+def write_deterministic_tar(out: Path, files: Sequence[tuple[str, Path | bytes, int]]) -> None:
+    """Write a tar.gz of `(name, source, mode)` in the given order, with no timestamps anywhere.
+
+    Directory entries are added for every parent (sorted with the files), so `tar -x`
+    creates them with a known mode instead of the extracting umask.
+    """
+    dirs = sorted({posixpath.dirname(n) for n, _s, _m in files} - {""})
+    all_dirs: set[str] = set()
+    for d in dirs:
+        while d:
+            all_dirs.add(d)
+            d = posixpath.dirname(d)
+    entries: list[tuple[str, Path | bytes | None, int]] = [(d, None, 0o755) for d in all_dirs]
+    entries += list(files)
+    entries.sort(key=lambda e: e[0])
+    with (
+        open(out, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tf,
+    ):
+        for name, source, mode in entries:
+            info = tarfile.TarInfo(name)
+            if source is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = mode
+                tf.addfile(_reset_info(info, name))
+            elif isinstance(source, bytes):
+                info.size = len(source)
+                info.mode = mode
+                tf.addfile(_reset_info(info, name), io.BytesIO(source))
+            else:
+                info.size = source.stat().st_size
+                info.mode = mode
+                with open(source, "rb") as fh:
+                    tf.addfile(_reset_info(info, name), fh)
+
+
+def build_sub_bundle(
+    source: Path,
+    cache_dir: Path,
+    arch: str,
+    roles: Iterable[str],
+    packages: Sequence[Package],
+    addons: Iterable[str] = (),
+) -> SubBundle:
+    """The node's sub-bundle: from the cache when it exists, else cut from `source` now.
+
+    One streaming pass over the source spools the chosen members into a temp dir on the
+    cache's filesystem (so memory stays flat whatever the bundle size), then they are
+    written in sorted order. Concurrent builds of the same key (several hosts of one
+    role set in a threaded phase) wait for each other; the final rename is atomic, so
+    another process building the same key at once is harmless too.
+    """
+    if not source.is_file():
+        raise BundleError(f"the bundle {source} does not exist (package-source srcpath)")
+    roles = tuple(roles)
+    addons = tuple(addons)
+    src_sha = file_sha256(source)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / cache_key(arch, roles, src_sha, [*packages, *(_addon_pkg(a) for a in addons)])
+    meta = target.with_name(target.name + ".json")
+    with _lock_for(str(target)):
+        if target.is_file() and meta.is_file():
+            info = json.loads(meta.read_text())
+            if info.get("size") == target.stat().st_size:
+                return SubBundle(
+                    target, info["sha256"], info["size"], tuple(info["members"]), tuple(info["missing"])
+                )
+        with tempfile.TemporaryDirectory(prefix=".spool-", dir=cache_dir) as spool:
+            chosen, manifest = _spool(source, Path(spool), packages, addons)
+            files: list[tuple[str, Path | bytes, int]] = [(n, Path(spool) / n, m) for n, m in chosen.items()]
+            if manifest is not None:
+                files.append((MANIFEST, manifest_lines(manifest, chosen).encode(), 0o644))
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                write_deterministic_tar(tmp, files)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        members = tuple(sorted(chosen))
+        missing = tuple(missing_packages(members, packages))
+        sub = SubBundle(target, file_sha256(target), target.stat().st_size, members, missing)
+        meta.write_text(
+            json.dumps(
+                {
+                    "sha256": sub.sha256,
+                    "size": sub.size,
+                    "members": list(members),
+                    "missing": list(missing),
+                    "source": str(source),
+                    "source_sha256": src_sha,
+                },
+                indent=1,
+            )
+        )
+        return sub
+
+
+def _addon_pkg(filename: str) -> Package:
+    return Package(filename, "file", "master", "addons")
+
+
+def _spool(
+    source: Path, spool: Path, packages: Sequence[Package], addons: Sequence[str]
+) -> tuple[dict[str, int], str | None]:
+    """Extract the chosen regular files of `source` under `spool`; return {name: mode} and the manifest."""
+    chosen: dict[str, int] = {}
+    manifest: str | None = None
+    patterns = wanted_patterns(packages, addons)
+    try:
+        with tarfile.open(source, mode="r|*") as tf:
+            for info in tf:
+                name = _norm_member(info.name)
+                if not name or not info.isreg():
+                    continue
+                if name == MANIFEST:
+                    fh = tf.extractfile(info)
+                    manifest = fh.read().decode("utf-8", "replace") if fh else ""
+                    continue
+                if not any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+                    continue
+                dest = spool / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fh = tf.extractfile(info)
+                assert fh is not None
+                with open(dest, "wb") as out:
+                    while chunk := fh.read(_CHUNK):
+                        out.write(chunk)
+                chosen[name] = 0o755 if info.mode & 0o111 else 0o644
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"cannot read the bundle {source}: {exc}") from exc
+    return chosen, manifest
+
+
+# --------------------------------------------------------------------------- the task
+
+
+def probe_script(dst: str, name: str, members: Sequence[str]) -> str:
+    """Print the host's marker (`sha=...`) and any of our members missing from the unpacked tree."""
+    d = shlex.quote(dst)
+    marker = shlex.quote(f"{dst}/{name}.sha256")
+    lines = [
+        f'printf "sha=%s\\n" "$(cat {marker} 2>/dev/null | cut -c1-64)"',
+        f"cd {d} 2>/dev/null || exit 0",
+    ]
+    if members:
+        quoted = " ".join(shlex.quote(m) for m in members)
+        lines.append(f'for f in {quoted}; do [ -e "$f" ] || printf "missing=%s\\n" "$f"; done')
+    return "; ".join(lines)
+
+
+def unpack_script(dst: str, name: str, sha256: str) -> str:
+    """Verify the upload, replace the unpacked tree with a fresh one, and write the marker last."""
+    d, f = shlex.quote(dst), shlex.quote(name)
+    marker = shlex.quote(f"{name}.sha256")
+    return (
+        f"set -e; cd {d}; "
+        f'got=$(sha256sum < {f} | cut -c1-64); if [ "$got" != {sha256} ]; then '
+        f'echo "sha256 mismatch after upload: got $got, want {sha256}" >&2; exit 3; fi; '
+        f"rm -f {marker}; "
+        f"find . -mindepth 1 -maxdepth 1 ! -name {f} -exec rm -rf {{}} +; "
+        f"tar -xzmf {f} --no-same-owner -C .; "
+        f"printf '%s\\n' {sha256} > {marker}"
+    )
+
+
+def _parse_probe(stdout: str) -> tuple[str, list[str]]:
+    sha, missing = "", []
+    for line in stdout.splitlines():
+        if line.startswith("sha="):
+            sha = line[4:].strip()
+        elif line.startswith("missing="):
+            missing.append(line[8:])
+    return sha, missing
+
+
+def sub_bundle_for(ctx: DeployContext, node: Node) -> SubBundle | None:
+    """The node's sub-bundle (built or cached), or None when no bundle is configured for its arch."""
+    source = ctx.bundle_for(node)
+    if source is None:
+        return None
+    addons = tuple(a.filename for a in ctx.cfg.addons) if node.is_master else ()
+    return build_sub_bundle(
+        Path(source), ctx.state_dir / "bundles", node.arch, node.roles, ctx.cfg.packages_for(node), addons
+    )
+
+
+def remote_bundle_name(ctx: DeployContext, node: Node) -> str:
+    """The tarball's name on the host: the source bundle's basename, as upstream keeps it."""
+    source = ctx.bundle_for(node)
+    return Path(source).name if source else ""
+
+
+def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Make `<dstpath>` hold exactly the node's sub-bundle, unpacked; skip when the marker matches.
+
+    Result: `{"bundle", "sha256", "size", "members", "bytes_sent", "skipped", "missing"}`
+    (`missing`: packages that should come from the bundle but match nothing in it; the
+    packages task fails on them with the details).
+    """
+    node = ctx.node(task.host.name)
+    sub = sub_bundle_for(ctx, node)
+    if sub is None:
+        return Result(
+            host=task.host, changed=False, result={"skipped": True, "note": "no bundle for this arch"}
+        )
+    dst = dstpath(ctx.cfg)
+    name = remote_bundle_name(ctx, node)
+    remote = remote_for(task)
+    host_sha, missing_files = _parse_probe(
+        remote.run(probe_script(dst, name, sub.members), timeout=60).stdout
+    )
+    out = {
+        "bundle": f"{dst}/{name}",
+        "sha256": sub.sha256,
+        "size": sub.size,
+        "members": len(sub.members),
+        "bytes_sent": 0,
+        "skipped": True,
+        "missing": list(sub.missing),
+    }
+    if host_sha == sub.sha256 and not missing_files:
+        return Result(host=task.host, changed=False, result=out)
+    why = "absent" if not host_sha else ("incomplete" if host_sha == sub.sha256 else "different")
+    if task.is_dry_run(dry_run):
+        diff = (
+            f"{dst}/{name}: would upload {sub.size} bytes ({len(sub.members)} files; "
+            f"host copy {why}) and unpack\n"
+        )
+        return Result(host=task.host, changed=True, diff=diff, result={**out, "skipped": False})
+    before = remote.stats().get("bytes_sent", 0)
+    remote.run(f"install -d -m 0700 -- {shlex.quote(dst)}", timeout=60)
+    remote.put(f"{dst}/{name}", src=sub.path, mode=0o600, timeout=float(ctx.option("upload_timeout", 1800)))
+    remote.run(unpack_script(dst, name, sub.sha256), timeout=float(ctx.option("unpack_timeout", 900)))
+    sent = remote.stats().get("bytes_sent", 0) - before
+    return Result(host=task.host, changed=True, result={**out, "bytes_sent": sent, "skipped": False})

@@ -1,0 +1,59 @@
+"""The control plane of one master: apiserver, controller-manager, scheduler, then readiness.
+
+Why the task waits for `/readyz` of the *local* apiserver (`https://127.0.0.1:6443`, not the
+LB): the point is that this master is serving before the deploy moves on. Through the LB a
+healthy peer would answer for a broken local apiserver, and a restart on a running cluster
+would look fine while this master is still down. Waiting after every run (not only after a
+restart) costs one request and makes the task a gate the bootstrap step can rely on.
+
+Rolling safety: when the plan runs this task on the other masters one at a time (the lead's
+phase 3b; with the threaded runner that needs `num_workers=1` for that phase), each restart
+of kube-apiserver is followed by a wait for readyz before the next master is touched, so the
+LB always has a ready backend.
+"""
+
+from __future__ import annotations
+
+from nornir.core.task import Result, Task
+
+from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render.kubeconfig import local_apiserver_url
+from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.kubectl import ADMIN_CONF, readyz
+from eggo_nornir.tasks.services import converge_services
+from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, combine_changed, files_for
+from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+
+
+def wait_apiserver_ready(task: Task, ctx: DeployContext) -> str:
+    """Poll the local apiserver's /readyz until it says ok, for `ctx.option("apiserver_timeout", 180)` s.
+
+    Raises with the last answer and the kube-apiserver journal tail on timeout.
+    """
+    remote = remote_for(task)
+    server = local_apiserver_url(ctx.cfg)
+    timeout = option_seconds(ctx.option("apiserver_timeout", 180), 180.0)
+    ok, last = poll(lambda: readyz(remote, server, ADMIN_CONF), timeout, interval=2.0)
+    if not ok:
+        raise RuntimeError(
+            f"kube-apiserver on {task.host.name} is not ready after {timeout:.0f}s "
+            f"({server}/readyz said: {last or 'nothing'})\n{journal_tail(remote, ['kube-apiserver'], 40)}"
+        )
+    return last
+
+
+def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Ship the master's files (STEP_FILES["control-plane"]: everything restarting the three
+    control-plane units, admin.conf, and the manifests under /etc/kubernetes/addons), converge
+    kube-apiserver, kube-controller-manager and kube-scheduler, then wait for local readyz.
+
+    A dry run shows the file diffs and the service actions and does not wait.
+    """
+    files = files_for(ctx, "control-plane", task.host.name)
+    pushed = task.run(push_files, files=files, dry_run=dry_run)
+    converged = task.run(converge_services, units=list(CONTROL_PLANE_UNITS), dry_run=dry_run)
+    result = {"files": pushed[0].result["written"], "services": converged[0].result}
+    if not task.is_dry_run(dry_run):
+        result["readyz"] = wait_apiserver_ready(task, ctx)
+    return Result(host=task.host, changed=combine_changed(pushed, converged), result=result)

@@ -1,0 +1,273 @@
+"""Node roles, readiness and kubelet serving certificates, from the first master.
+
+Labels and taints (reference §3.10): a node that is master AND worker gets
+`node-role.kubernetes.io/control-plane=` and, for tools written against eggo,
+`node-role.kubernetes.io/master=`, plus the taint `node-role.kubernetes.io/control-plane:NoSchedule`.
+Why the taint: eggo taints master+worker nodes so ordinary workloads stay off the control
+plane (eggo used the `master` key, which Kubernetes dropped in 1.25 in favour of
+`control-plane`; we use the current key). What it means for CoreDNS in pod mode: its pods
+only land on a tainted master because the rendered Deployment tolerates the control-plane
+taint (upstream's did not, so a cluster made only of master+worker nodes left CoreDNS
+Pending); any other workload needs its own toleration to run there. Pure workers get
+`node-role.kubernetes.io/worker=` (upstream labelled nothing), so `kubectl get nodes` shows roles.
+
+Every check reads the live objects first and changes only what differs, so a re-run reports
+`changed=False`. Workers that failed in an earlier phase (Nornir's failed hosts) are not
+waited for; they are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from nornir.core.task import Result, Task
+
+from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.kubectl import get_json, items, kubectl, readyz
+from eggo_nornir.tasks.waiting import option_seconds, poll
+
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+MASTER_LABEL = "node-role.kubernetes.io/master"
+WORKER_LABEL = "node-role.kubernetes.io/worker"
+CONTROL_PLANE_TAINT = f"{CONTROL_PLANE_LABEL}:NoSchedule"
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+SERVING_USAGES = {"server auth", "digital signature", "key encipherment", "data encipherment"}
+
+
+def _failed_hosts(task: Task) -> set[str]:
+    try:
+        return set(task.nornir.data.failed_hosts)
+    except AttributeError:
+        return set()
+
+
+def kubelet_nodes(ctx: DeployContext, task: Task) -> tuple[list[str], list[str]]:
+    """(kubelet nodes to expect, those skipped because their host failed earlier)."""
+    failed = _failed_hosts(task)
+    names = [n.name for n in ctx.cfg.with_role("worker")]
+    return [n for n in names if n not in failed], [n for n in names if n in failed]
+
+
+def _nodes_by_name(remote: Any) -> dict[str, dict[str, Any]]:
+    return {n.get("metadata", {}).get("name", ""): n for n in items(get_json(remote, "nodes"))}
+
+
+def wanted_roles(ctx: DeployContext, name: str) -> tuple[dict[str, str], list[str]]:
+    """The labels and taints a node should carry, by its roles."""
+    node = ctx.node(name)
+    if node.is_master and node.is_worker:
+        return {CONTROL_PLANE_LABEL: "", MASTER_LABEL: ""}, [CONTROL_PLANE_TAINT]
+    return {WORKER_LABEL: ""}, []
+
+
+def _has_taint(node: dict[str, Any], spec: str) -> bool:
+    key, effect = spec.split(":", 1)
+    return any(
+        t.get("key") == key and t.get("effect") == effect for t in node.get("spec", {}).get("taints") or []
+    )
+
+
+def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Label (and, for master+worker nodes, taint) every kubelet node that registered.
+
+    Waits up to `ctx.option("node_register_timeout", 120)` s for the Node objects; nodes that
+    have not registered by then are listed in the result (`wait_nodes_ready` reports them).
+    """
+    remote = remote_for(task)
+    dry = task.is_dry_run(dry_run)
+    expected, skipped = kubelet_nodes(ctx, task)
+    if dry and not readyz(remote)[0]:
+        return Result(
+            host=task.host, changed=bool(expected), diff="the API is not up yet: would label nodes\n"
+        )
+    timeout = 0.0 if dry else option_seconds(ctx.option("node_register_timeout", 120), 120.0)
+
+    def attempt() -> tuple[bool, dict[str, dict[str, Any]]]:
+        nodes = _nodes_by_name(remote)
+        return all(n in nodes for n in expected), nodes
+
+    _, nodes = poll(attempt, timeout, interval=3.0)
+    label_groups: dict[tuple[str, ...], list[str]] = {}
+    taint_groups: dict[str, list[str]] = {}
+    for name in expected:
+        if name not in nodes:
+            continue
+        labels, taints = wanted_roles(ctx, name)
+        have = nodes[name].get("metadata", {}).get("labels") or {}
+        missing = tuple(f"{k}={v}" for k, v in sorted(labels.items()) if have.get(k) != v)
+        if missing:
+            label_groups.setdefault(missing, []).append(name)
+        for spec in taints:
+            if not _has_taint(nodes[name], spec):
+                taint_groups.setdefault(spec, []).append(name)
+    commands = [("label", names, list(spec)) for spec, names in label_groups.items()]
+    commands += [("taint", names, [spec]) for spec, names in taint_groups.items()]
+    lines = [f"{verb} {' '.join(names)}: {' '.join(specs)}" for verb, names, specs in commands]
+    if not dry:
+        for verb, names, specs in commands:
+            kubectl(remote, verb, "nodes", *names, *specs, "--overwrite")
+    return Result(
+        host=task.host,
+        changed=bool(commands),
+        diff="".join(f"would {line}\n" for line in lines) if dry else "",
+        result={
+            "done": [] if dry else lines,
+            "not_registered": [n for n in expected if n not in nodes],
+            "skipped_failed": skipped,
+        },
+    )
+
+
+def _conditions(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c.get("type", ""): c for c in node.get("status", {}).get("conditions") or []}
+
+
+def is_ready(node: dict[str, Any]) -> bool:
+    return _conditions(node).get("Ready", {}).get("status") == "True"
+
+
+def describe_not_ready(name: str, node: dict[str, Any] | None) -> str:
+    """`name: Ready=False (reason: message); MemoryPressure=True ...` for the failure message."""
+    if node is None:
+        return f"{name}: not registered (is its kubelet running? `journalctl -u kubelet` on {name})"
+    conds = _conditions(node)
+    ready = conds.get("Ready", {})
+    text = f"{name}: Ready={ready.get('status', 'Unknown')}"
+    if ready.get("reason") or ready.get("message"):
+        text += f" ({ready.get('reason', '')}: {ready.get('message', '')})"
+    bad = [f"{t}={c.get('status')}" for t, c in conds.items() if t != "Ready" and c.get("status") == "True"]
+    return text + (f"; {' '.join(bad)}" if bad else "")
+
+
+def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Wait up to `ctx.option("node_ready_timeout", 300)` s until every kubelet node that did not
+    fail earlier is Ready; fail naming the others with their conditions. Read-only.
+    """
+    remote = remote_for(task)
+    dry = task.is_dry_run(dry_run)
+    expected, skipped = kubelet_nodes(ctx, task)
+    if dry and not readyz(remote)[0]:
+        return Result(
+            host=task.host, changed=False, result={"dry_run": True, "note": "the API is not up yet"}
+        )
+    timeout = 0.0 if dry else option_seconds(ctx.option("node_ready_timeout", 300), 300.0)
+
+    def attempt() -> tuple[bool, dict[str, dict[str, Any]]]:
+        nodes = _nodes_by_name(remote)
+        return all(n in nodes and is_ready(nodes[n]) for n in expected), nodes
+
+    ok, nodes = poll(attempt, timeout, interval=5.0)
+    ready = [n for n in expected if n in nodes and is_ready(nodes[n])]
+    not_ready = [n for n in expected if n not in ready]
+    if not ok and not dry:
+        raise RuntimeError(
+            f"{len(not_ready)} of {len(expected)} nodes not Ready after {timeout:.0f}s:\n"
+            + "\n".join(describe_not_ready(n, nodes.get(n)) for n in not_ready)
+        )
+    return Result(
+        host=task.host,
+        changed=False,
+        result={"ready": ready, "not_ready": not_ready, "skipped_failed": skipped},
+    )
+
+
+# ---- kubelet serving certificates ----------------------------------------------------------------
+
+
+def _csr_problem(csr: dict[str, Any], names: set[str]) -> str | None:
+    """Why a kubelet-serving CSR must not be approved, or None when it is one of our nodes'.
+
+    Same rules as upstream's approver (§3.10), plus the CSR's own subject and SANs, since we
+    are the only approver of this signer: the request must be a node's, for that node, for
+    serving only, and name no URIs or emails.
+    """
+    spec = csr.get("spec", {})
+    user = spec.get("username", "")
+    if not user.startswith("system:node:") or user.removeprefix("system:node:") not in names:
+        return f"username {user!r} is not one of our nodes"
+    if "system:nodes" not in (spec.get("groups") or []):
+        return "groups lack system:nodes"
+    usages = set(spec.get("usages") or [])
+    if "server auth" not in usages or not usages <= SERVING_USAGES:
+        return f"usages {sorted(usages)} are not a serving cert's"
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        req = x509.load_pem_x509_csr(base64.b64decode(spec.get("request", "")))
+        cn = [a.value for a in req.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        org = [a.value for a in req.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+        if cn != [user] or org != ["system:nodes"]:
+            return f"subject CN={cn} O={org} does not match {user}"
+        try:
+            sans = req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            sans = None
+        if sans is not None and any(not isinstance(g, (x509.DNSName, x509.IPAddress)) for g in sans):
+            return "it requests SANs other than DNS names and IPs"
+    except ValueError as exc:
+        return f"unreadable request: {exc}"
+    return None
+
+
+def _state(csr: dict[str, Any]) -> str:
+    types = {c.get("type") for c in csr.get("status", {}).get("conditions") or []}
+    for t in ("Denied", "Failed", "Approved"):
+        if t in types:
+            return t
+    return "Pending"
+
+
+def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """With `enable-kubelet-serving`: approve the pending kubelet-serving CSRs of our nodes.
+
+    Only CSRs of signer kubernetes.io/kubelet-serving, from `system:node:<one of our kubelet
+    nodes>` in group system:nodes, for serving usages, pass (see `_csr_problem`); others are
+    left alone and listed. Waits up to `ctx.option("csr_timeout", 60)` s for every expected
+    node to have asked; nodes that did not are listed, not failed (as upstream).
+    """
+    if not ctx.cfg.enable_kubelet_serving:
+        return Result(host=task.host, changed=False, result="enable-kubelet-serving is off")
+    remote = remote_for(task)
+    dry = task.is_dry_run(dry_run)
+    expected, _ = kubelet_nodes(ctx, task)
+    names = set(expected)
+    if dry and not readyz(remote)[0]:
+        return Result(host=task.host, changed=False, result={"note": "the API is not up yet"})
+    timeout = 0.0 if dry else option_seconds(ctx.option("csr_timeout", 60), 60.0)
+
+    def attempt() -> tuple[bool, list[dict[str, Any]]]:
+        csrs = [
+            c for c in items(get_json(remote, "csr")) if c.get("spec", {}).get("signerName") == SERVING_SIGNER
+        ]
+        asked = {c["spec"].get("username", "").removeprefix("system:node:") for c in csrs}
+        return names <= asked, csrs
+
+    _, csrs = poll(attempt, timeout, interval=3.0)
+    approve: list[str] = []
+    refused: dict[str, str] = {}
+    asked: set[str] = set()
+    for csr in csrs:
+        name = csr.get("metadata", {}).get("name", "")
+        asked.add(csr.get("spec", {}).get("username", "").removeprefix("system:node:"))
+        if _state(csr) != "Pending":
+            continue
+        problem = _csr_problem(csr, names)
+        if problem:
+            refused[name] = problem
+        else:
+            approve.append(name)
+    if approve and not dry:
+        kubectl(remote, "certificate", "approve", *approve)
+    return Result(
+        host=task.host,
+        changed=bool(approve),
+        diff="".join(f"would approve {n}\n" for n in approve) if dry else "",
+        result={
+            "approved": [] if dry else approve,
+            "left_alone": refused,
+            "no_csr_yet": sorted(names - asked),
+        },
+    )

@@ -1,0 +1,258 @@
+"""install_packages / import_images: plan from facts, one action, records for cleanup, idempotent."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+from task_fakes import fake_nornir, make_ctx
+
+from eggo_nornir.config.model import Package, PackageSource
+from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.tasks.packages import (
+    PACKAGES_LIST,
+    Facts,
+    PackageError,
+    PkgFile,
+    action_script,
+    check_dst,
+    import_images,
+    install_packages,
+    normalise_ref,
+    parse_probe,
+    plan,
+    refs_in_archive,
+)
+
+DST = "/root/.eggo/package"
+WORKER_PKGS = (
+    Package("kubelet", "bin", "worker", "kubernetes-worker", dst="/usr/bin"),
+    Package("containerd", "pkg", "worker", "container"),
+    Package("runc", "pkg", "worker", "container"),
+    Package("socat", "repo", "worker", "kubernetes-worker"),
+    Package("10-x.conflist", "file", "worker", "addition", dst="/etc/cni/net.d"),
+    Package("pause.tar", "image", "worker", "image"),
+    Package("hook.sh", "shell", "worker", "addition", schedule="prejoin"),
+)
+LB_PKGS = (Package("nginx", "pkg", "loadbalance", "loadbalance"),)
+
+
+def test_plan_installs_only_what_is_missing_in_config_order() -> None:
+    facts = Facts(
+        mgr="dpkg",
+        repo="apt-get",
+        pkgfiles={
+            1: [PkgFile("containerd_1.6.20_amd64.deb", "containerd", "1.6.20", "")],
+            2: [PkgFile("runc_1.1.5_amd64.deb", "runc", "1.1.5", "1.1.5")],
+        },
+        installed={3: ""},
+        copies={0: ("aa:755", "bb:755"), 4: ("cc:644", "cc:644")},
+    )
+    p = plan(WORKER_PKGS, facts, DST)
+    assert [k for k, _ in p.steps] == ["copy", "pkg", "repo"]
+    assert p.steps[1] == ("pkg", ["containerd_1.6.20_amd64.deb"])
+    assert p.steps[2] == ("repo", ["socat"])
+    assert p.new_packages == ["containerd", "socat"]
+    assert "runc" in p.up_to_date and "/etc/cni/net.d/10-x.conflist" in p.up_to_date
+    script = action_script(p, DST)
+    assert script.count("dpkg -i") == 1 and "--force-all" not in script
+    assert "apt-get install -y socat" in script
+    assert f"printf '%s\\n' containerd >> {PACKAGES_LIST}" in script
+    # records come before the install, so a half-failed install is still cleaned up
+    assert script.index(PACKAGES_LIST) < script.index("dpkg -i")
+    assert (
+        "install -m 0755 -o root -g root /root/.eggo/package/bin/kubelet /usr/bin/.kubelet.eggo-tmp" in script
+    )
+
+
+def test_plan_upgrade_is_not_recorded_as_new() -> None:
+    facts = Facts(mgr="dpkg", repo="none", pkgfiles={0: [PkgFile("runc_2_amd64.deb", "runc", "2", "1")]})
+    p = plan([Package("runc", "pkg", "worker", "c")], facts, DST)
+    assert p.steps == [("pkg", ["runc_2_amd64.deb"])] and p.new_packages == []
+
+
+def test_plan_lists_every_problem() -> None:
+    pkgs = [Package("nope", "pkg", "worker", "c"), Package("gone", "bin", "worker", "c", dst="/usr/bin")]
+    with pytest.raises(PackageError) as err:
+        plan(pkgs, Facts(mgr="dpkg", copies={1: ("-", "-")}), DST)
+    assert "no .deb/.rpm matching /root/.eggo/package/pkg/nope*" in str(err.value)
+    assert "/root/.eggo/package/bin/gone is not in the unpacked bundle" in str(err.value)
+    with pytest.raises(PackageError, match="neither dpkg nor rpm"):
+        plan([Package("x", "pkg", "worker", "c")], Facts(), DST)
+
+
+def test_dst_checked_again_before_writing() -> None:
+    assert check_dst(Package("kubelet", "bin", "worker", "c", dst="/usr/bin")) == "/usr/bin/kubelet"
+    for bad in ("/etc", "/usr/bin/../../etc"):
+        with pytest.raises(PackageError, match="outside the allowed"):
+            check_dst(Package("passwd", "file", "worker", "c", dst=bad))
+    with pytest.raises(PackageError, match="outside the allowed"):
+        check_dst(Package("../../etc/passwd", "file", "worker", "c", dst="/usr/bin"))
+
+
+def test_rpm_and_dnf_commands() -> None:
+    facts = Facts(
+        mgr="rpm", repo="dnf", pkgfiles={0: [PkgFile("runc-1.rpm", "runc", "1-1", "")]}, installed={}
+    )
+    p = plan([Package("runc", "pkg", "worker", "c"), Package("socat", "repo", "worker", "c")], facts, DST)
+    script = action_script(p, DST)
+    assert "rpm -U --replacepkgs runc-1.rpm" in script and "dnf -y install socat" in script
+    assert "--nodeps" not in script and "--force " not in script
+
+
+class SimPkgHost:
+    """A host with dpkg and apt: answers the probe from state and applies the action."""
+
+    def __init__(self, fake: FakeRemote, debs: dict[str, tuple[str, str, str]]) -> None:
+        self.debs = debs  # file -> (package, version, pattern)
+        self.installed: dict[str, str] = {}
+        self.copied: dict[str, str] = {}
+        self.nginx = ("", "")
+        self.actions: list[str] = []
+        fake.on(re.compile(r"^m=none;"), handler=self.probe)
+        fake.on(re.compile(r"^set -e\n"), handler=self.action)
+
+    def probe(self, call: FakeCall, fake: FakeRemote) -> tuple[int, str, str]:
+        out = ["mgr\tdpkg", "repo\tapt-get"]
+        for line in call.command.splitlines():
+            if m := re.search(r"for f in (\S+)\*; .* pkginfo (\d+)", line):
+                for f, (n, v, _pat) in sorted(self.debs.items()):
+                    if f.startswith(m.group(1).strip("'")):
+                        out.append(f"pkgfile\t{m.group(2)}\t{f}\t{n}\t{v}\t{self.installed.get(n, '')}")
+            elif m := re.search(r"printf 'installed\\t%s\\t%s\\n' (\d+) \"\$\(have (\S+)\)\"", line):
+                out.append(f"installed\t{m.group(1)}\t{self.installed.get(m.group(2), '')}")
+            elif m := re.search(
+                r"printf 'copy\\t%s\\t%s\\t%s\\n' (\d+) \"\$\(digest (\S+)\)\" \"\$\(digest (\S+)\)\"", line
+            ):
+                out.append(f"copy\t{m.group(1)}\tsrc{m.group(2)}:755\t{self.copied.get(m.group(3), '-')}")
+            elif "printf 'unit" in line:
+                out.append(f"unit\tnginx.service\t{self.nginx[0]}\t{self.nginx[1]}")
+        return 0, "\n".join(out) + "\n", ""
+
+    def action(self, call: FakeCall, fake: FakeRemote) -> tuple[int, str, str]:
+        self.actions.append(call.command)
+        for line in call.command.splitlines():
+            if "dpkg -i" in line:
+                for f in line.split("--force-confold ", 1)[1].rstrip(")").split():
+                    n, v, _pat = self.debs[f]
+                    self.installed[n] = v
+                    if n == "nginx":
+                        self.nginx = ("enabled", "active")  # the distro package auto-starts it
+            if m := re.search(r"apt-get install -y (.*)", line):
+                self.installed.update({n: "1" for n in m.group(1).split()})
+            if m := re.search(r"install -m (\d+) -o root -g root (\S+) \S+ && mv -f \S+ (\S+)", line):
+                self.copied[m.group(3)] = f"src{m.group(2)}:{int(m.group(1), 8):o}"
+            if "systemctl disable --now" in line:
+                self.nginx = ("disabled", "inactive")
+        return 0, "", ""
+
+
+@pytest.fixture
+def worker_setup(cluster, tmp_path):
+    cfg = replace(cluster, packages=WORKER_PKGS + LB_PKGS)
+    fake = FakeRemote(host="w0")
+    sim = SimPkgHost(
+        fake,
+        {
+            "containerd_1.6.20_amd64.deb": ("containerd", "1.6.20", "containerd"),
+            "runc_1.1.5_amd64.deb": ("runc", "1.1.5", "runc"),
+        },
+    )
+    sim.installed["runc"] = "1.1.5"  # already there: must not be recorded for removal
+    nr = fake_nornir(cfg, w0=fake).filter(name="w0")
+    return nr, make_ctx(cfg, tmp_path), fake, sim
+
+
+def test_install_first_run_then_nothing(worker_setup) -> None:
+    nr, ctx, _fake, sim = worker_setup
+    res = nr.run(task=install_packages, ctx=ctx)["w0"][0]
+    assert res.changed and not res.failed, res.exception
+    assert sim.installed["containerd"] == "1.6.20" and sim.installed["socat"] == "1"
+    assert sim.copied["/usr/bin/kubelet"] == f"src{DST}/bin/kubelet:755"
+    assert res.result["new_packages"] == ["containerd", "socat"]
+    assert len(sim.actions) == 1
+    script = sim.actions[0]
+    assert "/etc/cni/net.d/10-x.conflist" in script and "files.list" in script
+    assert "pause.tar" not in script and "hook.sh" not in script  # images and hooks are not installed here
+    res2 = nr.run(task=install_packages, ctx=ctx)["w0"][0]
+    assert not res2.changed and len(sim.actions) == 1
+    assert set(res2.result["up_to_date"]) >= {"containerd", "runc", "socat", "/usr/bin/kubelet"}
+
+
+def test_install_dry_run_changes_nothing(worker_setup) -> None:
+    nr, ctx, _fake, sim = worker_setup
+    res = nr.run(task=install_packages, ctx=ctx, dry_run=True)["w0"][0]
+    assert res.changed and "would dpkg -i containerd_1.6.20_amd64.deb" in res.diff
+    assert "would apt-get install socat" in res.diff
+    assert sim.actions == [] and "containerd" not in sim.installed
+
+
+def test_lb_stops_the_distro_nginx(cluster, tmp_path) -> None:
+    cfg = replace(cluster, packages=LB_PKGS)
+    fake = FakeRemote(host="lb")
+    sim = SimPkgHost(fake, {"nginx_1.22_amd64.deb": ("nginx", "1.22", "nginx")})
+    nr = fake_nornir(cfg, lb=fake).filter(name="lb")
+    res = nr.run(task=install_packages, ctx=make_ctx(cfg, tmp_path))["lb"][0]
+    assert res.changed and sim.nginx == ("disabled", "inactive")
+    assert "systemctl disable --now -q nginx.service" in sim.actions[0]
+    assert not nr.run(task=install_packages, ctx=make_ctx(cfg, tmp_path))["lb"][0].changed
+    sim.nginx = ("enabled", "active")  # an upgrade re-enabled it: stopped again
+    assert nr.run(task=install_packages, ctx=make_ctx(cfg, tmp_path))["lb"][0].changed
+    assert sim.nginx == ("disabled", "inactive")
+
+
+def test_parse_probe_roundtrip() -> None:
+    out = (
+        "mgr\tdpkg\nrepo\tapt-get\npkgfile\t1\tf.deb\tf\t1\t\ninstalled\t3\t2.0\n"
+        "copy\t0\ta:755\t-\nunit\tnginx.service\t\t\n"
+    )
+    f = parse_probe(out)
+    assert (
+        f.mgr == "dpkg"
+        and f.pkgfiles[1][0].needed
+        and f.installed == {3: "2.0"}
+        and f.copies[0] == ("a:755", "-")
+    )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_image_refs() -> None:
+    assert normalise_ref("busybox:1.35") == "docker.io/library/busybox:1.35"
+    assert normalise_ref("me/app") == "docker.io/me/app:latest"
+    assert normalise_ref("registry.k8s.io/pause:3.10") == "registry.k8s.io/pause:3.10"
+    assert normalise_ref("localhost:5000/x:1") == "localhost:5000/x:1"
+    manifest = json.dumps([{"RepoTags": ["registry.k8s.io/pause:3.10"]}])
+    index = json.dumps(
+        {"manifests": [{"annotations": {"io.containerd.image.name": "eggo.local/busybox:1.35"}}]}
+    )
+    assert refs_in_archive(manifest, index) == ["registry.k8s.io/pause:3.10", "eggo.local/busybox:1.35"]
+    assert refs_in_archive("not json") == []
+
+
+def test_import_images_skips_present(cluster, tmp_path) -> None:
+    cfg = replace(cluster, packages=WORKER_PKGS, package_source=PackageSource(dstpath=DST))
+    fake = FakeRemote(host="w0")
+    have: list[str] = ["sha256:abc"]
+
+    def probe(call: FakeCall, _fake: FakeRemote) -> tuple[int, str, str]:
+        manifest = json.dumps([{"RepoTags": ["registry.k8s.io/pause:3.10"]}])
+        return 0, "".join(f"have\t{h}\n" for h in have) + f"manifest\t0\t{manifest}\nindex\t0\t\n", ""
+
+    def load(call: FakeCall, _fake: FakeRemote) -> tuple[int, str, str]:
+        have.append("registry.k8s.io/pause:3.10")
+        return 0, "", ""
+
+    fake.on(re.compile(r"^ctr -n k8s.io images ls -q"), handler=probe)
+    fake.on(re.compile(r"^ctr -n k8s.io images import --platform linux/amd64 "), handler=load)
+    nr = fake_nornir(cfg, w0=fake).filter(name="w0")
+    ctx = make_ctx(cfg, tmp_path)
+    dry = nr.run(task=import_images, ctx=ctx, dry_run=True)["w0"][0]
+    assert dry.changed and "would import /root/.eggo/package/image/pause.tar" in dry.diff and len(have) == 1
+    res = nr.run(task=import_images, ctx=ctx)["w0"][0]
+    assert res.changed and res.result["imported"] == [f"{DST}/image/pause.tar"]
+    res2 = nr.run(task=import_images, ctx=ctx)["w0"][0]
+    assert not res2.changed and res2.result["present"] == [f"{DST}/image/pause.tar"]
