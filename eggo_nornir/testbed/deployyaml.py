@@ -18,6 +18,21 @@ from eggo_nornir.testbed.state import TestbedState
 
 LB_BIND_PORT = 8443
 
+# What a node inside an nspawn machine cannot do, and the settings that avoid it (the same
+# ones kind uses): kube-proxy must not try to raise nf_conntrack_max (a host-wide sysctl the
+# machine may not write), and runc must not lower oom_score_adj, which needs CAP_SYS_RESOURCE
+# that root lacks on the testbed host. Real machines need neither.
+NSPAWN_EXTRA_ARGS: list[dict[str, Any]] = [
+    {"name": "kube-proxy", "extra-args": {"--conntrack-max-per-core": "0"}},
+    {
+        "name": "container-engine",
+        "extra-args": {
+            'plugins."io.containerd.grpc.v1.cri".restrict_oom_score_adj': "true",
+            "oom_score": "0",
+        },
+    },
+]
+
 
 def _host(name: str, ip: str, arch: str) -> dict[str, Any]:
     return {"name": name, "ip": ip, "port": 22, "arch": arch}
@@ -85,6 +100,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
             "runtime": "containerd",
             "runtime-endpoint": "unix:///run/containerd/containerd.sock",
             "kubernetes-version": spec.KUBE_VERSION,
+            "config-extra-args": NSPAWN_EXTRA_ARGS,
             "install": install_section(bundle, arch, spec.load_metadata(bundle)),
         }
     )

@@ -16,7 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from eggo_nornir.testbed import credentials, deployyaml, machine, network, paths, rootfs, spec, ssh
+from eggo_nornir.testbed import (
+    credentials,
+    deployyaml,
+    hostlimits,
+    machine,
+    network,
+    paths,
+    rootfs,
+    spec,
+    ssh,
+)
 from eggo_nornir.testbed import state as st
 from eggo_nornir.testbed.proc import TestbedError
 
@@ -70,6 +80,7 @@ def up(
         net.host_ip(i)  # fail now if the subnet is too small
 
     creds = credentials.ensure_credentials(out_dir)
+    hostlimits.raise_limits()
     fs = rootfs.ensure_rootfs(arch)
     t_rootfs = time.monotonic() - t0
 
@@ -218,7 +229,20 @@ def down(out_dir: Path, timeout: float = 20.0) -> dict[str, Any]:
     if errors:
         raise TestbedError("testbed down incomplete:\n" + "\n".join(errors))
     st.state_path(out_dir).unlink(missing_ok=True)
+    if not _any_nspawn_running():
+        hostlimits.restore_limits()
     return {"status": "down", "out_dir": str(out_dir), "machines": stopped}
+
+
+def _any_nspawn_running() -> bool:
+    """Whether any systemd-nspawn process is left on the host (another testbed still up)."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "systemd-nspawn":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def status(out_dir: Path, check_ssh: bool = True) -> dict[str, Any]:

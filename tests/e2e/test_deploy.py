@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import lifecycle
 from eggo_nornir.testbed.handle import Testbed, unavailable
@@ -97,7 +98,14 @@ def unit_starts(tb: Testbed) -> dict[str, str]:
     return out
 
 
+BEFORE: dict[str, Snapshot] = {}
+
+
 class TestDeploy:
+    def test_snapshot_bare_machines(self, tb: Testbed) -> None:
+        for m in tb.machines:
+            BEFORE[m.name] = take_snapshot(lambda cmd, m=m: tb.run(m, cmd).stdout)
+
     def test_deploy_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
         report = tb.out_dir / "deploy-report.json"
         started = time.monotonic()
@@ -178,10 +186,10 @@ class TestDeploy:
             "exec", "probe-0", "--", "nslookup", "kubernetes.default.svc.cluster.local", check=False
         )
         assert res.returncode == 0 and "10.32.0.1" in res.stdout, res.stdout + res.stderr
-        # a Service backed by a pod on ANOTHER node, by DNS name
-        res = kubectl(
-            "exec", "probe-0", "--", "wget", "-qO-", "-T", "10", "http://probe-1.default.svc.cluster.local"
-        )
+        # a Service backed by a pod on ANOTHER node, by DNS name (busybox-static's wget crashes
+        # in this image, so the HTTP request goes through nc)
+        http = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 probe-1.default.svc.cluster.local 80'
+        res = kubectl("exec", "probe-0", "--", "sh", "-c", http, check=False)
         assert res.returncode == 0 and f"hello-from-{workers[1]}" in res.stdout, res.stdout + res.stderr
 
     def test_api_survives_a_stopped_master(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
@@ -216,8 +224,10 @@ class TestDeploy:
         proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml))
         TIMINGS["cleanup_seconds"] = round(time.monotonic() - started, 1)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        left = {}
         for m in tb.machines:
-            res = tb.run(
-                m, "systemctl list-units --all --plain --no-legend | grep -E 'kube|etcd|coredns' || true"
-            )
-            assert res.stdout.strip() == "", f"{m.name}: {res.stdout}"
+            after = take_snapshot(lambda cmd, m=m: tb.run(m, cmd).stdout)
+            diff = unexpected(compare(BEFORE[m.name], after), RESIDUES)
+            if diff:
+                left[m.name] = diff
+        assert left == {}, json.dumps(left, indent=1)
