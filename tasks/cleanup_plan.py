@@ -870,12 +870,16 @@ def containers_step(
         crictl = f"crictl -r {shlex.quote(endpoint)} -t 10s"
         cmd = f"rc=0; {crictl} rmp -a -f || rc=1; {crictl} rm -a -f || rc=1; exit $rc"
     elif "containerd" in running and "ctr" in facts.tools:
+        # Killed tasks are reaped by containerd itself, racing our `tasks rm` ("not found"), so
+        # converge instead of failing on the race: retry until no task and no container is left.
         ctr = "ctr -n k8s.io"
         cmd = (
-            f"rc=0; "
+            "for i in 1 2 3 4 5 6 7 8 9 10; do "
             f'for t in $({ctr} tasks ls -q); do {ctr} tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done; '
-            f'for t in $({ctr} tasks ls -q); do {ctr} tasks rm -f "$t" >/dev/null || rc=1; done; '
-            f'c=$({ctr} containers ls -q); [ -z "$c" ] || {ctr} containers rm $c >/dev/null || rc=1; exit $rc'
+            f'for t in $({ctr} tasks ls -q); do {ctr} tasks rm -f "$t" >/dev/null 2>&1; done; '
+            f'c=$({ctr} containers ls -q); [ -z "$c" ] || {ctr} containers rm $c >/dev/null 2>&1; '
+            f'[ -z "$({ctr} tasks ls -q)$({ctr} containers ls -q)" ] && exit 0; sleep 1; done; '
+            f'echo "left: $({ctr} tasks ls -q) $({ctr} containers ls -q)" >&2; exit 1'
         )
     elif "docker" in running and "docker" in facts.tools:
         cmd = 'c=$(docker ps -aq --filter name=^k8s_); [ -z "$c" ] || docker rm -f $c'

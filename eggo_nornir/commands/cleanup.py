@@ -49,4 +49,4 @@ def run(args: argparse.Namespace) -> int:
         cluster_prehooks=args.cluster_prehook,
         cluster_posthooks=args.cluster_posthook,
     )
-    return finish(result, args)
+    return finish(result, args, kubeconfig_hint=False)

@@ -87,13 +87,13 @@ def cluster_from(args: argparse.Namespace) -> tuple[Cluster | None, int]:
     ), 0
 
 
-def finish(result: RunResult, args: argparse.Namespace) -> int:
+def finish(result: RunResult, args: argparse.Namespace, kubeconfig_hint: bool = True) -> int:
     """Print the outcome and map it to the exit code."""
     if args.json:
         print(result.to_json())
     else:
         print(result.summary())
-        if result.ok and not result.dry_run and result.admin_kubeconfig:
+        if kubeconfig_hint and result.ok and not result.dry_run and result.admin_kubeconfig:
             print(f"\nTo use the cluster: export KUBECONFIG={result.admin_kubeconfig}")
     if not result.ok:
         print(f"failed hosts: {', '.join(result.failed_hosts) or '-'}", file=sys.stderr)
