@@ -7,7 +7,12 @@ tasks for embedding in an existing Nornir project.
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
+
+# paramiko 2.12 (the newest nornir-paramiko allows) touches cryptography's TripleDES alias
+# on import, which prints a deprecation warning on every CLI run. We never negotiate 3DES.
+warnings.filterwarnings("ignore", message=r".*TripleDES has been moved.*")
 
 try:
     __version__ = version("eggo-nornir")

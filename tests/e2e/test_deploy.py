@@ -214,7 +214,9 @@ class TestDeploy:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         data = json.loads(report.read_text())
         changed = {
-            p["name"]: [h for h, r in p.get("hosts", {}).items() if r.get("changed")] for p in data["phases"]
+            host: [phase for phase, r in v["phases"].items() if r["changed"]]
+            for host, v in data["hosts"].items()
+            if v["changed"]
         }
         assert data["changed"] == 0, json.dumps(changed, indent=1)
         assert unit_starts(tb) == before

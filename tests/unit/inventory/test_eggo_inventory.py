@@ -43,7 +43,10 @@ def test_hosts_roles_arch_and_groups() -> None:
     assert nr.inventory.hosts["m1"].data["arch"] == "arm64"
     assert nr.inventory.hosts["w0"].port == 2222
     assert nr.inventory.hosts["w0"].username == "ops"
-    assert sorted(nr.filter(filter_func=lambda h: "master" in h.data["roles"]).inventory.hosts) == ["m0", "m1"]
+    assert sorted(nr.filter(filter_func=lambda h: "master" in h.data["roles"]).inventory.hosts) == [
+        "m0",
+        "m1",
+    ]
     assert {h.name for h in nr.inventory.children_of_group("etcds")} == {"m0", "m1"}
     assert {h.name for h in nr.inventory.children_of_group("arm64")} == {"m1"}
     assert set(nr.inventory.groups) == {"masters", "workers", "etcds", "loadbalance", "amd64", "arm64"}

@@ -57,10 +57,9 @@ def _all_variants(make_cluster, tmp_path: Path) -> dict[str, HostFile]:
 
 
 @pytest.fixture(scope="module")
-def unit_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostFile]:
-    from conftest import make_cluster_config
-
-    return _all_variants(make_cluster_config, tmp_path_factory.mktemp("units"))
+def unit_files(tmp_path_factory: pytest.TempPathFactory, make_cluster) -> dict[str, HostFile]:  # type: ignore[no-untyped-def]
+    # the fixture, not `from conftest import ...`: several test dirs have a conftest module
+    return _all_variants(make_cluster, tmp_path_factory.mktemp("units"))
 
 
 def test_every_unit_parses_strictly(unit_files: dict[str, HostFile]) -> None:
