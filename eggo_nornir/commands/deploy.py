@@ -92,6 +92,8 @@ def finish(result: RunResult, args: argparse.Namespace, kubeconfig_hint: bool = 
     if args.json:
         print(result.to_json())
     else:
+        if result.dry_run:
+            print(result.diffs() or "no changes\n")
         print(result.summary())
         if kubeconfig_hint and result.ok and not result.dry_run and result.admin_kubeconfig:
             print(f"\nTo use the cluster: export KUBECONFIG={result.admin_kubeconfig}")

@@ -36,6 +36,7 @@ from eggo_nornir.engine.report import (
     RunResult,
     TaskFailure,
     count_changed,
+    diffs_of,
     failures_of,
     stats_snapshot,
 )
@@ -211,7 +212,8 @@ def _record_host(
     failures = [TaskFailure(pr.name, task, error) for task, error in failures_of(multi, redactor.redact)]
     changed = count_changed(multi)
     status = "failed" if multi.failed else "changed" if changed else "ok"
-    pr.hosts[host] = HostPhase(status, changed, failures, timer.seconds.get((pr.name, host)))
+    diff = redactor.redact(diffs_of(multi))
+    pr.hosts[host] = HostPhase(status, changed, failures, timer.seconds.get((pr.name, host)), diff)
 
 
 def _run_phase(base: Nornir, phase: Phase, pr: PhaseResult, timer: _HostTimer, redactor: Redactor) -> None:

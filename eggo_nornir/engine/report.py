@@ -91,6 +91,12 @@ def failures_of(multi: Result | MultiResult, redact: Any = None) -> list[tuple[s
     return out
 
 
+def diffs_of(multi: Result | MultiResult) -> str:
+    """Every diff a host's tasks reported (what a dry run shows), in execution order."""
+    parts = [str(r.diff).rstrip("\n") for r, _ in iter_results(multi) if r.diff]
+    return "\n".join(parts) + "\n" if parts else ""
+
+
 # ---- the result objects ---------------------------------------------------------------
 
 
@@ -118,6 +124,7 @@ class HostPhase:
     changed: int = 0
     failures: list[TaskFailure] = field(default_factory=list)
     seconds: float | None = None
+    diff: str = ""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +138,8 @@ class HostPhase:
             "changed": self.changed,
             "failed_tasks": [{"task": f.task, "error": f.error} for f in self.failures],
         }
+        if self.diff:
+            out["diff"] = self.diff
         if timings:
             out["seconds"] = _round(self.seconds)
         return out
@@ -320,6 +329,16 @@ class RunResult:
                 lines.append(f"  {host} {where}:")
                 lines += [f"      {line}" for line in f.error.splitlines() or [""]]
         return "\n".join(lines)
+
+    def diffs(self) -> str:
+        """What changed (or, in a dry run, would change), per host and phase, as reported by the tasks."""
+        blocks = []
+        for host in self.host_names:
+            for phase in self.phases:
+                hp = phase.hosts.get(host)
+                if hp is not None and hp.diff:
+                    blocks.append(f"--- {host} [{phase.name}]\n{hp.diff.rstrip()}")
+        return "\n\n".join(blocks) + ("\n" if blocks else "")
 
     def __str__(self) -> str:
         return self.summary()

@@ -221,6 +221,24 @@ class TestDeploy:
         assert data["changed"] == 0, json.dumps(changed, indent=1)
         assert unit_starts(tb) == before
 
+    def test_dry_run_shows_drift_changes_nothing_and_deploy_repairs_it(
+        self, tb: Testbed, env: dict[str, str]
+    ) -> None:
+        lb = tb.with_role("loadbalance")[0]
+        conf = "/etc/kubernetes/kube-nginx.conf"
+        tb.run(lb, f"echo '# drift' >> {conf}")
+        proc = eggo(env, "deploy", str(tb.deploy_yaml), "--dry-run")
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert f"--- {lb.name} [loadbalancer]" in proc.stdout and "-# drift" in proc.stdout, proc.stdout[
+            -4000:
+        ]
+        assert "# drift" in tb.run(lb, f"cat {conf}").stdout
+        report = tb.out_dir / "repair-report.json"
+        proc = eggo(env, "deploy", str(tb.deploy_yaml), "--report", str(report))
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert json.loads(report.read_text())["hosts"][lb.name]["changed"] >= 1
+        assert "# drift" not in tb.run(lb, f"cat {conf}").stdout
+
     def test_cleanup_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
         started = time.monotonic()
         proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml))
@@ -233,3 +251,39 @@ class TestDeploy:
             if diff:
                 left[m.name] = diff
         assert left == {}, json.dumps(left, indent=1)
+
+    def test_deploy_as_password_sudo_user_leaks_no_password(self, tb: Testbed, env: dict[str, str]) -> None:
+        """SSH password authentication and sudo with a password: both work, and the password is
+        nowhere in the output, the state dir (outside pki/), the reports or nornir.log."""
+        password = tb.password()
+        doc = yaml.safe_load(tb.deploy_yaml.read_text())
+        doc.pop("private-key-path", None)
+        doc.update({"username": "eggopw", "password": password})
+        path = tb.out_dir / "deploy-eggopw.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        path.chmod(0o600)
+        outputs = []
+        for command in (["deploy", str(path)], ["cleanup", "-f", str(path)]):
+            proc = eggo(env, *command, "--report", str(tb.out_dir / f"{command[0]}-eggopw.json"))
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+            outputs += [proc.stdout, proc.stderr]
+        assert not [o for o in outputs if password in o]
+        state = Path(env["EGGO_HOME"])
+        leaks = [
+            str(f)
+            for f in [*state.rglob("*"), *tb.out_dir.glob("*-eggopw.json")]
+            if f.is_file()
+            and "pki" not in f.relative_to(f.anchor).parts
+            and password.encode() in f.read_bytes()
+        ]
+        assert leaks == []
+        assert any(state.rglob("nornir.log"))
+
+    def test_deploy_as_root(self, tb: Testbed, env: dict[str, str]) -> None:
+        doc = yaml.safe_load(tb.deploy_yaml.read_text())
+        doc["username"] = "root"
+        path = tb.out_dir / "deploy-root.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        for command in (["deploy", str(path)], ["cleanup", "-f", str(path)]):
+            proc = eggo(env, *command)
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

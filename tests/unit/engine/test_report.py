@@ -147,3 +147,17 @@ def test_count_changed_and_error_text() -> None:
     assert error_text(Result(None, failed=True, exception=KeyError("k"))) == "KeyError: 'k'"
     assert error_text(Result(None, failed=True, result="told you")) == "told you"
     assert error_text(Result(None, failed=True, exception=RuntimeError())) == "RuntimeError"
+
+
+def test_dry_run_diffs_are_kept_per_host_and_phase(nr, cfg) -> None:  # type: ignore[no-untyped-def]
+    from nornir.core.task import Result, Task
+
+    from eggo_nornir.engine.phases import Phase, run_phases
+
+    def would_change(task: Task) -> Result:
+        return Result(task.host, changed=True, diff=f"+line on {task.host.name}\n")
+
+    result = run_phases(nr, cfg, [Phase("files", would_change, "worker")], dry_run=True)
+    text = result.diffs()
+    assert "--- w0 [files]\n+line on w0" in text and "--- w1 [files]" in text
+    assert result.to_dict()["hosts"]["w0"]["phases"]["files"]["diff"] == "+line on w0\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nornir import InitNornir
 from nornir.core import Nornir
 
@@ -77,3 +79,41 @@ def test_password_not_in_host_data_repr() -> None:
 def test_plugin_can_be_used_directly() -> None:
     inv = EggoInventory(config=_cfg()).load()
     assert inv.hosts["lb"].data["roles"] == ["loadbalance"]
+
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _from_file(name: str) -> Nornir:
+    return InitNornir(
+        inventory={"plugin": "EggoInventory", "options": {"config_file": str(DATA / name)}},
+        logging={"enabled": False},
+    )
+
+
+def _view(nr: Nornir) -> dict[str, tuple[str, list[str], str, list[str]]]:
+    return {
+        h.name: (h.hostname, h.data["roles"], h.data["arch"], [g.name for g in h.groups])
+        for h in nr.inventory.hosts.values()
+    }
+
+
+def test_manual_dialect_file_through_init_nornir() -> None:
+    """The operator manual's example (duplicate name fixed): nodes -> workers, mixed arches."""
+    assert _view(_from_file("manual-example.yaml")) == {
+        "test0": ("192.168.0.1", ["master"], "arm64", ["masters", "arm64"]),
+        "test2": ("192.168.0.2", ["worker"], "arm64", ["workers", "arm64"]),
+        "test1": ("192.168.0.3", ["worker"], "arm64", ["workers", "arm64"]),
+        "etcd-0": ("192.168.0.4", ["etcd"], "amd64", ["etcds", "amd64"]),
+        "k8s-loadbalance": ("192.168.0.5", ["loadbalance"], "amd64", ["loadbalance", "amd64"]),
+    }
+
+
+def test_upstream_template_file_through_init_nornir() -> None:
+    """A file as upstream `eggo template` writes it: the master is also the etcd member."""
+    assert _view(_from_file("upstream-template.yaml")) == {
+        "k8s-master-0": ("192.168.0.2", ["master", "etcd"], "amd64", ["masters", "etcds", "amd64"]),
+        "k8s-worker-0": ("192.168.0.3", ["worker"], "amd64", ["workers", "amd64"]),
+        "k8s-worker-1": ("192.168.0.4", ["worker"], "amd64", ["workers", "amd64"]),
+        "k8s-loadbalance": ("192.168.0.1", ["loadbalance"], "amd64", ["loadbalance", "amd64"]),
+    }
