@@ -34,26 +34,13 @@ from nornir.core.inventory import (
 )
 
 from eggo_nornir.config.model import ARCHES, ClusterConfig, Node
+from eggo_nornir.remote.connect import disabled_algorithms
 
 ROLE_GROUPS: dict[str, str] = {
     "master": "masters",
     "worker": "workers",
     "etcd": "etcds",
     "loadbalance": "loadbalance",
-}
-
-# paramiko 2.12 (the newest nornir-paramiko allows) lacks strict-kex, so the
-# algorithms affected by Terrapin (CVE-2023-48795) are switched off for every host.
-TERRAPIN_DISABLED: dict[str, list[str]] = {
-    "ciphers": ["chacha20-poly1305@openssh.com"],
-    "macs": [
-        "hmac-sha2-256-etm@openssh.com",
-        "hmac-sha2-512-etm@openssh.com",
-        "hmac-sha1-etm@openssh.com",
-        "hmac-md5-etm@openssh.com",
-        "umac-64-etm@openssh.com",
-        "umac-128-etm@openssh.com",
-    ],
 }
 
 
@@ -67,7 +54,9 @@ def ssh_extras(node: Node, connect_timeout: float = 30.0) -> dict[str, Any]:
         "timeout": connect_timeout,
         "banner_timeout": connect_timeout,
         "auth_timeout": connect_timeout,
-        "disabled_algorithms": {k: list(v) for k, v in TERRAPIN_DISABLED.items()},
+        # paramiko 2.12 (the newest nornir-paramiko allows) lacks strict-kex: switch off the
+        # algorithms Terrapin (CVE-2023-48795) affects, also for plain nornir-paramiko users
+        "disabled_algorithms": disabled_algorithms(),
     }
     if node.private_key_path:
         extras["key_filename"] = str(Path(node.private_key_path).expanduser())

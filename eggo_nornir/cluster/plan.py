@@ -72,6 +72,27 @@ def _first_host(cfg: ClusterConfig) -> list[str]:
     return [cfg.nodes[0].name]
 
 
+def _cli_hook_phase(
+    ctx: DeployContext, cli_hooks: Sequence[object], hook_type: str, operator: str, fatal: bool | None = None
+) -> Phase:
+    """A phase running the CLI's `--cluster-prehook`/`--cluster-posthook` hooks on every host.
+
+    A failing pre-deploy hook stops the deploy on critical hosts, like any preparation step;
+    cleanup hooks are never fatal (`fatal=False`), so cleanup goes on.
+    """
+    params: dict[str, object] = {
+        "ctx": ctx,
+        "hooks": tuple(cli_hooks),
+        "hook_type": hook_type,
+        "operator": operator,
+    }
+    if fatal is not None:
+        params["fatal"] = fatal
+    return Phase(
+        hook_type, hooks.run_cli_hooks, None, policy="continue", critical=critical_hosts, params=params
+    )
+
+
 def deploy_phases(
     cfg: ClusterConfig,
     ctx: DeployContext,
@@ -97,20 +118,7 @@ def deploy_phases(
         Phase("packages", packages.install_packages, None, **prep, params=c),
     ]
     if cli_prehooks:
-        phases.append(
-            Phase(
-                "cluster-prehook",
-                hooks.run_cli_hooks,
-                None,
-                **prep,
-                params={
-                    **c,
-                    "hooks": tuple(cli_prehooks),
-                    "hook_type": "cluster-prehook",
-                    "operator": "deploy",
-                },
-            )
-        )
+        phases.append(_cli_hook_phase(ctx, cli_prehooks, "cluster-prehook", "deploy"))
     phases += [
         Phase("prejoin-hooks", hooks.run_hooks, None, **prep, params={**c, "schedule": "prejoin"}),
         Phase("etcd", etcd.deploy_etcd, "etcd", policy="abort", params=c),
@@ -148,20 +156,7 @@ def deploy_phases(
         ),
     ]
     if cli_posthooks:
-        phases.append(
-            Phase(
-                "cluster-posthook",
-                hooks.run_cli_hooks,
-                None,
-                policy="continue",
-                params={
-                    **c,
-                    "hooks": tuple(cli_posthooks),
-                    "hook_type": "cluster-posthook",
-                    "operator": "deploy",
-                },
-            )
-        )
+        phases.append(_cli_hook_phase(ctx, cli_posthooks, "cluster-posthook", "deploy"))
     return phases
 
 
@@ -177,21 +172,7 @@ def cleanup_phases(
     c = {"ctx": ctx}
     phases: list[Phase] = []
     if cli_prehooks:
-        phases.append(
-            Phase(
-                "cluster-prehook",
-                hooks.run_cli_hooks,
-                None,
-                policy="continue",
-                params={
-                    **c,
-                    "hooks": tuple(cli_prehooks),
-                    "hook_type": "cluster-prehook",
-                    "operator": "cleanup",
-                    "fatal": False,
-                },
-            )
-        )
+        phases.append(_cli_hook_phase(ctx, cli_prehooks, "cluster-prehook", "cleanup", fatal=False))
     phases += [
         Phase(
             "precleanup-hooks",
@@ -211,19 +192,5 @@ def cleanup_phases(
         ),
     ]
     if cli_posthooks:
-        phases.append(
-            Phase(
-                "cluster-posthook",
-                hooks.run_cli_hooks,
-                None,
-                policy="continue",
-                params={
-                    **c,
-                    "hooks": tuple(cli_posthooks),
-                    "hook_type": "cluster-posthook",
-                    "operator": "cleanup",
-                    "fatal": False,
-                },
-            )
-        )
+        phases.append(_cli_hook_phase(ctx, cli_posthooks, "cluster-posthook", "cleanup", fatal=False))
     return phases
