@@ -42,6 +42,7 @@ from eggo_nornir.tasks.cleanup_plan import (
     APPLIED_ADDONS_DIR,
     DEFAULT_DSTPATH,
     KUBECTL_CACHE,
+    KUBEPODS_SLICE,
     PACKAGES_INSTALLED,
     NodeSpec,
     Plan,
@@ -163,7 +164,9 @@ def probe_node(remote: object, spec: NodeSpec) -> Plan:
     names = [n for n in facts.lines("packages.installed") or [] if valid_package(n)]
     paths = candidate_paths(spec, facts)
     state_out = remote.run(  # type: ignore[attr-defined]
-        state_script(own.units, package_tool(facts.tools), names),
+        state_script(
+            [*own.units, *((KUBEPODS_SLICE,) if own.worker else ())], package_tool(facts.tools), names
+        ),
         check=False,
         timeout=PROBE_TIMEOUT,
         stdin=("\n".join(paths) + "\n").encode(),

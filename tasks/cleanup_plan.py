@@ -28,7 +28,7 @@ import hashlib
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eggo_nornir.config.model import DST_WHITELIST_EXACT_OR_BELOW, DST_WHITELIST_STRICTLY_BELOW
@@ -71,6 +71,16 @@ WORKER_GENERATED = (p.KUBELET_CONF,)
 OUR_LINKS = ("cni0", "kube-ipvs0", "flannel.1", "vxlan.calico")
 OUR_NETNS_PREFIX = "cni-"  # the pod netns containerd/CRI-O create (/run/netns/cni-<uuid>)
 NETNS_DIR = "/run/netns"
+# Dirs Kubernetes components create on their own (the kubelet's and the controller-manager's
+# default flex-volume plugin dir), deepest first; removed when empty, like our own parents.
+COMPONENT_DIRS: tuple[str, ...] = (
+    "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+    "/usr/libexec/kubernetes/kubelet-plugins/volume",
+    "/usr/libexec/kubernetes/kubelet-plugins",
+    "/usr/libexec/kubernetes",
+)
+# The kubelet (systemd cgroup driver) leaves its transient pod slices active after it stops.
+KUBEPODS_SLICE = "kubepods.slice"
 KUBE_CHAIN_PREFIX = "KUBE-"
 CNI_CHAIN_PREFIX = "CNI-"  # bridge ipMasq and portmap chains of our CNI config
 NFT_TABLES = ("kube-proxy",)  # kube-proxy's nftables mode
@@ -766,7 +776,7 @@ def remove_data_dirs_step(group: str, name: str, dirs: Sequence[str], mounts: Se
     return Step(group, name, "; ".join(parts), tuple(items), timeout=300.0)
 
 
-def network_steps(facts: HostFacts, cni: bool) -> list[Step]:
+def network_steps(facts: HostFacts, cni: bool, exists: Mapping[str, str] | None = None) -> list[Step]:
     """Pod netns, the veths on our bridge, our bridge and tunnel interfaces (only on CNI nodes)."""
     if not cni:
         return []
@@ -778,7 +788,7 @@ def network_steps(facts: HostFacts, cni: bool) -> list[Step]:
             Step("worker", "delete pod netns", f"rc=0; {body}; exit $rc", tuple(f"netns {n}" for n in netns))
         )
     others = [n for n in facts.netns if not n.startswith(OUR_NETNS_PREFIX)]
-    if NETNS_DIR in facts.mounts and not others:
+    if (NETNS_DIR in facts.mounts or NETNS_DIR in (exists or {})) and not others:
         # `ip netns`/the runtime made /run/netns a mount of itself; with no netns left in it
         # it serves nothing. A netns that is not ours keeps it.
         q = shlex.quote(NETNS_DIR)
@@ -1010,6 +1020,8 @@ def candidate_paths(spec: NodeSpec, facts: HostFacts) -> list[str]:
         *(d for d in spec.dstpaths if dst_removable(d)),
         STATE_DIR,
     ]
+    if own.worker or own.master:
+        base += [*COMPONENT_DIRS, NETNS_DIR]
     return list(dict.fromkeys([*base, *empty_parent_candidates(base)]))
 
 
@@ -1054,8 +1066,10 @@ def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
         runtime = units_of(RUNTIME_UNITS)
         add(containers_step(runtime, state, facts, spec.runtime_endpoint))
         add(stop_units_step("worker", runtime, state))
+        if state.units.get(KUBEPODS_SLICE, UnitInfo()).running:
+            add(Step("worker", "stop the pod slices", f"systemctl stop {KUBEPODS_SLICE}", (KUBEPODS_SLICE,)))
         add(unmount_step(facts.mounts))
-        steps.extend(network_steps(facts, cni=True))
+        steps.extend(network_steps(facts, cni=True, exists=exists))
     add(stop_units_step("worker", units_of((ROUTES_UNIT,)), state))
     add(routes_step(facts))
     if own.worker:
@@ -1088,9 +1102,10 @@ def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
     files = [x for x in wanted if not is_protected(x) and x in exists and not _under(x, removed_dirs)]
     steps.extend(remove_paths_steps("files", "remove files eggo wrote", files))
     removed = [*removed_dirs, *files]
+    component_dirs = [d for d in COMPONENT_DIRS if (own.worker or own.master) and exists.get(d) in ("d", "e")]
     parents = [
         d
-        for d in empty_parent_candidates(removed)
+        for d in [*component_dirs, *empty_parent_candidates(removed)]
         if exists.get(d) in ("d", "e") and not _under(d, removed) and d not in facts.mounts
     ]
     add(rmdir_step(parents))

@@ -739,3 +739,23 @@ def test_netns_dir_released_only_when_no_foreign_netns_remain() -> None:
     foreign = cp.HostFacts(mounts=("/", "/run/netns"), netns=("cni-1", "vpn"))
     assert [s.name for s in cp.network_steps(foreign, cni=True)] == ["delete pod netns"]
     assert cp.network_steps(facts, cni=False) == []
+
+
+def test_kubelet_leftovers_pod_slices_plugin_dirs_and_netns_dir() -> None:
+    """What the kubelet and CNI create on their own: the pod slices it leaves active, its
+    default volume-plugin dirs, and /run/netns (even when it is not a mount)."""
+    spec = cp.NodeSpec(roles=frozenset({"worker"}), cluster_id=CID)
+    state = cp.HostState(
+        paths={**{d: "d" for d in cp.COMPONENT_DIRS[1:]}, cp.COMPONENT_DIRS[0]: "e", cp.NETNS_DIR: "e"},
+        units={cp.KUBEPODS_SLICE: cp.UnitInfo(load="loaded", active="active")},
+    )
+    plan = cp.plan_node(spec, cp.HostFacts(), state)
+    names = [s.name for s in plan.steps]
+    assert "stop the pod slices" in names and "release the netns dir" in names
+    rmdir = next(s for s in plan.steps if s.name == "remove empty dirs")
+    assert [i.removesuffix(" (if empty)") for i in rmdir.items][:4] == list(cp.COMPONENT_DIRS)
+    # a clean host: nothing of this is planned again
+    again = cp.plan_node(spec, cp.HostFacts(), cp.HostState())
+    assert not {"stop the pod slices", "release the netns dir", "remove empty dirs"} & {
+        s.name for s in again.steps
+    }
