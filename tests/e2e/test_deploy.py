@@ -26,7 +26,7 @@ from eggo_nornir.testbed.handle import Testbed, unavailable
 
 pytestmark = pytest.mark.e2e
 
-SUBNET = os.environ.get("EGGO_E2E_DEPLOY_SUBNET", "10.215.0.0/24")
+SUBNET = os.environ.get("EGGO_E2E_DEPLOY_SUBNET", "10.216.0.0/24")
 UNITS = {
     "master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns"],
     "worker": ["containerd", "kubelet", "kube-proxy"],
