@@ -47,7 +47,12 @@ def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testb
     finally:
         lifecycle.down(out)
         if TIMINGS:
-            print("\nE2E TIMINGS " + json.dumps(TIMINGS), file=sys.stderr)
+            from eggo_nornir.testbed import paths
+
+            record = paths.logs_dir() / "e2e-deploy-timings.json"
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(TIMINGS) + "\n")
+            print(f"\nE2E TIMINGS {json.dumps(TIMINGS)} (also in {record})", file=sys.stderr)
 
 
 @pytest.fixture(scope="module")
