@@ -27,6 +27,7 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
 from eggo_nornir.render.rendered import Rendered
+from eggo_nornir.tasks.context import DeployContext
 
 ADMIN_CONF = "admin.conf"
 SAVED_CONFIG = "deploy.yaml"
@@ -81,13 +82,11 @@ class Cluster:
         """Path of the admin kubeconfig on the controller (written by `render` and `deploy`)."""
         return self.state_dir / ADMIN_CONF
 
-    def context(self, **options: object) -> Any:
-        """Render every node's files and return the `DeployContext` the tasks take as `ctx=`."""
-        from eggo_nornir.tasks.context import DeployContext
-
+    def context(self, **options: object) -> DeployContext:
+        """Render every node's files once and return the `DeployContext` the tasks take as `ctx=`."""
         if self.accept_new_host_keys:
             options.setdefault("accept_new_host_keys", True)
-        return DeployContext.build(self.config, self.state_dir, **options)
+        return DeployContext(self.config, self.render(), self.state_dir, dict(options))
 
     def nornir(self, *, dry_run: bool = False, log_file: Path | str | None = None) -> Nornir:
         """A ready Nornir on EggoInventory (interruptible runner, redacted log in the state dir)."""
@@ -139,7 +138,6 @@ class Cluster:
         pre = parse_cli_hooks(list(cluster_prehooks)) if cluster_prehooks else []
         post = parse_cli_hooks(list(cluster_posthooks)) if cluster_posthooks else []
         with ClusterLock(self.state_dir, "deploy"):
-            self.render()
             ctx = self.context()
             if not dry_run:
                 state.write_private(self.state_dir / SAVED_CONFIG, dump_config(self.config, redact=True))

@@ -44,7 +44,7 @@ from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.packages import import_images, install_packages
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.system import prepare_system
-from eggo_nornir.testbed import lifecycle, paths, spec
+from eggo_nornir.testbed import lifecycle
 from eggo_nornir.testbed import state as tb_state
 from eggo_nornir.testbed.handle import Testbed, unavailable
 
@@ -72,7 +72,7 @@ mkdir -p /var/lib/cni/networks/eggo-bridge && echo e2e > /var/lib/cni/networks/e
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+def bed(tmp_path_factory: pytest.TempPathFactory, bundle: Path) -> Iterator[Testbed]:
     existing = os.environ.get("EGGO_CLEANUP_TESTBED")
     if existing:
         state = tb_state.load(Path(existing))
@@ -83,9 +83,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    bundle = paths.default_bundle_dir() / spec.bundle_name("amd64")
-    if not bundle.is_file():
-        pytest.skip(f"no bundle at {bundle}; run `eggo-nornir testbed bundle`")
+    # the session's `bundle` fixture: the cached bundle, built first when EGGO_E2E_BUILD=1
     out = tmp_path_factory.mktemp("cleanup-testbed")
     state = lifecycle.up(
         out,

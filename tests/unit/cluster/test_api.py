@@ -1,0 +1,46 @@
+"""Cluster: the offline parts of the API (load, state dir, render, context)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from eggo_nornir import Cluster
+from eggo_nornir.errors import ConfigError
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EGGO_HOME", str(tmp_path / "eggo"))
+    return tmp_path / "eggo"
+
+
+def test_from_file_and_private_state_dir(home: Path) -> None:
+    cluster = Cluster.from_file(DATA / "upstream-template.yaml")
+    assert repr(cluster) == "<Cluster k8s-cluster: 4 nodes>"
+    assert cluster.state_dir == home / "clusters" / "k8s-cluster"
+    assert stat.S_IMODE(cluster.state_dir.stat().st_mode) == 0o700
+
+
+def test_bad_config_raises_with_every_problem() -> None:
+    with pytest.raises(ConfigError) as err:
+        Cluster.from_dict({"cluster-id": "x", "masters": [{"name": "m", "ip": "300.1.1.1"}], "podcird": 1})
+    text = str(err.value)
+    assert "masters[0].ip" in text and "podcird" in text
+
+
+def test_render_writes_tree_and_admin_kubeconfig_once(tmp_path: Path) -> None:
+    cluster = Cluster.from_file(DATA / "upstream-template.yaml")
+    rendered = cluster.render(tmp_path / "out")
+    assert (tmp_path / "out" / "k8s-master-0" / "etc/kubernetes/pki/ca.crt").is_file()
+    assert stat.S_IMODE(cluster.admin_kubeconfig.stat().st_mode) == 0o600
+    ctx = cluster.context()
+    # same state, same bytes: the context renders from the PKI the first render created
+    assert [hf.sha256 for hf in ctx.all_files("k8s-master-0")] == [
+        hf.sha256 for hf in rendered["k8s-master-0"]
+    ]
+    assert repr(ctx) == "<DeployContext k8s-cluster: 4 nodes>"
