@@ -321,14 +321,13 @@ def _duplicate_ips(hosts: list[HostEntry]) -> Iterator[Problem]:
                         f"the machine {ip} has {label} {a!r} in {first.path} but {b!r} here; "
                         "the same IP must describe the same machine",
                     )
-            for attr, label in (("username", "username"), ("private_key_path", "private-key-path")):
-                a = next((getattr(x, attr) for x in group if getattr(x, attr)), None)
-                b = getattr(h, attr)
-                if a and b and a != b:
-                    yield problem(
-                        f"{h.path}.{label}", f"the machine {ip} has a different {label} in another entry"
-                    )
-            for attr, label in (("password", "password"), ("sudo_password", "sudo-password")):
+            # credentials: no value is echoed (passwords must never reach a message)
+            for attr, label in (
+                ("username", "username"),
+                ("private_key_path", "private-key-path"),
+                ("password", "password"),
+                ("sudo_password", "sudo-password"),
+            ):
                 a = next((getattr(x, attr) for x in group if getattr(x, attr)), None)
                 b = getattr(h, attr)
                 if a and b and a != b:

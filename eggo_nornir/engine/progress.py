@@ -176,14 +176,19 @@ class EggoProgress:
                     f"[{self._phase}] finished: {self._done}/{self._total} hosts done, "
                     f"{self._failed} failed, {elapsed:.1f}s"
                 )
-                if self.is_tty():
-                    pad = max(0, self._width - len(line))
-                    self._width = 0
-                    self._write("\r" + line + " " * pad + "\n")
-                else:
-                    self._write(line + "\n")
+                self._end_line(line)
         except Exception:
             pass
+
+    def _end_line(self, line: str) -> None:
+        """Finish the phase's output: overwrite the live TTY line (padding over its leftovers),
+        or print a plain line when not a TTY. Call with the lock held."""
+        if self.is_tty():
+            pad = max(0, self._width - len(line))
+            self._width = 0
+            self._write("\r" + line + " " * pad + "\n")
+        else:
+            self._write(line + "\n")
 
     def interrupted(self) -> None:
         """End the current phase's output after Ctrl-C (Nornir calls no hook then)."""
@@ -192,13 +197,7 @@ class EggoProgress:
                 self._stop_ticker()
                 if not self._phase:
                     return
-                line = f"[{self._phase}] interrupted after {self._clock() - self._started:.1f}s"
-                if self.is_tty():
-                    pad = max(0, self._width - len(line))
-                    self._width = 0
-                    self._write("\r" + line + " " * pad + "\n")
-                else:
-                    self._write(line + "\n")
+                self._end_line(f"[{self._phase}] interrupted after {self._clock() - self._started:.1f}s")
         except Exception:
             pass
 
