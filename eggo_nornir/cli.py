@@ -25,6 +25,10 @@ COMMANDS: tuple[str, ...] = (
     "render",
     "deploy",
     "cleanup",
+    "list",
+    "status",
+    "certs",
+    "etcd",
     "testbed",
 )
 

@@ -6,7 +6,8 @@ at that level tests them completely with no SSH, while staying honest where it m
   `check=True`) and `CommandTimeout` (when scripted);
 - `put` decides through the very same `plan_put` as the real one, over an in-memory file
   system of `FakeFile`s, so `changed`/`action`/`diff_allowed` mean exactly what they
-  mean on a host;
+  mean on a host; `put_many` through the same `putlib.decide`, and it counts commands as
+  the real one runs them (one probe, one attrs command, one install command);
 - `get`/`read_if_exists` read that file system.
 
 Use it by putting it in the inventory (`host.data["eggo_fake_remote"] = FakeRemote()`,
@@ -25,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,3 +251,55 @@ class FakeRemote:
         with self._lock:
             self.writes.append(dest)
         return result
+
+    def _current(self, dest: str) -> putlib.RemoteFile | None:
+        existing = self.files.get(dest)
+        if existing is None:
+            return None
+        return putlib.RemoteFile(
+            sha256=existing.sha256,
+            mode=existing.mode,
+            owner=existing.owner,
+            group=existing.group,
+            uid=-1,
+            gid=-1,
+            size=len(existing.content),
+        )
+
+    def put_many(
+        self, files: Sequence[putlib.PutRequest], *, dry_run: bool = False, timeout: float = 300
+    ) -> list[PutResult]:
+        """Same decisions as `Remote.put_many` (shared `putlib.decide`), applied to `files`.
+
+        Commands are counted as the real one runs them: one probe for all files, one
+        command for every mode/owner fix, one install command for every upload.
+        """
+        if not files:
+            return []
+        for req in files:
+            if not req.dest.startswith("/"):
+                raise ValueError(f"put needs an absolute destination path, got {req.dest!r}")
+        self._stats.add(commands=1)
+        results = [
+            putlib.decide(req, putlib.describe_local(req.content, req.src), self._current(req.dest))
+            for req in files
+        ]
+        if dry_run:
+            return results
+        if any(r.action == "attrs" for r in results):
+            self._stats.add(commands=1)
+        if any(r.action == "write" for r in results):
+            self._stats.add(commands=1)
+        for req, r in zip(files, results, strict=True):
+            if r.action == "none":
+                continue
+            if r.action == "attrs":
+                existing = self.files[req.dest]
+                existing.mode, existing.owner, existing.group = req.mode & 0o7777, req.owner, req.group
+            else:
+                data = req.content if req.content is not None else Path(req.src).read_bytes()  # type: ignore[arg-type]
+                self.files[req.dest] = FakeFile(data, req.mode & 0o7777, req.owner, req.group)
+                self._stats.add(sent=len(data), uploads=1)
+            with self._lock:
+                self.writes.append(req.dest)
+        return results

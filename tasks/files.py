@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.remote.put import PutRequest
 from eggo_nornir.render.hostfile import HostFile
 
 STATE_DIR = "/var/lib/eggo"
@@ -52,7 +53,9 @@ def push_files(task: Task, files: Sequence[HostFile], dry_run: bool | None = Non
     """Make each of `files` exist on the host with its content, mode and owner.
 
     `changed` is True only when something was (or, in a dry run, would be) written or
-    re-moded. The diff shows text changes of non-secret files in a dry run; secret files
+    re-moded. All files are compared in one remote command (`Remote.put_many`), so a
+    step whose files are all in place costs one round trip, whatever its file count.
+    The diff shows text changes of non-secret files in a dry run; secret files
     are named, never shown. `result` is `{"written": [...], "restart": [...]}`.
     """
     remote = remote_for(task)
@@ -60,10 +63,15 @@ def push_files(task: Task, files: Sequence[HostFile], dry_run: bool | None = Non
     written: list[str] = []
     restarts: set[str] = set()
     diffs: list[str] = []
-    for hf in files:
-        put = remote.put(
-            hf.path, hf.content, mode=hf.mode, owner=hf.owner, group=hf.group, dry_run=dry, secret=hf.secret
-        )
+    # one probe round trip for the whole step (a re-run does nothing else here)
+    puts = remote.put_many(
+        [
+            PutRequest(hf.path, hf.content, mode=hf.mode, owner=hf.owner, group=hf.group, secret=hf.secret)
+            for hf in files
+        ],
+        dry_run=dry,
+    )
+    for hf, put in zip(files, puts, strict=True):
         if not put.changed:
             continue
         written.append(hf.path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nornir.core import Nornir
 
@@ -28,6 +28,10 @@ from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, ma
 from eggo_nornir.engine.nornir_factory import new_run_dir
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
+
+if TYPE_CHECKING:
+    from eggo_nornir.cluster.day2 import CertsResult, ClusterList, StatusResult
+    from eggo_nornir.cluster.etcd_snapshot import BackupResult
 
 ADMIN_CONF = "admin.conf"
 SAVED_CONFIG = "deploy.yaml"
@@ -213,3 +217,74 @@ class Cluster:
         """The JSON report of the most recent run, or None."""
         runs = sorted((self.state_dir / "runs").glob(f"*/{REPORT}"))
         return json.loads(runs[-1].read_text()) if runs else None
+
+    # ---- day 2: inspection and etcd snapshots (eggo_nornir.cluster.day2, .etcd_snapshot) --------
+    @staticmethod
+    def list_clusters(root: Path | str | None = None) -> ClusterList:
+        """The clusters in the state dir (`$EGGO_HOME/clusters/*`), read from disk only."""
+        from eggo_nornir.cluster.day2 import list_clusters
+
+        return list_clusters(Path(root) if root is not None else state.eggo_home())
+
+    def _probe_nornir(self) -> Nornir:
+        # read-only commands append to one log instead of adding a run dir per call, so a status
+        # polled from cron neither floods runs/ nor becomes the "last run" that `list` shows
+        return self.nornir(log_file=self.state_dir / "inspect.log")
+
+    def status(self) -> StatusResult:
+        """Roles, service states, Ready, etcd health and leader, and every cert's days to expiry.
+
+        Read-only: never renders (which could re-issue a leaf) and takes no lock.
+        """
+        from eggo_nornir.cluster.day2 import collect_status
+
+        nr = self._probe_nornir()
+        try:
+            return collect_status(nr, self.config, self.state_dir)
+        finally:
+            nr.close_connections(on_good=True, on_failed=True)
+
+    def certs(self) -> CertsResult:
+        """Days to expiry of every certificate, on the controller and on each node (read-only)."""
+        from eggo_nornir.cluster.day2 import collect_certs
+
+        nr = self._probe_nornir()
+        try:
+            return collect_certs(nr, self.config, self.state_dir)
+        finally:
+            nr.close_connections(on_good=True, on_failed=True)
+
+    def etcd_backup(self, output: Path | str | None = None) -> BackupResult:
+        """Snapshot etcd to `<state>/backups/<stamp>.db` (0600, with a `.sha256`), or to `output`."""
+        from eggo_nornir.cluster.etcd_snapshot import backup
+
+        nr = self.nornir(log_file=new_run_dir(self.state_dir) / "nornir.log")
+        try:
+            return backup(nr, self.config, self.state_dir, output)
+        finally:
+            nr.close_connections(on_good=True, on_failed=True)
+
+    def etcd_restore(
+        self,
+        snapshot: Path | str,
+        *,
+        etcdutl: Path | str | None = None,
+        progress: bool = False,
+        report: Path | str | None = None,
+    ) -> RunResult:
+        """Rebuild every etcd member from `snapshot`, with the apiservers stopped meanwhile.
+
+        Checks the snapshot against its `.sha256` sidecar first. `etcdutl` is uploaded to
+        members that have none (etcd 3.6's etcdctl cannot restore); default: `etcdutl` on PATH.
+        """
+        from eggo_nornir.cluster.day2 import probe_context
+        from eggo_nornir.cluster.etcd_snapshot import find_etcdutl, restore_phases, verify_snapshot
+
+        path = Path(snapshot).expanduser().resolve()
+        digest = verify_snapshot(path)
+        local = find_etcdutl(etcdutl)
+        with ClusterLock(self.state_dir, "etcd restore"):
+            ctx = probe_context(self.config, self.state_dir, etcdutl_local=str(local) if local else "")
+            return self._run(
+                restore_phases(ctx, path, digest), dry_run=False, progress=progress, report=report
+            )

@@ -8,6 +8,10 @@ The remote half is one probe round trip (`stat` + `sha256sum` under sudo), then 
 nothing; a `chown`/`chmod`; or an SFTP upload to a private temp dir followed by
 `install` to `DEST.eggo-tmp-XXXX` and `mv -f` onto DEST (a rename in the same dir, so
 readers see the old file or the new one, never a partial one).
+
+`put_many` does the same for a whole step's files with one probe round trip for all of
+them (`probe_many_script`), because on a re-run that probe is all there is to do, and one
+round trip per file was most of a re-deploy's commands.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import hashlib
 import io
 import posixpath
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from eggo_nornir.remote.results import PutAction
+from eggo_nornir.remote.results import PutAction, PutResult
 
 CHUNK = 1024 * 1024
 DIFF_MAX_BYTES = 256 * 1024
@@ -129,6 +133,65 @@ def parse_probe(stdout: str) -> RemoteFile | str | None:
         uid=int(uid),
         gid=int(gid),
         size=int(size),
+    )
+
+
+@dataclass(frozen=True)
+class PutRequest:
+    """One file of a `put_many`: the arguments `put` takes, as a record."""
+
+    dest: str
+    content: bytes | None = None
+    src: Path | None = None
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+
+
+# Starts each file's section in the output of `probe_many_script`. A probe prints only
+# `absent`, `notfile`, `MODE:USER:...` and `HASH  -`, so the marker cannot be mistaken for one.
+_SECTION = "@@eggo-probe"
+
+
+def probe_many_script(dests: Sequence[str]) -> str:
+    """Shell text probing every path of `dests` in one command: a marker line, then `probe_script`'s output.
+
+    Each probe runs whatever the previous one did (`;`), so one unreadable path is reported
+    by its own section (a missing section makes `parse_probe_many` fail, never "absent").
+    """
+    return "; ".join(f"echo {_SECTION} {i}; {probe_script(dest)}" for i, dest in enumerate(dests))
+
+
+def parse_probe_many(stdout: str, count: int) -> list[RemoteFile | str | None]:
+    """The `parse_probe` answer of each of the `count` paths, in order.
+
+    Raises ValueError when a section is missing: a truncated answer must not read as
+    "absent" (which would rewrite a file and restart its unit for nothing).
+    """
+    sections: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(_SECTION + " "):
+            current = sections.setdefault(int(line.split()[1]), [])
+        elif current is not None:
+            current.append(line)
+    missing = [i for i in range(count) if i not in sections]
+    if missing:
+        raise ValueError(f"probe output has no section for path(s) {missing}: {stdout[-500:]!r}")
+    return [parse_probe("\n".join(sections[i])) for i in range(count)]
+
+
+def decide(req: PutRequest, local: LocalContent, current: RemoteFile | None) -> PutResult:
+    """The `PutResult` of putting `req` over `current`: shared by `Remote` and `FakeRemote`."""
+    action = plan_put(current, local.sha256, req.mode, req.owner, req.group)
+    return PutResult(
+        changed=action != "none",
+        diff_allowed=diff_allowed(local, current, req.secret),
+        old_sha256=current.sha256 if current else None,
+        new_sha256=local.sha256,
+        action=action,
+        dest=req.dest,
     )
 
 

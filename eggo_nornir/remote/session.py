@@ -369,6 +369,107 @@ class Remote:
         self._upload_and_install(dest, content, src, local.size, mode, owner, group, timeout)
         return result
 
+    def put_many(
+        self,
+        files: Sequence[putlib.PutRequest],
+        *,
+        dry_run: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> list[PutResult]:
+        """`put` for several files with ONE probe round trip for all of them.
+
+        Why: on a re-run nothing differs, and one probe per file was most of a step's
+        commands. The decision per file is `put`'s (`putlib.decide`); then every
+        mode/owner fix runs as one command, and every changed file goes up in one SFTP
+        session followed by one install command. Results keep the order of `files`.
+        """
+        if not files:
+            return []
+        for req in files:
+            if not posixpath.isabs(req.dest):
+                raise ValueError(f"put needs an absolute destination path, got {req.dest!r}")
+        locals_ = [putlib.describe_local(req.content, req.src) for req in files]
+        probe = self.run(putlib.probe_many_script([req.dest for req in files]), timeout=timeout)
+        try:
+            found = putlib.parse_probe_many(probe.stdout, len(files))
+        except ValueError as exc:
+            raise RemoteError(self.host, f"cannot read the file probe: {exc}") from exc
+        results: list[PutResult] = []
+        for req, local, current in zip(files, locals_, found, strict=True):
+            if current == putlib.NOT_A_FILE:
+                raise RemoteError(self.host, f"cannot put {req.dest}: it exists and is not a regular file")
+            assert not isinstance(current, str)
+            results.append(putlib.decide(req, local, current))
+        log.debug(
+            "%s: put_many: %s%s",
+            self.host,
+            ", ".join(f"{r.dest}={r.action}" for r in results),
+            " (dry run)" if dry_run else "",
+        )
+        if dry_run:
+            return results
+        attrs = [req for req, r in zip(files, results, strict=True) if r.action == "attrs"]
+        if attrs:
+            script = " && ".join(putlib.attrs_script(q.dest, q.mode, q.owner, q.group) for q in attrs)
+            self.run(script, timeout=timeout)
+        writes = [
+            (req, local) for req, local, r in zip(files, locals_, results, strict=True) if r.action == "write"
+        ]
+        if writes:
+            self._upload_and_install_many(writes, timeout)
+        return results
+
+    def _upload_and_install_many(
+        self, writes: Sequence[tuple[putlib.PutRequest, putlib.LocalContent]], timeout: float
+    ) -> None:
+        """Upload every file into one fresh 0700 dir (one SFTP session), then install them all
+        with one sudo command; the temp copies are always removed (see `_upload_and_install`).
+
+        Each file's install line exits on its own failure, so the files before it are in
+        place, the failing one is unchanged, and the error names it.
+        """
+        token = secrets.token_hex(6)
+        try:
+            sftp = self._client.open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(self.host, f"cannot open SFTP to upload {len(writes)} files: {exc}") from exc
+        sftp.get_channel().settimeout(timeout)
+        tmp_dir = posixpath.join(self._temp_base(sftp), f".eggo-put-{token}")
+        uploaded: list[str] = []
+        current = ""
+        done = [0]  # bytes of the current file sent so far, for the stats even when it fails
+
+        def progress(n: int, _total: int) -> None:
+            done[0] = n
+
+        try:
+            sftp.mkdir(tmp_dir, 0o700)
+            for i, (req, local) in enumerate(writes):
+                current, done[0] = req.dest, 0
+                tmp_file = posixpath.join(tmp_dir, f"f{i}")
+                uploaded.append(tmp_file)
+                with putlib.open_local(req.content, req.src) as fh:
+                    sftp.putfo(fh, tmp_file, file_size=local.size, callback=progress, confirm=True)
+                self._stats.add(sent=done[0], uploads=1)
+                done[0] = 0
+            current = ""
+            script = "\n".join(
+                putlib.install_script(tmp, req.dest, req.mode, req.owner, req.group, token)
+                for tmp, (req, _local) in zip(uploaded, writes, strict=True)
+            )
+            self.run(script, timeout=timeout)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._stats.add(sent=done[0])
+            what = current or ", ".join(req.dest for req, _ in writes)
+            raise RemoteError(self.host, f"upload of {what} failed: {exc}") from exc
+        finally:
+            for tmp_file in uploaded:
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    sftp.remove(tmp_file)
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                sftp.rmdir(tmp_dir)
+            sftp.close()
+
     def _temp_base(self, sftp: paramiko.SFTPClient) -> str:
         """Root uploads under /tmp; anyone else under their home, which only they can read."""
         if self.username == "root":

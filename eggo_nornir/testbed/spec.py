@@ -24,13 +24,14 @@ KUBE_BINARIES: tuple[str, ...] = (
     "kube-proxy",
     "kubectl",
 )
-BINARIES: tuple[str, ...] = (*KUBE_BINARIES, "etcd", "etcdctl", "coredns")
+BINARIES: tuple[str, ...] = (*KUBE_BINARIES, "etcd", "etcdctl", "etcdutl", "coredns")
 # The version each binary must report, and the argv that asks for it.
 VERSION_PROBES: dict[str, tuple[tuple[str, ...], str]] = {
     **{b: (("--version",), KUBE_VERSION) for b in KUBE_BINARIES if b != "kubectl"},
     "kubectl": (("version", "--client"), KUBE_VERSION),
     "etcd": (("--version",), ETCD_VERSION.lstrip("v")),
     "etcdctl": (("version",), ETCD_VERSION.lstrip("v")),
+    "etcdutl": (("version",), ETCD_VERSION.lstrip("v")),
     "coredns": (("-version",), COREDNS_VERSION.lstrip("v")),
 }
 
@@ -47,7 +48,7 @@ DEB_GROUPS: dict[str, tuple[str, ...]] = {
 BIN_GROUPS: dict[str, tuple[str, ...]] = {
     "kubernetes-master": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
     "kubernetes-worker": ("kubelet", "kube-proxy", "kubectl"),
-    "etcd": ("etcd", "etcdctl"),
+    "etcd": ("etcd", "etcdctl", "etcdutl"),
     "dns": ("coredns",),
 }
 

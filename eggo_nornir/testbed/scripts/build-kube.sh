@@ -32,16 +32,17 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
   echo "building $c $KUBE $ARCH" >&2
   go build -trimpath -ldflags "-s -w $ver" -o "$OUT/$c.tmp" "k8s.io/kubernetes/cmd/$c" && mv "$OUT/$c.tmp" "$OUT/$c"
 done
-# etcd and etcdctl
+# etcd, etcdctl and etcdutl (etcd 3.6 moved `snapshot restore` from etcdctl to etcdutl)
 ew=$CACHE/src/etcd-$ETCD; mkdir -p "$ew"; cd "$ew"
-if [ ! -f go.mod ] || ! grep -q "go.etcd.io/etcd/server/v3 $ETCD" go.mod; then
+if [ ! -f go.mod ] || ! grep -q "go.etcd.io/etcd/server/v3 $ETCD" go.mod || ! grep -q "go.etcd.io/etcd/etcdutl/v3 $ETCD" go.mod; then
   printf 'module eggo.local/etcdbuild\n\ngo 1.24\n' > go.mod
-  go get "go.etcd.io/etcd/server/v3@$ETCD" "go.etcd.io/etcd/etcdctl/v3@$ETCD" >/dev/null 2>&1
-  printf 'package main\nimport (\n _ "go.etcd.io/etcd/server/v3/etcdmain"\n _ "go.etcd.io/etcd/etcdctl/v3/ctlv3"\n)\nfunc main() {}\n' > tools.go
+  go get "go.etcd.io/etcd/server/v3@$ETCD" "go.etcd.io/etcd/etcdctl/v3@$ETCD" "go.etcd.io/etcd/etcdutl/v3@$ETCD" >/dev/null 2>&1
+  printf 'package main\nimport (\n _ "go.etcd.io/etcd/server/v3/etcdmain"\n _ "go.etcd.io/etcd/etcdctl/v3/ctlv3"\n _ "go.etcd.io/etcd/etcdutl/v3/etcdutl"\n)\nfunc main() {}\n' > tools.go
   go mod tidy >/dev/null 2>&1 || true
 fi
 [ -x "$OUT/etcd" ] || { echo "building etcd $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$OUT/etcd.tmp" "$OUT/etcd"; }
 [ -x "$OUT/etcdctl" ] || { echo "building etcdctl $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcdctl.tmp" go.etcd.io/etcd/etcdctl/v3 && mv "$OUT/etcdctl.tmp" "$OUT/etcdctl"; }
+[ -x "$OUT/etcdutl" ] || { echo "building etcdutl $ETCD" >&2; go build -trimpath -ldflags "-s -w" -o "$OUT/etcdutl.tmp" go.etcd.io/etcd/etcdutl/v3 && mv "$OUT/etcdutl.tmp" "$OUT/etcdutl"; }
 # coredns: its module root is package main, which cannot be imported from tools.go, so
 # no `go mod tidy` here (tidy would drop the requirement and the build would silently
 # pick the newest CoreDNS); `go get` pins it and -mod=mod fills go.sum while building.
@@ -59,7 +60,7 @@ if [ "$(go env GOHOSTARCH)" = "$ARCH" ]; then
   bad=0
   for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do check "$c" "$KUBE" --version; done
   check kubectl "$KUBE" version --client
-  check etcd "${ETCD#v}" --version; check etcdctl "${ETCD#v}" version
+  check etcd "${ETCD#v}" --version; check etcdctl "${ETCD#v}" version; check etcdutl "${ETCD#v}" version
   check coredns "CoreDNS-${COREDNS#v}" -version
   [ "$bad" = 0 ] || exit 1
 fi

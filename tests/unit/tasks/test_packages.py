@@ -109,6 +109,7 @@ class SimPkgHost:
         self.debs = debs  # file -> (package, version, pattern)
         self.installed: dict[str, str] = {}
         self.copied: dict[str, str] = {}
+        self.compared = 0
         self.nginx = ("", "")
         self.actions: list[str] = []
         fake.on(re.compile(r"^m=none;"), handler=self.probe)
@@ -127,6 +128,16 @@ class SimPkgHost:
                 r"printf 'copy\\t%s\\t%s\\t%s\\n' (\d+) \"\$\(digest (\S+)\)\" \"\$\(digest (\S+)\)\"", line
             ):
                 out.append(f"copy\t{m.group(1)}\tsrc{m.group(2)}:755\t{self.copied.get(m.group(3), '-')}")
+            elif m := re.search(r"printf 'copy\\t%s\\t%s\\n' (\d+) \"\$\(compare (\S+) (\S+)\)\"", line):
+                # the probe's `compare`: cmp settles equal bytes, a missing target needs no hash
+                have, src = self.copied.get(m.group(3)), f"src{m.group(2)}"
+                if have is None:
+                    out.append(f"copy\t{m.group(1)}\tpresent\t-")
+                elif have.split(":")[0] == src:
+                    out.append(f"copy\t{m.group(1)}\tsame\tsame:{have.split(':')[1]}")
+                else:
+                    out.append(f"copy\t{m.group(1)}\t{src}:755\t{have}")
+                self.compared += 1
             elif "printf 'unit" in line:
                 out.append(f"unit\tnginx.service\t{self.nginx[0]}\t{self.nginx[1]}")
         return 0, "\n".join(out) + "\n", ""
@@ -256,3 +267,61 @@ def test_import_images_skips_present(cluster, tmp_path) -> None:
     assert res.changed and res.result["imported"] == [f"{DST}/image/pause.tar"]
     res2 = nr.run(task=import_images, ctx=ctx)["w0"][0]
     assert not res2.changed and res2.result["present"] == [f"{DST}/image/pause.tar"]
+
+
+# --------------------------------------------------------------------------- copies: cmp before hashes
+
+
+def test_copy_up_to_date_reads_every_probe_answer() -> None:
+    from eggo_nornir.tasks.packages import copy_up_to_date
+
+    assert copy_up_to_date("bin", "same", "same:755", 0o755)
+    assert not copy_up_to_date("bin", "same", "same:644", 0o755)  # right bytes, wrong mode: copy again
+    assert not copy_up_to_date("bin", "present", "-", 0o755)  # missing target
+    assert copy_up_to_date("file", "ab:600", "ab:644", 0o644)  # hashes (no cmp on the host)
+    assert not copy_up_to_date("file", "ab:644", "cd:644", 0o644)
+    assert copy_up_to_date("dir", "dir:x", "dir:x", 0o644) and not copy_up_to_date("dir", "dir:x", "-", 0o644)
+
+
+def test_copy_probe_in_a_real_shell(tmp_path) -> None:
+    """`compare` on real files: equal bytes need no hash, a missing target none either."""
+    import os
+    import subprocess
+
+    dst = tmp_path / "pkgs"
+    (dst / "bin").mkdir(parents=True)
+    target_dir = tmp_path / "usr-bin"
+    target_dir.mkdir()
+    for name in ("same", "other", "fresh", "moded"):
+        (dst / "bin" / name).write_bytes(b"ELF" + name.encode())
+    (target_dir / "same").write_bytes(b"ELFsame")
+    (target_dir / "other").write_bytes(b"ELFold")
+    (target_dir / "moded").write_bytes(b"ELFmoded")
+    for name in ("same", "other"):
+        os.chmod(target_dir / name, 0o755)
+    os.chmod(target_dir / "moded", 0o644)
+    pkgs = [
+        Package(n, "bin", "worker", "c", dst=str(target_dir)) for n in ("same", "other", "fresh", "moded")
+    ]
+    from eggo_nornir.tasks.packages import probe_script
+
+    out = subprocess.run(
+        ["sh", "-c", probe_script(pkgs, str(dst))], capture_output=True, text=True, check=True
+    ).stdout
+    facts = parse_probe(out)
+    assert facts.copies[0] == ("same", "same:755")
+    assert facts.copies[1][0].endswith(":644") and len(facts.copies[1][1]) == 64 + 4  # hashed: bytes differ
+    assert facts.copies[2] == ("present", "-")
+    assert facts.copies[3] == ("same", "same:644")
+    p = plan(pkgs, facts, str(dst))
+    assert [c.target for _k, c in p.steps] == [str(target_dir / n) for n in ("other", "fresh", "moded")]
+    assert p.up_to_date == [str(target_dir / "same")]
+
+
+def test_rerun_compares_without_hashing(worker_setup) -> None:
+    nr, ctx, fake, sim = worker_setup
+    nr.run(task=install_packages, ctx=ctx)
+    res = nr.run(task=install_packages, ctx=ctx)["w0"][0]
+    assert not res.changed and sim.compared == 4  # kubelet and the conflist, on both runs
+    copy_lines = [line for line in fake.commands[-1].splitlines() if line.startswith("printf 'copy")]
+    assert len(copy_lines) == 2 and all("$(compare " in line for line in copy_lines)
