@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from eggo_nornir import __version__
 from eggo_nornir.errors import EggoError
+from eggo_nornir.streams import plain_std_streams
 
 # Order here is the order in `--help`.
 COMMANDS: tuple[str, ...] = (
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with plain_std_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

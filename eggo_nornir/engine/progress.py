@@ -25,6 +25,7 @@ from nornir.core.task import AggregatedResult, MultiResult, Task
 
 from eggo_nornir.engine.report import failures_of
 from eggo_nornir.engine.runner import STOP
+from eggo_nornir.streams import unwrapped
 
 TICK_SECONDS = 1.0
 
@@ -63,7 +64,8 @@ class EggoProgress:
     # ---- output ------------------------------------------------------------------------
     @property
     def stream(self) -> TextIO:
-        return self._stream if self._stream is not None else sys.stderr
+        # stderr beneath colorama's wrapper, if nornir-utils installed one (see eggo_nornir.streams)
+        return self._stream if self._stream is not None else unwrapped(sys.stderr)
 
     def is_tty(self) -> bool:
         if self._tty is not None:

@@ -10,9 +10,8 @@ the cluster's state changes under the session fixture. `SmallCluster.deployed` r
 we know; a test that needs a running cluster calls `ensure_deployed`, which re-deploys (a
 converging, idempotent run) only when needed.
 
-Import it from a test module (`from smalltb import ...`, tests are not packages) and list
-`small_cluster` among the module's fixtures: `pytest_plugins`-free, because importing the
-fixture function into the module's namespace is enough for pytest to find it.
+Import it from a test module (`from smalltb import small_cluster`, tests are not packages):
+importing the fixture function into the module's namespace is enough for pytest to find it.
 
 Environment knobs: `EGGO_E2E_SMALL_SUBNET` (default 10.213.62.0/24) and
 `EGGO_E2E_SMALL_NAME` (default eggoe2), so a developer's own testbed never clashes.
@@ -88,9 +87,21 @@ def ensure_deployed(small: SmallCluster) -> None:
     small.deployed = True
 
 
+# One per process: every module that imports `small_cluster` gets its own copy of the fixture
+# (pytest registers an imported fixture per module), so the copies share this instance.
+_SHARED: list[SmallCluster] = []
+
+
 @pytest.fixture(scope="session")
 def small_cluster(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallCluster]:
-    """Boot the 3-machine testbed once per session (not deployed yet); always torn down."""
+    """Boot the 3-machine testbed once per session (not deployed yet); always torn down.
+
+    The copy that boots it owns it and takes it down when the session ends (session-scoped
+    fixtures are finalised then, whichever module defined them); the other copies reuse it.
+    """
+    if _SHARED:
+        yield _SHARED[0]
+        return
     reason = unavailable()
     if reason:
         pytest.skip(reason)
@@ -99,7 +110,9 @@ def small_cluster(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         home = out / "eggo-home"
         home.mkdir(exist_ok=True)
-        yield SmallCluster(Testbed(state, out), {**os.environ, "EGGO_HOME": str(home)})
+        _SHARED.append(SmallCluster(Testbed(state, out), {**os.environ, "EGGO_HOME": str(home)}))
+        yield _SHARED[0]
     finally:
+        _SHARED.clear()
         result = lifecycle.down(out)
         print(f"\nsmall testbed down: {result.get('machines')}")

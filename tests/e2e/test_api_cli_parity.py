@@ -8,7 +8,9 @@
    first deploy with the API's second would compare two different runs, not two front
    ends. `ensure_deployed` brings the cluster up first; then both front ends converge an
    identical, deployed cluster, both report `0 changed`, and any difference in the reports
-   is a difference between the CLI and the API.
+   is a difference between the CLI and the API. The per-host command and received-byte
+   counts are left out of the comparison: they grow with every poll a wait needs, so they
+   vary between two identical runs like timings do (bytes sent must be 0 in both).
 
 2. Without a testbed: non-TTY output of the CLI (stdout and stderr) and of `EggoProgress`
    contains no escape codes, also when nornir-utils was imported (nornir-notes §2.2: its
@@ -44,6 +46,18 @@ def drop_timings(report: Any) -> Any:
     return report
 
 
+# How many commands a run issued, and how many bytes came back, depend on how many polls each
+# wait needed (etcd health, nodes Ready, units active): timing under another name. Seen here:
+# 64 commands on master1 in one re-deploy on a loaded host, 25 in the next one.
+POLL_COUNTS = ("commands", "bytes_received")
+
+
+def without_poll_counts(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without the per-host counters that vary with the number of polls."""
+    hosts = {n: {k: v for k, v in h.items() if k not in POLL_COUNTS} for n, h in report["hosts"].items()}
+    return {**report, "hosts": hosts}
+
+
 # ---- 1. same report from the CLI and the API -------------------------------------------------
 def test_cli_and_api_redeploys_give_the_same_report(
     small_cluster: SmallCluster,  # noqa: F811
@@ -70,7 +84,11 @@ def test_cli_and_api_redeploys_give_the_same_report(
     assert drop_timings(result.to_dict()) == api  # drop_timings removes exactly what timings=False omits
     cli = drop_timings(cli_report)
     assert cli["changed"] == 0 and api["changed"] == 0, "both runs are re-deploys of a deployed cluster"
-    assert api == cli
+    for report in (api, cli):
+        for host in report["hosts"].values():
+            assert host["bytes_sent"] == 0, "a re-deploy ships nothing"
+            assert host["commands"] > 0
+    assert without_poll_counts(api) == without_poll_counts(cli)
 
 
 # ---- 2. no escape codes off a terminal ------------------------------------------------------
@@ -115,7 +133,7 @@ def run_python(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[s
 
 
 class EscapeCodesFound(AssertionError):
-    """Raised for escape codes only, so the xfail below cannot hide any other failure."""
+    """Escape codes in output that must be plain (nornir-utils' colorama wraps sys.std*)."""
 
 
 def assert_plain_deploy_output(proc: subprocess.CompletedProcess[str]) -> None:
@@ -175,19 +193,6 @@ def test_progress_into_its_own_stream_ignores_nornir_utils(tmp_path: Path) -> No
     assert "\x1b" not in text
 
 
-XFAIL_COLORAMA = pytest.mark.xfail(
-    strict=True,
-    raises=EscapeCodesFound,
-    reason=(
-        "known defect: after `import nornir_utils.plugins.functions` colorama wraps sys.stdout/"
-        "sys.stderr, and the CLI (print) and EggoProgress() (default stream sys.stderr) write through "
-        "that wrapper, which appends ESC[0m to every write; fix in cli.main / EggoProgress.stream by "
-        "writing to the wrapped stream (see the report of the embedding task)"
-    ),
-)
-
-
-@XFAIL_COLORAMA
 def test_cli_after_nornir_utils_import_has_no_escape_codes(unreachable_yaml: Path, tmp_path: Path) -> None:
     assert_plain_deploy_output(
         run_python(["-c", CLI_AFTER_NORNIR_UTILS, "deploy", str(unreachable_yaml)], tmp_path)

@@ -83,6 +83,9 @@ def test_notebook_runs_top_to_bottom(
     try:
         client.execute()
     finally:
+        # nbclient shuts down only kernels it started itself; this one is ours
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
         # the notebook's last cells clean the cluster up (also when they are the ones that failed)
         small_cluster.deployed = False
         nbformat.write(nb, tmp_path / "executed.ipynb")  # kept for a look after a failure
