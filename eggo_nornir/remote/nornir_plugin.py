@@ -110,15 +110,23 @@ def _fake_for(host: Host) -> FakeRemote | None:
     return made
 
 
+def _has_connection_options(host: Host, name: str) -> bool:
+    return (
+        name in host.connection_options
+        or any(name in g.connection_options for g in host.groups)
+        or name in host.defaults.connection_options
+    )
+
+
 def _open(task: Task) -> None:
     """Open `eggo_ssh` for the task's host with the parameters described in the module doc."""
     host = task.host
-    configured = (
-        CONNECTION_NAME in host.connection_options
-        or any(CONNECTION_NAME in g.connection_options for g in host.groups)
-        or CONNECTION_NAME in host.defaults.connection_options
+    # options may sit on the host, any of its groups or the inventory defaults (a SimpleInventory
+    # often keeps the SSH key in defaults.yaml); our own connection name wins over paramiko's
+    source = next(
+        (name for name in (CONNECTION_NAME, "paramiko") if _has_connection_options(host, name)),
+        CONNECTION_NAME,
     )
-    source = CONNECTION_NAME if configured or "paramiko" not in host.connection_options else "paramiko"
     params = host.get_connection_parameters(source)
     extras = dict(params.extras or {})
     extras.setdefault("eggo_host_label", host.name)

@@ -180,3 +180,21 @@ def test_no_secret_in_nornir_logs(
     nr = make_nr(hosts, defaults, tmp_path)
     nr.run(task=lambda task: Result(host=task.host, result=repr(remote_for(task))))
     assert PW not in caplog.text
+
+
+def test_paramiko_options_from_inventory_defaults_are_used(
+    opened: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SimpleInventory often keeps the SSH user and key in defaults.yaml, not on each host."""
+    monkeypatch.setenv("EGGO_HOME", str(tmp_path))
+    defaults = Defaults(
+        username="eggo",
+        connection_options={"paramiko": ConnectionOptions(extras={"key_filename": "/k/id", "timeout": 5})},
+    )
+    hosts = {"h1": Host(name="h1", hostname="10.0.0.9", defaults=defaults)}
+    nr = make_nr(hosts, defaults, tmp_path)
+    result = nr.run(task=lambda task: Result(host=task.host, result=remote_for(task).username))
+    assert not result.failed, result
+    (call,) = opened
+    assert call["key_filename"] == "/k/id" and call["username"] == "eggo" and call["hostname"] == "10.0.0.9"
+    nr.close_connections()
