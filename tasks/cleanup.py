@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import Node
-from eggo_nornir.remote import RemoteError, Unreachable
+from eggo_nornir.remote import CommandResult, RemoteError, Unreachable
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST
@@ -117,13 +117,37 @@ def run_steps(remote: object, steps: Sequence[Step]) -> tuple[list[str], list[st
         except RemoteError as exc:  # timeout, sudo refused, connection dropped mid-command
             errors.append(f"{step.describe()}: {exc}")
             continue
+        if res.rc != 0 and step.replan is not None:
+            res = _retry_replanned(remote, step, res)
         if res.rc != 0:
-            errors.append(f"{step.describe()}: rc={res.rc}: {_tail(res.stderr or res.stdout)}")
+            detail = _tail(res.stderr or res.stdout)
+            if step.replan is not None and step.stdin:
+                detail += "\ninput:\n" + _tail(step.stdin.decode("utf-8", "replace"), 2000)
+            errors.append(f"{step.describe()}: rc={res.rc}: {detail}")
         elif step.report_stdout:
             removed += [ln for ln in res.stdout.splitlines() if ln.strip()]
         else:
             removed += list(step.items)
     return removed, errors
+
+
+def _retry_replanned(remote: object, step: Step, res: object, attempts: int = 2) -> object:
+    """Re-plan `step` from a fresh read of the host and run it again, up to `attempts` times.
+
+    Returns the last command result; a replan with nothing left to do counts as success.
+    """
+
+    def read(cmd: str) -> str:
+        return remote.run(cmd, check=False, timeout=PROBE_TIMEOUT).stdout  # type: ignore[attr-defined]
+
+    for _ in range(attempts):
+        fresh = step.replan(read) if step.replan is not None else None
+        if fresh is None:
+            return CommandResult(0, "", "", 0.0, step.command)
+        res = remote.run(fresh.command, check=False, timeout=fresh.timeout, stdin=fresh.stdin)  # type: ignore[attr-defined]
+        if res.rc == 0:  # type: ignore[attr-defined]
+            return res
+    return res
 
 
 def _result(

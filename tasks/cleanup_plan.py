@@ -28,7 +28,7 @@ import hashlib
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eggo_nornir.config.model import DST_WHITELIST_EXACT_OR_BELOW, DST_WHITELIST_STRICTLY_BELOW
@@ -671,6 +671,11 @@ class Step:
     stdin: bytes | None = None
     timeout: float = 120.0
     report_stdout: bool = False
+    # For steps planned from a snapshot of changing state (iptables): after a failure, build
+    # the step again from a fresh read of the host (None: nothing left to do), and retry.
+    replan: Callable[[Callable[[str], str]], Step | None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def describe(self) -> str:
         return f"{self.name}: {', '.join(self.items)}" if self.items else self.name
@@ -837,6 +842,24 @@ def routes_step(facts: HostFacts) -> Step | None:
     )
 
 
+def _chains_step(tool: str, plans: Sequence[ChainPlan], prefixes: Sequence[str]) -> Step:
+    """Delete our chains with one `iptables-restore --noflush`; replanned from a fresh
+    `iptables-save` if it fails (a rule or chain that changed since the probe)."""
+
+    def replan(read: Callable[[str], str]) -> Step | None:
+        fresh = plan_chains(read(f"{tool}-save 2>/dev/null"), prefixes)
+        return _chains_step(tool, fresh, prefixes) if fresh else None
+
+    return Step(
+        "worker",
+        f"delete {tool} chains",
+        f"{tool}-restore -w 10 --noflush",
+        tuple(f"{tool} {cp.table} {c}" for cp in plans for c in cp.chains),
+        stdin=restore_input(plans).encode(),
+        replan=replan,
+    )
+
+
 def iptables_steps(facts: HostFacts, cni: bool) -> list[Step]:
     prefixes = (KUBE_CHAIN_PREFIX, CNI_CHAIN_PREFIX) if cni else (KUBE_CHAIN_PREFIX,)
     steps: list[Step] = []
@@ -844,16 +867,7 @@ def iptables_steps(facts: HostFacts, cni: bool) -> list[Step]:
         plans = plan_chains(dump.save, prefixes)
         if not plans:
             continue
-        items = tuple(f"{dump.tool} {cp.table} {c}" for cp in plans for c in cp.chains)
-        steps.append(
-            Step(
-                "worker",
-                f"delete {dump.tool} chains",
-                f"{dump.tool}-restore -w 10 --noflush",
-                items,
-                stdin=restore_input(plans).encode(),
-            )
-        )
+        steps.append(_chains_step(dump.tool, plans, prefixes))
     nft = [(fam, name) for fam, name in facts.nft_tables if name in NFT_TABLES]
     if nft and "nft" in facts.tools:
         body = "; ".join(f"nft delete table {fam} {name} || rc=1" for fam, name in nft)

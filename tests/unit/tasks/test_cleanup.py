@@ -198,6 +198,8 @@ class SimHost:
             tool = cmd.split("-restore")[0]
             version, _ = self.iptables[tool]
             self.iptables[tool] = (version, CLEAN_SAVE)
+        elif cmd.endswith("-save 2>/dev/null"):  # the replan of a failed chain deletion
+            return 0, self.iptables.get(cmd.split("-save")[0], ("", ""))[1], ""
         elif "umount" in cmd:
             self.mounts = [m for m in self.mounts if f"umount -- {shlex.quote(m)} 2>" not in cmd]
         elif "ip netns del" in cmd or "ip link del" in cmd:
@@ -759,3 +761,23 @@ def test_kubelet_leftovers_pod_slices_plugin_dirs_and_netns_dir() -> None:
     assert not {"stop the pod slices", "release the netns dir", "remove empty dirs"} & {
         s.name for s in again.steps
     }
+
+
+def test_chain_deletion_is_replanned_after_a_race(ctx: DeployContext) -> None:
+    """A chain or rule that changed between the probe and the restore: the step is planned again
+    from a fresh iptables-save and succeeds, instead of failing the cleanup."""
+    sim = deployed(ctx, "w0")
+    fake = sim.fake("w0")
+    fake.on(re.compile(r"iptables-restore"), rc=1, stderr="iptables-restore: line 47 failed", times=1)
+    task_nr = fake_nornir(ctx.cfg, w0=fake).filter(name="w0")
+    res = task_nr.run(task=cleanup_node, ctx=ctx)["w0"][0]
+    assert not res.failed, res.result
+    restores = [c for c in fake.commands if "-restore -w 10 --noflush" in c]
+    assert len(restores) >= 2 and any(c.endswith("-save 2>/dev/null") for c in fake.commands)
+
+
+def test_a_persistent_chain_failure_reports_the_restore_input(ctx: DeployContext) -> None:
+    sim = deployed(ctx, "w0")
+    sim.fail[r"iptables-restore"] = (1, "iptables-restore: line 47 failed")
+    res, _ = run(ctx, "w0", sim)
+    assert res.failed and "line 47 failed" in str(res.exception) and "input:\n*" in str(res.exception)
