@@ -2,7 +2,8 @@
 
 Unreachable or failing hosts are reported and the others still cleaned (upstream aborts
 everything when one host is unreachable). `--id` uses the config saved by the last
-deploy (credentials are redacted there, so key authentication must work).
+deploy, the same way `status --id` does: its passwords are redacted, so a cluster that
+logs in with passwords is refused up front and needs its deploy.yaml with -f.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from eggo_nornir.commands._common import add_config_args
-from eggo_nornir.commands.deploy import add_run_args, cluster_from, finish
-from eggo_nornir.errors import UsageError
+from eggo_nornir.commands.deploy import add_run_args, finish
+from eggo_nornir.commands.status import cluster_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,17 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    from eggo_nornir.cluster.api import SAVED_CONFIG
-    from eggo_nornir.state import cluster_dir
-
-    if args.id:
-        if args.file or args.config:
-            raise UsageError("give either --id or a config file, not both")
-        saved = cluster_dir(args.id) / SAVED_CONFIG
-        if not saved.exists():
-            raise UsageError(f"no saved config for cluster {args.id!r} ({saved} does not exist)")
-        args.file = str(saved)
-    cluster, code = cluster_from(args)
+    cluster, code = cluster_for(args)
     if cluster is None:
         return code
     result = cluster.cleanup(

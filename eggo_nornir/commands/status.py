@@ -44,6 +44,7 @@ def add_cluster_args(parser: argparse.ArgumentParser, *, by_id: bool = True) -> 
 
 def cluster_for(args: argparse.Namespace) -> tuple[Cluster | None, int]:
     """`cluster_from` of deploy, plus `--id`: the saved config of a cluster in the state dir."""
+    from eggo_nornir.cluster.api import SAVED_CONFIG
     from eggo_nornir.commands.deploy import cluster_from
     from eggo_nornir.config.dump import REDACTED
     from eggo_nornir.state import eggo_home
@@ -52,7 +53,7 @@ def cluster_for(args: argparse.Namespace) -> tuple[Cluster | None, int]:
     if cluster_id:
         if args.file or args.config:
             raise UsageError("give either a deploy.yaml or --id, not both")
-        saved = eggo_home() / "clusters" / cluster_id / "deploy.yaml"
+        saved = eggo_home() / "clusters" / cluster_id / SAVED_CONFIG
         if not saved.is_file():
             raise UsageError(f"no cluster {cluster_id!r} in {eggo_home() / 'clusters'} (see `list`)")
         if REDACTED in saved.read_text():

@@ -239,6 +239,11 @@ def test_status_by_id_refuses_redacted_passwords(
     assert main(["status", "--id", "c1"]) == 2
     assert "redacted" in capsys.readouterr().err
     assert main(["status", "--id", "nope"]) == 2
+    # cleanup --id takes the same path: refused up front, and no state dir made for an unknown id
+    assert main(["cleanup", "--id", "c1"]) == 2
+    assert "redacted" in capsys.readouterr().err
+    assert main(["cleanup", "--id", "nope"]) == 2
+    assert not (tmp_path / "clusters" / "nope").exists()
 
 
 # ---- etcd backup -------------------------------------------------------------------------------
