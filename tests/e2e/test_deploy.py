@@ -197,19 +197,6 @@ class TestDeploy:
         res = kubectl("exec", "probe-0", "--", "sh", "-c", http, check=False)
         assert res.returncode == 0 and f"hello-from-{workers[1]}" in res.stdout, res.stdout + res.stderr
 
-    def test_api_survives_a_stopped_master(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
-        victim = tb.with_role("master")[1]
-        tb.run(victim, "systemctl stop kube-apiserver")
-        try:
-            for _ in range(5):
-                assert kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
-        finally:
-            tb.run(victim, "systemctl start kube-apiserver")
-        deadline = time.monotonic() + 60
-        while tb.run(victim, "systemctl is-active kube-apiserver").stdout.strip() != "active":
-            assert time.monotonic() < deadline
-            time.sleep(1)
-
     def test_redeploy_changes_nothing_and_restarts_nothing(self, tb: Testbed, env: dict[str, str]) -> None:
         before = unit_starts(tb)
         report = tb.out_dir / "redeploy-report.json"
@@ -225,6 +212,19 @@ class TestDeploy:
         }
         assert data["changed"] == 0, json.dumps(changed, indent=1)
         assert unit_starts(tb) == before
+
+    def test_api_survives_a_stopped_master(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
+        victim = tb.with_role("master")[1]
+        tb.run(victim, "systemctl stop kube-apiserver")
+        try:
+            for _ in range(5):
+                assert kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
+        finally:
+            tb.run(victim, "systemctl start kube-apiserver")
+        deadline = time.monotonic() + 60
+        while tb.run(victim, "systemctl is-active kube-apiserver").stdout.strip() != "active":
+            assert time.monotonic() < deadline
+            time.sleep(1)
 
     def test_dry_run_shows_drift_changes_nothing_and_deploy_repairs_it(
         self, tb: Testbed, env: dict[str, str]
