@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "render",
     "deploy",
     "cleanup",
+    "join",
+    "delete",
     "list",
     "status",
     "certs",

@@ -21,6 +21,8 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render.flags import etcd_peer_url
+from eggo_nornir.render.units import etcd_bootstrap_file
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.kubectl import parse_json
@@ -51,13 +53,33 @@ def local_endpoint(ip: str) -> str:
     return f"https://{host}:2379"
 
 
+def _has_data(remote: Any) -> bool:
+    """Whether the member has bootstrapped before (etcd then ignores the initial cluster)."""
+    probe = f"if test -d {p.ETCD_DATA_DIR}/member; then echo data; else echo empty; fi"
+    return remote.run(probe, check=False, timeout=30).stdout.strip() == "data"
+
+
+def joining(ctx: DeployContext) -> tuple[str, ...]:
+    """The etcd members this run adds to a running cluster (`Cluster.join` sets them)."""
+    return tuple(str(n) for n in ctx.option("etcd_joining", ()) or ())
+
+
+def founding_members(ctx: DeployContext) -> list[tuple[str, str]]:
+    """(name, peer URL) of the members that start a new cluster together: all but the joiners."""
+    joiners = set(joining(ctx))
+    return [(m.name, etcd_peer_url(m.ip)) for m in ctx.cfg.with_role("etcd") if m.name not in joiners]
+
+
 def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the member's certs, env file and unit, then make `etcd` enabled, running and fresh.
 
     Selects STEP_FILES["etcd"]: everything restarting `etcd` plus /etc/kubernetes/pki/etcd
     (the healthcheck client the gate uses). Restarts etcd only if one of its files changed.
+    A member without data also gets its bootstrap file (state `new`, the founding members).
     """
     files = files_for(ctx, "etcd", task.host.name)
+    if not _has_data(remote_for(task)):
+        files = [*files, etcd_bootstrap_file("new", founding_members(ctx))]
     pushed = task.run(push_files, files=files, dry_run=dry_run)
     converged = task.run(converge_services, units=[ETCD_UNIT], dry_run=dry_run)
     return Result(
@@ -164,3 +186,142 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
             "leader": leader_of(status, members),
         },
     )
+
+
+# ---- membership changes: join one member, remove members ----------------------------------------
+
+
+def _wait_healthy(task: Task, ctx: DeployContext, endpoints: str, when: str) -> dict[str, Any]:
+    """The health gate of a membership change: every member in the member list answers."""
+    remote = remote_for(task)
+    timeout = option_seconds(ctx.option("etcd_health_timeout", 120), 120.0)
+    ok, seen = poll(lambda: _health_once(remote, endpoints), timeout, interval=3.0)
+    if not ok:
+        raise RuntimeError(
+            f"etcd is not healthy {when} (checked from {task.host.name} via {endpoints}, {timeout:.0f}s):\n"
+            f"{seen['output']}"
+        )
+    return seen
+
+
+def _member_list(remote: Any, endpoints: str) -> list[dict[str, Any]]:
+    res = remote.run(etcdctl_argv(endpoints, "member", "list", "-w", "json"), timeout=60)
+    return _members(parse_json(res.stdout, "member list"))
+
+
+def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Add this host to the running etcd cluster: gate, `member add`, first start, gate.
+
+    Run on one joiner at a time (the plan's "etcd-join" phase is serial), so each `member add`
+    sees the members joined before it started and healthy, and quorum never depends on two
+    unstarted members. Idempotent: a member already in the list (a join that failed after the
+    add) is not added twice, and a member with data is only converged. Another member that was
+    added but never started is an error: it counts towards quorum and nothing here knows it.
+    """
+    remote = remote_for(task)
+    node = ctx.node(task.host.name)
+    dry = task.is_dry_run(dry_run)
+    mine = etcd_peer_url(node.ip)
+    others = ",".join(local_endpoint(m.ip) for m in ctx.cfg.with_role("etcd") if m.name != node.name)
+    files = files_for(ctx, "etcd", task.host.name)
+    notes: list[str] = []
+    if not _has_data(remote):
+        _wait_healthy(task, ctx, others, "before the join") if not dry else None
+        members = _member_list(remote, others) if not dry else []
+        strangers = [m for m in members if not m["name"] and mine not in m["peer_urls"]]
+        if strangers:
+            raise RuntimeError(
+                "etcd has members that were added but never started ("
+                + ", ".join(f"{m['id']} at {' '.join(m['peer_urls'])}" for m in strangers)
+                + "); join or `etcdctl member remove` them first"
+            )
+        if not any(mine in m["peer_urls"] for m in members):
+            if dry:
+                notes.append(f"would run etcdctl member add {node.name} --peer-urls={mine}")
+            else:
+                remote.run(
+                    etcdctl_argv(others, "member", "add", node.name, f"--peer-urls={mine}"), timeout=60
+                )
+                notes.append(f"member add {node.name} {mine}")
+                members = _member_list(remote, others)
+        cluster = [(m["name"] or node.name, m["peer_urls"][0]) for m in members if m["peer_urls"]]
+        if dry and not cluster:
+            cluster = [*founding_members(ctx), (node.name, mine)]
+        files = [*files, etcd_bootstrap_file("existing", cluster)]
+    pushed = task.run(push_files, files=files, dry_run=dry_run)
+    converged = task.run(converge_services, units=[ETCD_UNIT], dry_run=dry_run)
+    result: dict[str, Any] = {
+        "files": pushed[0].result["written"],
+        "services": converged[0].result,
+        "membership": notes,
+    }
+    if not dry:
+        result["healthy"] = sorted(
+            _wait_healthy(task, ctx, local_endpoint(node.ip), "after the join")["endpoints"]
+        )
+    return Result(host=task.host, changed=combine_changed(pushed, converged) or bool(notes), result=result)
+
+
+def quorum_problem(members: list[dict[str, Any]], healthy_urls: set[str], removing: set[str]) -> str | None:
+    """Why removing `removing` (member ids) would leave etcd without a quorum, or None.
+
+    The remaining members must be a majority of the remaining cluster *and* the change itself
+    must be committed by a majority of the current one; both are counted from the members that
+    answered the health check (a member whose client URLs all failed counts as down).
+    """
+
+    def up(m: dict[str, Any]) -> bool:
+        return any(u in healthy_urls for u in m["client_urls"])
+
+    remaining = [m for m in members if m["id"] not in removing]
+    if not remaining:
+        return "it would remove every etcd member"
+    alive_now = sum(1 for m in members if up(m))
+    alive_after = sum(1 for m in remaining if up(m))
+    if alive_now < len(members) // 2 + 1:
+        return f"only {alive_now} of {len(members)} members are healthy now, so no change can be committed"
+    if alive_after < len(remaining) // 2 + 1:
+        return f"{alive_after} healthy of {len(remaining)} remaining members would not be a quorum"
+    return None
+
+
+def remove_etcd_members(
+    task: Task,
+    ctx: DeployContext,
+    members: tuple[str, ...] = (),
+    peer_urls: tuple[str, ...] = (),
+    force: bool = False,
+    dry_run: bool | None = None,
+) -> Result:
+    """`etcdctl member remove` each of `members` (node names, or with one of `peer_urls`), from a
+    member that stays.
+
+    Refuses when the removal would break quorum (see `quorum_problem`) unless `force`. A name
+    that is not a member (never joined, or removed by an earlier run) is skipped, so a delete
+    that failed later can be re-run. Each removal is followed by the health gate.
+    """
+    remote = remote_for(task)
+    dry = task.is_dry_run(dry_run)
+    node = ctx.node(task.host.name)
+    local = local_endpoint(node.ip)
+    listed = _member_list(remote, local)
+    wanted = [m for m in listed if m["name"] in members or set(m["peer_urls"]) & set(peer_urls)]
+    if not wanted:
+        return Result(host=task.host, changed=False, result={"removed": [], "note": "no such members"})
+    _ok, seen = _health_once(remote, local)
+    healthy = {url for url, good in seen["endpoints"].items() if good}
+    why = quorum_problem(listed, healthy, {m["id"] for m in wanted})
+    if why and not force:
+        raise RuntimeError(
+            f"refusing to remove etcd members {', '.join(m['name'] for m in wanted)}: {why} (--force)"
+        )
+    removed: list[str] = []
+    for m in wanted:
+        label = m["name"] or m["id"]
+        if dry:
+            removed.append(f"would remove {label}")
+            continue
+        remote.run(etcdctl_argv(local, "member", "remove", m["id"]), timeout=60)
+        removed.append(label)
+        _wait_healthy(task, ctx, local, f"after removing {label}")
+    return Result(host=task.host, changed=bool(removed), result={"removed": removed, "quorum": why or "ok"})

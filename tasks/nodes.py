@@ -271,3 +271,73 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
             "no_csr_yet": sorted(names - asked),
         },
     )
+
+
+# ---- delete: drain before, Node objects after ---------------------------------------------------
+
+
+def drain_nodes(
+    task: Task,
+    ctx: DeployContext,
+    nodes: tuple[str, ...] = (),
+    timeout_s: float = 300.0,
+    force: bool = False,
+    dry_run: bool | None = None,
+) -> Result:
+    """Cordon and drain each of `nodes` (Node names) before it is deleted (upstream did neither).
+
+    `kubectl drain` evicts through the eviction API, so PodDisruptionBudgets hold; DaemonSet
+    pods stay (they go with the node) and emptyDir data is accepted as lost. A drain that does
+    not finish within `timeout_s` fails the delete, unless `force`: then pods without a
+    controller are deleted too, and a drain that still fails is reported and the delete goes on.
+    A name without a Node object (a master that runs no kubelet) is skipped.
+    """
+    remote = remote_for(task)
+    dry = task.is_dry_run(dry_run)
+    present = _nodes_by_name(remote)
+    done: dict[str, str] = {}
+    for name in nodes:
+        node = present.get(name)
+        if node is None:
+            done[name] = "no Node object"
+            continue
+        if dry:
+            done[name] = "would cordon and drain"
+            continue
+        argv = [
+            "drain",
+            name,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            f"--timeout={int(timeout_s)}s",
+        ]
+        if force:
+            argv.append("--force")
+        res = kubectl(remote, *argv, timeout=timeout_s + 60, check=False)
+        said = (res.stderr or res.stdout).strip()
+        if res.rc == 0:
+            done[name] = "drained"
+        elif force:
+            done[name] = f"drain failed, going on (--force): {said[-300:]}"
+        else:
+            raise RuntimeError(
+                f"draining {name} failed within {timeout_s:.0f}s: {said[-1500:]}\n"
+                "fix what blocks the eviction (a PodDisruptionBudget, a pod without a controller), "
+                "give a longer --drain-timeout, or delete with --force"
+            )
+    changed = any(v in ("drained",) or v.startswith("drain failed") for v in done.values())
+    return Result(
+        host=task.host, changed=changed or (dry and any("would" in v for v in done.values())), result=done
+    )
+
+
+def delete_node_objects(
+    task: Task, ctx: DeployContext, nodes: tuple[str, ...] = (), dry_run: bool | None = None
+) -> Result:
+    """Delete the Node objects of deleted machines (after their kubelet was stopped, so none re-registers)."""
+    remote = remote_for(task)
+    present = set(_nodes_by_name(remote))
+    gone = [n for n in nodes if n in present]
+    if gone and not task.is_dry_run(dry_run):
+        kubectl(remote, "delete", "node", *gone, "--ignore-not-found", timeout=120)
+    return Result(host=task.host, changed=bool(gone), result={"deleted": gone})

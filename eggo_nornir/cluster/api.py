@@ -23,9 +23,11 @@ from nornir.core import Nornir
 
 from eggo_nornir import state
 from eggo_nornir.config import dump_config, load_config, load_config_dict
+from eggo_nornir.config.membership import JoinNode
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
+from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
 
@@ -137,18 +139,167 @@ class Cluster:
         JSON report there (one is always kept in the run's dir in the state dir).
         """
         from eggo_nornir.cluster.plan import deploy_phases
-        from eggo_nornir.tasks.hooks import parse_cli_hooks
 
-        pre = parse_cli_hooks(list(cluster_prehooks)) if cluster_prehooks else []
-        post = parse_cli_hooks(list(cluster_posthooks)) if cluster_posthooks else []
+        pre, post = _hooks(cluster_prehooks), _hooks(cluster_posthooks)
         with ClusterLock(self.state_dir, "deploy"):
+            self._check_saved_nodes()
             ctx = self.context()
             if not dry_run:
-                state.write_private(self.state_dir / SAVED_CONFIG, dump_config(self.config, redact=True))
+                self._save_config(self.config)
             phases = deploy_phases(
                 self.config, ctx, ignore_preflight=ignore_preflight, cli_prehooks=pre, cli_posthooks=post
             )
             return self._run(phases, dry_run=dry_run, progress=progress, report=report)
+
+    def join(
+        self,
+        nodes: Sequence[JoinNode | Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        progress: bool = False,
+        report: Path | str | None = None,
+        ignore_preflight: Sequence[str] = (),
+        prehooks: Sequence[str] = (),
+        posthooks: Sequence[str] = (),
+    ) -> RunResult:
+        """Add machines to the deployed cluster; returns the run's result (not ok if any node failed).
+
+        `nodes` are `JoinNode`s or mappings like `{"ip": "10.0.0.5", "roles": ["master"],
+        "name": ..., "arch": ..., "port": ...}`. A joined master becomes an etcd member (one
+        at a time, behind a health gate before and after), every apiserver's `--etcd-servers`
+        is updated one master at a time, the LB is reloaded with the new upstream, and binary
+        CoreDNS gets the new endpoint. The rest of the cluster only converges (a re-deploy).
+        On success `self.config` is the joined cluster, also saved in the state dir; a join
+        that failed in preflight (nothing changed) leaves the saved config as it was.
+        """
+        from eggo_nornir.cluster.plan import deploy_phases
+        from eggo_nornir.config.membership import join_nodes
+
+        specs = [n if isinstance(n, JoinNode) else _join_spec(n) for n in nodes]
+        merged, _changed = join_nodes(self.config, specs)
+        names = [next(n.name for n in merged.nodes if n.ip == spec.ip) for spec in specs]
+        joiners = tuple(n for n in names if merged.node(n).is_etcd and not merged.etcd_external)
+        cluster = self._like(merged)
+        with ClusterLock(self.state_dir, "join"):
+            self._check_saved_nodes()
+            ctx = cluster.context(etcd_joining=joiners)
+            before = self._saved_text()
+            if not dry_run:
+                self._save_config(merged)
+            phases = deploy_phases(
+                merged,
+                ctx,
+                ignore_preflight=ignore_preflight,
+                cli_prehooks=_hooks(prehooks),
+                cli_posthooks=_hooks(posthooks),
+                joined=names,
+            )
+            result = cluster._run(phases, dry_run=dry_run, progress=progress, report=report)
+            if not dry_run:
+                if _failed_before_changes(result, names):
+                    self._restore_saved(before)
+                else:
+                    self.config = merged
+        return result
+
+    def delete(
+        self,
+        nodes: Sequence[str],
+        *,
+        force: bool = False,
+        drain_timeout: float = 300.0,
+        dry_run: bool = False,
+        progress: bool = False,
+        report: Path | str | None = None,
+        prehooks: Sequence[str] = (),
+        posthooks: Sequence[str] = (),
+    ) -> RunResult:
+        """Remove machines (names or IPs) from the deployed cluster, cleanly.
+
+        Drains their Nodes, removes their etcd members (refusing to break quorum unless
+        `force`), converges the remaining cluster (LB upstreams, `--etcd-servers`, CoreDNS),
+        cleans the machines up and deletes their Node objects. The load balancer, the last
+        master and the `apiserver-endpoint` master cannot be deleted. Once the drain and the
+        member removal passed, `self.config` and the saved config no longer list the nodes.
+        """
+        from eggo_nornir.cluster.plan import delete_phases
+        from eggo_nornir.config.membership import delete_nodes
+
+        remaining, removed = delete_nodes(self.config, list(nodes))
+        cluster = self._like(remaining)
+        with ClusterLock(self.state_dir, "delete"):
+            self._check_saved_nodes()
+            old_ctx = self.context()
+            new_ctx = cluster.context()
+            phases = delete_phases(
+                remaining,
+                old_ctx,
+                new_ctx,
+                removed,
+                force=force,
+                drain_timeout=drain_timeout,
+                cli_prehooks=_hooks(prehooks),
+                cli_posthooks=_hooks(posthooks),
+            )
+            result = self._run(phases, dry_run=dry_run, progress=progress, report=report, select=remaining)
+            gone = _phase_ran(result, "preflight")
+            if not dry_run and gone:
+                self._save_config(remaining)
+                self.config = remaining
+        return result
+
+    # ---- saved config ------------------------------------------------------------------
+    def _like(self, cfg: ClusterConfig) -> Cluster:
+        return Cluster(
+            cfg,
+            state_dir=self._state_dir,
+            accept_new_host_keys=self.accept_new_host_keys,
+            num_workers=self.num_workers,
+        )
+
+    def _saved_text(self) -> str | None:
+        path = self.state_dir / SAVED_CONFIG
+        return path.read_text() if path.is_file() else None
+
+    def _save_config(self, cfg: ClusterConfig) -> None:
+        state.write_private(self.state_dir / SAVED_CONFIG, dump_config(cfg, redact=True))
+
+    def _restore_saved(self, text: str | None) -> None:
+        path = self.state_dir / SAVED_CONFIG
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            state.write_private(path, text)
+
+    def _check_saved_nodes(self) -> None:
+        """Refuse a config that lacks machines the deployed cluster has (joined with `join`).
+
+        Converging without them would drop them from the LB, the apiservers' `--etcd-servers`
+        and the cert SANs while they still run: a delete nobody asked for.
+        """
+        import yaml
+
+        text = self._saved_text()
+        if not text:
+            return
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return
+        if not isinstance(doc, dict):
+            return
+        ours = {n.ip for n in self.config.nodes}
+        missing = []
+        for key in ("masters", "workers", "etcds"):
+            for entry in doc.get(key) or []:
+                if isinstance(entry, dict) and str(entry.get("ip")) not in ours:
+                    missing.append(f"{entry.get('name')} ({entry.get('ip')})")
+        if missing:
+            raise UsageError(
+                f"the deployed cluster {self.config.cluster_id} also has "
+                f"{', '.join(dict.fromkeys(missing))}, which this config lacks (see "
+                f"{self.state_dir / SAVED_CONFIG}); add them to the deploy.yaml, or remove them with `delete`"
+            )
 
     def cleanup(
         self,
@@ -165,18 +316,24 @@ class Cluster:
         once every host reported clean, or re-run cleanup for the hosts that failed.
         """
         from eggo_nornir.cluster.plan import cleanup_phases
-        from eggo_nornir.tasks.hooks import parse_cli_hooks
 
-        pre = parse_cli_hooks(list(cluster_prehooks)) if cluster_prehooks else []
-        post = parse_cli_hooks(list(cluster_posthooks)) if cluster_posthooks else []
+        pre, post = _hooks(cluster_prehooks), _hooks(cluster_posthooks)
         with ClusterLock(self.state_dir, "cleanup"):
             ctx = self.context()
             phases = cleanup_phases(self.config, ctx, cli_prehooks=pre, cli_posthooks=post)
             return self._run(phases, dry_run=dry_run, progress=progress, report=report)
 
     def _run(
-        self, phases: list[Phase], *, dry_run: bool, progress: bool, report: Path | str | None
+        self,
+        phases: list[Phase],
+        *,
+        dry_run: bool,
+        progress: bool,
+        report: Path | str | None,
+        select: ClusterConfig | None = None,
     ) -> RunResult:
+        """Run `phases` on this cluster's hosts; `select` is the config their host selectors
+        read (delete: the remaining cluster, while the inventory still has the deleted hosts)."""
         from eggo_nornir.remote.nornir_plugin import remote_stats
 
         run_dir = new_run_dir(self.state_dir)
@@ -191,7 +348,7 @@ class Cluster:
         try:
             result = run_phases(
                 nr,
-                self.config,
+                select or self.config,
                 phases,
                 dry_run=dry_run,
                 progress=progress,
@@ -288,3 +445,36 @@ class Cluster:
             return self._run(
                 restore_phases(ctx, path, digest), dry_run=False, progress=progress, report=report
             )
+
+
+def _hooks(specs: Sequence[str]) -> list[Any]:
+    """CLI hooks in eggo's `path[,role]` syntax, checked before any host is touched."""
+    from eggo_nornir.tasks.hooks import parse_cli_hooks
+
+    return parse_cli_hooks(list(specs)) if specs else []
+
+
+def _join_spec(data: Mapping[str, Any]) -> JoinNode:
+    """A JoinNode from a mapping: `ip`, `roles` (a list) or `type` (eggo's `master,worker`),
+    `name`, `arch`, `port`."""
+    from eggo_nornir.config.membership import parse_type
+
+    roles = data.get("roles")
+    if roles is None:
+        roles = parse_type(str(data.get("type", "worker")))
+    elif isinstance(roles, str):
+        roles = parse_type(roles)
+    else:
+        roles = parse_type(",".join(str(r) for r in roles))
+    return JoinNode(str(data["ip"]), tuple(roles), data.get("name"), data.get("arch"), data.get("port"))
+
+
+def _phase_ran(result: RunResult, phase: str) -> bool:
+    return any(p.name == phase and p.status != "not_run" for p in result.phases)
+
+
+def _failed_before_changes(result: RunResult, hosts: Sequence[str]) -> bool:
+    """Whether the run failed before it changed anything for `hosts` (in the preflight)."""
+    if result.ok:
+        return False
+    return not _phase_ran(result, "system")

@@ -44,6 +44,7 @@ from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render import paths as p
+from eggo_nornir.render.flags import etcd_initial_cluster, etcd_peer_url
 from eggo_nornir.tasks.context import DeployContext
 
 REMOTE_TMP = "/var/tmp"
@@ -61,12 +62,12 @@ def _url_host(ip: str) -> str:
 
 
 def peer_url(node: Node) -> str:
-    return f"https://{_url_host(node.ip)}:2380"
+    return etcd_peer_url(node.ip)
 
 
 def initial_cluster(cfg: ClusterConfig) -> str:
-    """`name=peer-url,...` of every configured member, exactly as the etcd env renders it."""
-    return ",".join(f"{m.name}={peer_url(m)}" for m in cfg.with_role("etcd"))
+    """`name=peer-url,...` of every configured member: a restore rebuilds exactly the configured cluster."""
+    return etcd_initial_cluster((m.name, peer_url(m)) for m in cfg.with_role("etcd"))
 
 
 def sha256_file(path: Path) -> str:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from nornir.core.task import Result, Task
 
-from eggo_nornir.config.model import ClusterConfig
+from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase, critical_hosts, first_master, other_masters
 from eggo_nornir.errors import EggoError
+from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.tasks import (
     addons,
     bootstrap,
@@ -73,12 +74,18 @@ def _first_host(cfg: ClusterConfig) -> list[str]:
 
 
 def _cli_hook_phase(
-    ctx: DeployContext, cli_hooks: Sequence[object], hook_type: str, operator: str, fatal: bool | None = None
+    ctx: DeployContext,
+    cli_hooks: Sequence[object],
+    hook_type: str,
+    operator: str,
+    fatal: bool | None = None,
+    hosts: Sequence[str] | None = None,
 ) -> Phase:
-    """A phase running the CLI's `--cluster-prehook`/`--cluster-posthook` hooks on every host.
+    """A phase running CLI hooks (`--cluster-prehook`/`--cluster-posthook` on every host, or
+    join's and delete's `--prehook`/`--posthook` on the `hosts` joined or deleted).
 
     A failing pre-deploy hook stops the deploy on critical hosts, like any preparation step;
-    cleanup hooks are never fatal (`fatal=False`), so cleanup goes on.
+    cleanup and delete hooks are never fatal, so the removal goes on.
     """
     params: dict[str, object] = {
         "ctx": ctx,
@@ -88,8 +95,14 @@ def _cli_hook_phase(
     }
     if fatal is not None:
         params["fatal"] = fatal
+    only = None if hosts is None else tuple(hosts)
     return Phase(
-        hook_type, hooks.run_cli_hooks, None, policy="continue", critical=critical_hosts, params=params
+        hook_type,
+        hooks.run_cli_hooks,
+        None if only is None else (lambda _cfg: list(only)),
+        policy="continue",
+        critical=critical_hosts,
+        params=params,
     )
 
 
@@ -100,9 +113,30 @@ def deploy_phases(
     ignore_preflight: Sequence[str] = (),
     cli_prehooks: Sequence[object] = (),
     cli_posthooks: Sequence[object] = (),
+    joined: Sequence[str] | None = None,
 ) -> list[Phase]:
-    """Every phase of a deploy, in order."""
+    """Every phase of a deploy, in order.
+
+    `joined` makes it a join: the CLI hooks are join's `--prehook`/`--posthook` and run on the
+    joined hosts only, and the etcd members among them (`ctx.option("etcd_joining")`) are added
+    to the running cluster one at a time instead of starting with the founders. Everything else
+    is the same convergence as a re-deploy, which is what updates the rest of the cluster: every
+    apiserver's `--etcd-servers` (rolling, one master at a time), the LB upstreams (a reload),
+    the apiserver cert SANs and the CoreDNS endpoints.
+    """
     c = {"ctx": ctx}
+    joiners = set(etcd.joining(ctx))
+    pre_name, post_name = (
+        ("prehook", "posthook") if joined is not None else ("cluster-prehook", "cluster-posthook")
+    )
+    operator = "join" if joined is not None else "deploy"
+
+    def founders(cfg: ClusterConfig) -> list[str]:
+        return [n.name for n in cfg.nodes if n.is_etcd and n.name not in joiners]
+
+    def etcd_joiners(cfg: ClusterConfig) -> list[str]:
+        return [n for n in cfg.etcds if n in joiners]
+
     prep = {"policy": "continue", "critical": critical_hosts}
     phases = [
         Phase("preflight", preflight_host, None, **prep, params={**c, "ignore": tuple(ignore_preflight)}),
@@ -118,10 +152,14 @@ def deploy_phases(
         Phase("packages", packages.install_packages, None, **prep, params=c),
     ]
     if cli_prehooks:
-        phases.append(_cli_hook_phase(ctx, cli_prehooks, "cluster-prehook", "deploy"))
+        phases.append(_cli_hook_phase(ctx, cli_prehooks, pre_name, operator, hosts=joined))
     phases += [
         Phase("prejoin-hooks", hooks.run_hooks, None, **prep, params={**c, "schedule": "prejoin"}),
-        Phase("etcd", etcd.deploy_etcd, "etcd", policy="abort", params=c),
+        Phase("etcd", etcd.deploy_etcd, founders, policy="abort", params=c),
+    ]
+    if joiners:
+        phases.append(Phase("etcd-join", etcd.join_etcd_member, etcd_joiners, serial=True, params=c))
+    phases += [
         Phase("etcd-health", etcd.etcd_health, "etcd", policy="abort", params=c),
         Phase("loadbalancer", loadbalancer.deploy_loadbalancer, "loadbalance", policy="abort", params=c),
         Phase(
@@ -156,7 +194,7 @@ def deploy_phases(
         ),
     ]
     if cli_posthooks:
-        phases.append(_cli_hook_phase(ctx, cli_posthooks, "cluster-posthook", "deploy"))
+        phases.append(_cli_hook_phase(ctx, cli_posthooks, post_name, operator, hosts=joined))
     return phases
 
 
@@ -193,4 +231,78 @@ def cleanup_phases(
     ]
     if cli_posthooks:
         phases.append(_cli_hook_phase(ctx, cli_posthooks, "cluster-posthook", "cleanup", fatal=False))
+    return phases
+
+
+def delete_phases(
+    new_cfg: ClusterConfig,
+    old_ctx: DeployContext,
+    new_ctx: DeployContext,
+    removed: Sequence[Node],
+    *,
+    force: bool = False,
+    drain_timeout: float = 300.0,
+    cli_prehooks: Sequence[object] = (),
+    cli_posthooks: Sequence[object] = (),
+) -> list[Phase]:
+    """The phases of `delete`, selected against the cluster *after* the delete (`new_cfg`).
+
+    The Nornir inventory is the one from before, so the deleted hosts can still be reached.
+    Order: hooks, drain (from a remaining master), `etcdctl member remove` (from a remaining
+    member, quorum-checked), then the same convergence as a re-deploy of the remaining cluster
+    (LB upstreams reloaded without them, `--etcd-servers` rolled one apiserver at a time, cert
+    SANs, CoreDNS endpoints), then the deleted hosts are cleaned up and their Node objects go.
+    A failed drain or member removal stops the delete before anything else changed.
+    """
+    names = tuple(n.name for n in removed)
+    kubelets = tuple(n.name for n in removed if n.is_worker)
+    members = [n for n in removed if n.is_etcd and not old_ctx.cfg.etcd_external]
+    old = {"ctx": old_ctx}
+    new = {"ctx": new_ctx}
+
+    def deleted(_cfg: ClusterConfig) -> list[str]:
+        return list(names)
+
+    def first_member(cfg: ClusterConfig) -> list[str]:
+        return [n.name for n in cfg.nodes if n.is_etcd][:1]
+
+    phases: list[Phase] = []
+    if cli_prehooks:
+        phases.append(_cli_hook_phase(old_ctx, cli_prehooks, "prehook", "delete", hosts=names))
+    phases.append(
+        Phase(
+            "precleanup-hooks",
+            hooks.run_hooks,
+            deleted,
+            policy="continue",
+            params={**old, "schedule": "precleanup"},
+        )
+    )
+    if kubelets:
+        drain = {**new, "nodes": kubelets, "timeout_s": float(drain_timeout), "force": force}
+        phases.append(Phase("drain", nodes.drain_nodes, first_master, policy="abort", params=drain))
+    if members:
+        remove = {
+            **new,
+            "members": tuple(n.name for n in members),
+            "peer_urls": tuple(etcd_peer_url(n.ip) for n in members),
+            "force": force,
+        }
+        phases.append(
+            Phase("etcd-remove", etcd.remove_etcd_members, first_member, policy="abort", params=remove)
+        )
+    phases += deploy_phases(new_cfg, new_ctx)
+    phases.append(Phase("remove-nodes", cleanup.cleanup_node, deleted, policy="continue", params=old))
+    if kubelets:
+        phases.append(
+            Phase(
+                "node-objects",
+                nodes.delete_node_objects,
+                first_master,
+                policy="continue",
+                params={**new, "nodes": kubelets},
+            )
+        )
+    if cli_posthooks:
+        phases.append(_cli_hook_phase(old_ctx, cli_posthooks, "posthook", "delete", hosts=names))
     return phases

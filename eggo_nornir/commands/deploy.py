@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from eggo_nornir.engine import RunResult
 
 
-def add_run_args(parser: argparse.ArgumentParser) -> None:
-    """Options common to commands that run phases on hosts."""
+def add_run_args(parser: argparse.ArgumentParser, *, hooks: bool = True) -> None:
+    """Options common to commands that run phases on hosts (`hooks`: the --cluster-*hook options)."""
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would change, per host and file; change nothing"
     )
@@ -38,6 +38,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the JSON report instead of the summary table"
     )
+    if not hooks:
+        return
     parser.add_argument(
         "--cluster-prehook",
         action="append",

@@ -372,14 +372,41 @@ def etcd_env_name(name: str) -> str:
     return name
 
 
+def etcd_peer_url(ip: str) -> str:
+    """A member's peer URL: what `--initial-cluster` and `member add --peer-urls` name it by."""
+    return f"https://{_host(ip)}:2380"
+
+
+def etcd_initial_cluster(members: Iterable[tuple[str, str]]) -> str:
+    """`name=peer-url,...` from (name, peer URL) pairs, in the given order."""
+    return ",".join(f"{name}={url}" for name, url in members)
+
+
+def etcd_bootstrap_env(state: str, members: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`/etc/etcd/bootstrap.conf`: how a member without data starts (`new` or `existing`).
+
+    Why not in etcd.conf: etcd reads the initial cluster only when its data dir is empty, yet
+    the list changes with every join and delete. Rendered into etcd.conf it would change every
+    member's file, and restart every member at once, for a setting they all ignore. So the deploy
+    writes it once, before a member's first start, from what is true then (all members of a new
+    cluster, or the live member list plus the joiner), and never touches it again.
+    """
+    if state not in ("new", "existing"):
+        raise ValueError(f"etcd initial cluster state must be new or existing, not {state!r}")
+    return [
+        ("ETCD_INITIAL_CLUSTER", etcd_initial_cluster(members)),
+        ("ETCD_INITIAL_CLUSTER_STATE", state),
+    ]
+
+
 def etcd_env(cfg: ClusterConfig, node: Node) -> list[tuple[str, str]]:
-    """`/etc/etcd/etcd.conf`: mTLS for clients and peers, every member in the initial cluster.
+    """`/etc/etcd/etcd.conf`: mTLS for clients and peers; the same on every run and every join.
 
     Fixes upstream's swapped ETCDCTL cert/key and uses etcdctl v3's variable names. Metrics are
     served on loopback over plain HTTP, as kubeadm does, so a local health probe needs no cert.
+    The initial cluster is not here but in the bootstrap file (see `etcd_bootstrap_env`).
     """
     ip = _host(node.ip)
-    members = ",".join(f"{m.name}=https://{_host(m.ip)}:2380" for m in cfg.with_role("etcd"))
     env = {
         "ETCD_NAME": node.name,
         "ETCD_DATA_DIR": p.ETCD_DATA_DIR,
@@ -388,8 +415,6 @@ def etcd_env(cfg: ClusterConfig, node: Node) -> list[tuple[str, str]]:
         "ETCD_LISTEN_PEER_URLS": f"https://{ip}:2380",
         "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"https://{ip}:2380",
         "ETCD_LISTEN_METRICS_URLS": "http://127.0.0.1:2381",
-        "ETCD_INITIAL_CLUSTER": members,
-        "ETCD_INITIAL_CLUSTER_STATE": "new",
         "ETCD_INITIAL_CLUSTER_TOKEN": cfg.etcd_token,
         "ETCD_SNAPSHOT_COUNT": "10000",
         "ETCD_CLIENT_CERT_AUTH": "true",

@@ -54,6 +54,8 @@ ENCRYPTION_CONFIG = f"{K8S_DIR}/encryption-config.yaml"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBE_PROXY_CONFIG = f"{K8S_DIR}/kube-proxy-config.yaml"
 ETCD_ENV = "/etc/etcd/etcd.conf"
+# written once, before a member first starts (see flags.etcd_bootstrap_env)
+ETCD_BOOTSTRAP_ENV = "/etc/etcd/bootstrap.conf"
 ETCD_DATA_DIR = "/var/lib/etcd"
 NGINX_CONF = f"{K8S_DIR}/kube-nginx.conf"
 COREDNS_COREFILE = "/etc/coredns/Corefile"

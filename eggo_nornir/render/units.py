@@ -41,6 +41,7 @@ def etcd_files(cfg: ClusterConfig, node: Node) -> list[HostFile]:
         "etcd/etcd.service.j2",
         description="etcd key-value store for Kubernetes",
         env_file=p.ETCD_ENV,
+        bootstrap_env_file=p.ETCD_BOOTSTRAP_ENV,
         data_dir=p.ETCD_DATA_DIR,
         binary=p.binary("etcd"),
     )
@@ -48,6 +49,16 @@ def etcd_files(cfg: ClusterConfig, node: Node) -> list[HostFile]:
         HostFile(p.ETCD_ENV, env, restarts=(ETCD_UNIT,)),
         HostFile(p.unit_path(ETCD_UNIT), unit, restarts=(ETCD_UNIT,)),
     ]
+
+
+def etcd_bootstrap_file(state: str, members: list[tuple[str, str]]) -> HostFile:
+    """The member's bootstrap env (`flags.etcd_bootstrap_env`), written by the etcd task before a first start.
+
+    It restarts etcd when it changes: a member that crash-loops without data (it started
+    before it was added) must pick up the corrected list.
+    """
+    env = render("etcd/etcd.conf.j2", env=f.etcd_bootstrap_env(state, members))
+    return HostFile(p.ETCD_BOOTSTRAP_ENV, env, restarts=(ETCD_UNIT,))
 
 
 def control_plane_flags(

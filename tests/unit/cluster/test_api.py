@@ -44,3 +44,26 @@ def test_render_writes_tree_and_admin_kubeconfig_once(tmp_path: Path) -> None:
         hf.sha256 for hf in rendered["k8s-master-0"]
     ]
     assert repr(ctx) == "<DeployContext k8s-cluster: 4 nodes>"
+
+
+def test_deploy_refuses_a_config_that_lacks_joined_nodes(home: Path) -> None:
+    """A deploy.yaml without a node the cluster gained by `join` would silently un-join it."""
+    from eggo_nornir.config.dump import dump_config
+    from eggo_nornir.config.membership import JoinNode, join_nodes
+    from eggo_nornir.errors import UsageError
+
+    cluster = Cluster.from_file(DATA / "upstream-template.yaml")
+    joined, _ = join_nodes(cluster.config, [JoinNode("192.168.0.9", ("worker",), "w9")])
+    (cluster.state_dir / "deploy.yaml").write_text(dump_config(joined, redact=True))
+    with pytest.raises(UsageError, match=r"also has w9 \(192.168.0.9\)"):
+        cluster.deploy(dry_run=True)
+    # the joined cluster's own config passes the check (no host is reached before it)
+    Cluster(joined)._check_saved_nodes()
+
+
+def test_join_spec_from_mappings() -> None:
+    from eggo_nornir.cluster.api import _join_spec
+
+    assert _join_spec({"ip": "10.0.0.9", "type": "master,worker"}).roles == ("master", "worker")
+    assert _join_spec({"ip": "10.0.0.9", "roles": ["master"], "name": "m9"}).name == "m9"
+    assert _join_spec({"ip": "10.0.0.9"}).roles == ("worker",)

@@ -49,3 +49,48 @@ def test_cleanup_is_best_effort(ctx: DeployContext) -> None:
     phases = cleanup_phases(ctx.cfg, ctx)
     assert [p.name for p in phases] == ["precleanup-hooks", "cluster-objects", "nodes", "postcleanup-hooks"]
     assert all(p.policy == "continue" and not p.aborts(ctx.cfg, ["k8s-master-0"]) for p in phases)
+
+
+def test_join_adds_etcd_members_one_at_a_time_after_the_founders(tmp_path: Path) -> None:
+    from eggo_nornir.config.membership import JoinNode, join_nodes
+
+    cfg = load_config(DATA / "upstream-template.yaml")
+    merged, _ = join_nodes(cfg, [JoinNode("192.168.0.9", ("master",), "m9")])
+    ctx = DeployContext.build(merged, tmp_path, etcd_joining=("m9",))
+    hook = CliHook(path=str(tmp_path / "h.sh"), role="master")
+    phases = deploy_phases(merged, ctx, cli_prehooks=[hook], cli_posthooks=[hook], joined=["m9"])
+    by = {p.name: p for p in phases}
+    names = [p.name for p in phases]
+    assert by["etcd"].select(merged) == ["k8s-master-0"]
+    assert by["etcd-join"].select(merged) == ["m9"] and by["etcd-join"].serial
+    assert by["etcd-join"].policy == "abort"
+    assert names.index("etcd") < names.index("etcd-join") < names.index("etcd-health")
+    # join's hooks run on the joined node only
+    assert by["prehook"].select(merged) == ["m9"] and by["posthook"].select(merged) == ["m9"]
+    # the rest of the cluster converges like a re-deploy: LB, then masters one at a time
+    assert "k8s-loadbalance" in by["loadbalancer"].select(merged)
+    assert by["control-plane"].serial and "m9" in by["control-plane"].select(merged)
+
+
+def test_delete_drains_and_removes_the_member_before_converging(tmp_path: Path) -> None:
+    from eggo_nornir.cluster.plan import delete_phases
+    from eggo_nornir.config.membership import JoinNode, delete_nodes, join_nodes
+
+    cfg = load_config(DATA / "upstream-template.yaml")
+    full, _ = join_nodes(cfg, [JoinNode("192.168.0.9", ("master", "worker"), "m9")])
+    remaining, removed = delete_nodes(full, ["m9"])
+    old_ctx = DeployContext.build(full, tmp_path / "a")
+    new_ctx = DeployContext.build(remaining, tmp_path / "b")
+    phases = delete_phases(remaining, old_ctx, new_ctx, removed, force=True, drain_timeout=60)
+    names = [p.name for p in phases]
+    by = {p.name: p for p in phases}
+    assert names[:3] == ["precleanup-hooks", "drain", "etcd-remove"]
+    assert names.index("etcd-remove") < names.index("loadbalancer") < names.index("remove-nodes")
+    assert names[-1] == "node-objects"
+    assert by["drain"].select(remaining) == ["k8s-master-0"] and by["drain"].params["nodes"] == ("m9",)
+    assert by["drain"].params["force"] is True and by["drain"].params["timeout_s"] == 60.0
+    assert by["etcd-remove"].params["members"] == ("m9",)
+    assert by["etcd-remove"].params["peer_urls"] == ("https://192.168.0.9:2380",)
+    assert by["remove-nodes"].select(remaining) == ["m9"] and by["remove-nodes"].params["ctx"] is old_ctx
+    # the convergence runs on the remaining hosts only
+    assert "m9" not in by["system"].select(remaining)

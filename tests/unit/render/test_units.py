@@ -227,9 +227,8 @@ def test_etcd_env(rendered: dict[str, list[HostFile]]) -> None:
     )
     assert env["ETCD_NAME"] == "m2"
     assert env["ETCD_DATA_DIR"] == "/var/lib/etcd"
-    assert env["ETCD_INITIAL_CLUSTER"] == (
-        "m1=https://10.0.0.11:2380,m2=https://10.0.0.12:2380,m3=https://10.0.0.13:2380"
-    )
+    # the initial cluster changes with every join: it lives in the bootstrap file, not here
+    assert "ETCD_INITIAL_CLUSTER" not in env and "ETCD_INITIAL_CLUSTER_STATE" not in env
     assert env["ETCD_CLIENT_CERT_AUTH"] == env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
     assert env["ETCD_INITIAL_CLUSTER_TOKEN"] == "etcd-cluster"
     assert env["ETCD_PEER_TRUSTED_CA_FILE"] == env["ETCD_TRUSTED_CA_FILE"] == p.ETCD_CA_CRT
@@ -364,3 +363,21 @@ def test_master_worker_gets_both_sets(make_cluster, state_dir: Path) -> None:
     )
     units = units_of(render_cluster(cfg, state_dir)["m1"])
     assert {"etcd", "kube-apiserver", "kubelet", "kube-proxy", "containerd"} <= set(units)
+
+
+def test_etcd_bootstrap_file_names_the_members_and_restarts_etcd() -> None:
+    from eggo_nornir.render.units import etcd_bootstrap_file
+
+    hf = etcd_bootstrap_file("existing", [("m1", "https://10.0.0.11:2380"), ("m4", "https://10.0.0.14:2380")])
+    assert hf.path == p.ETCD_BOOTSTRAP_ENV and hf.restarts == ("etcd",)
+    lines = hf.content.decode().splitlines()
+    assert "ETCD_INITIAL_CLUSTER=m1=https://10.0.0.11:2380,m4=https://10.0.0.14:2380" in lines
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing" in lines
+    with pytest.raises(ValueError):
+        etcd_bootstrap_file("bogus", [])
+
+
+def test_etcd_unit_reads_the_optional_bootstrap_file(rendered: dict[str, list[HostFile]]) -> None:
+    unit = file_at(rendered["m2"], p.unit_path("etcd")).content.decode()
+    assert f"EnvironmentFile={p.ETCD_ENV}" in unit
+    assert f"EnvironmentFile=-{p.ETCD_BOOTSTRAP_ENV}" in unit

@@ -8,6 +8,7 @@ import re
 import pytest
 from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, run_on
 
+from eggo_nornir.config.model import Node
 from eggo_nornir.remote_fake import FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.tasks.context import DeployContext
@@ -55,7 +56,9 @@ def test_first_deploy_pushes_member_files_and_starts_etcd(ctx: DeployContext) ->
     assert not res.failed and res[0].changed
     assert {p.ETCD_ENV, p.unit_path("etcd"), p.ETCD_SERVER_KEY, p.ETCD_HEALTHCHECK_KEY} <= set(fake.files)
     assert f"{p.ETCD_PKI_DIR}/ca.key" not in fake.files  # never the etcd CA key (upstream §7.3)
-    assert b"ETCD_INITIAL_CLUSTER_STATE=new" in fake.files[p.ETCD_ENV].content
+    boot = fake.files[p.ETCD_BOOTSTRAP_ENV].content
+    assert b"ETCD_INITIAL_CLUSTER_STATE=new" in boot
+    assert b"ETCD_INITIAL_CLUSTER=" in boot and b"ETCD_INITIAL_CLUSTER=" not in fake.files[p.ETCD_ENV].content
     assert sim.started == ["etcd"] and sim.restarted == [] and "etcd" in sim.enabled
     # nothing of the control plane goes out with etcd
     assert not any("kube-apiserver" in f for f in fake.files)
@@ -157,3 +160,221 @@ def test_health_dry_run_checks_once_and_never_fails(
     fake.on(re.compile(r"etcdctl"), rc=127, stderr="etcdctl: not found")
     res = run_on(CFG, "m0", etcd_health, fake, ctx=ctx, dry_run=True)
     assert not res.failed and clock.slept == 0 and len(fake.commands) == 1
+
+
+# ---- membership: join one member, remove members ------------------------------------------------
+
+JOINER_CFG = k8s_cluster(
+    nodes=(*CFG.nodes, Node("m2", "10.9.0.12", roles=("master", "etcd"))),
+    masters=("m0", "m1", "m2"),
+    etcds=("m0", "m1", "m2"),
+)
+
+
+def _member(mid: int, name: str, ip: str, started: bool = True) -> dict:
+    return {
+        "ID": mid,
+        "name": name if started else "",
+        "peerURLs": [f"https://{ip}:2380"],
+        "clientURLs": [f"https://{ip}:2379"] if started else [],
+    }
+
+
+def _listing(*members: dict) -> str:
+    return json.dumps({"members": list(members)})
+
+
+@pytest.fixture(scope="module")
+def join_ctx(tmp_path_factory: pytest.TempPathFactory) -> DeployContext:
+    return DeployContext.build(
+        JOINER_CFG, tmp_path_factory.mktemp("join"), etcd_health_timeout=5, etcd_joining=("m2",)
+    )
+
+
+def _joiner(fake: FakeRemote, after_add: list[dict]) -> list[str]:
+    """A fake joiner host: no data dir, a healthy 2-member cluster that grows on `member add`."""
+    listed = [_member(0xA1, "m0", "10.9.0.10"), _member(0xB2, "m1", "10.9.0.11")]
+    adds: list[str] = []
+
+    def member_list(call, _fake):  # type: ignore[no-untyped-def]
+        return 0, _listing(*listed), ""
+
+    def member_add(call, _fake):  # type: ignore[no-untyped-def]
+        adds.append(call.command)
+        listed.extend(after_add)
+        return 0, "Member added", ""
+
+    fake.on(re.compile(r"etcdctl .*endpoint health"), stdout=HEALTHY)
+    fake.on(re.compile(r"etcdctl .*member list"), handler=member_list)
+    fake.on(re.compile(r"etcdctl .*member add"), handler=member_add)
+    return adds
+
+
+def test_join_adds_the_member_then_starts_it_as_existing(
+    join_ctx: DeployContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eggo_nornir.tasks.etcd import join_etcd_member
+
+    install_fake_clock(monkeypatch)
+    fake = FakeRemote(host="m2")
+    sim = SystemdSim.attach(fake)
+    adds = _joiner(fake, [_member(0xC3, "", "10.9.0.12", started=False)])
+    res = run_on(JOINER_CFG, "m2", join_etcd_member, fake, ctx=join_ctx)
+    assert not res.failed and res[0].changed
+    assert len(adds) == 1 and "member add m2 --peer-urls=https://10.9.0.12:2380" in adds[0]
+    # the add goes to the running members, never to the joiner itself
+    assert "--endpoints=https://10.9.0.10:2379,https://10.9.0.11:2379" in adds[0]
+    boot = fake.files[p.ETCD_BOOTSTRAP_ENV].content.decode()
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing" in boot
+    assert (
+        "ETCD_INITIAL_CLUSTER=m0=https://10.9.0.10:2380,m1=https://10.9.0.11:2380,m2=https://10.9.0.12:2380"
+        in boot
+    )
+    assert sim.started == ["etcd"]
+    # the gate before the add, and after the start
+    assert sum("endpoint health" in c for c in fake.commands) >= 2
+
+
+def test_join_again_does_not_add_twice(join_ctx: DeployContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eggo_nornir.tasks.etcd import join_etcd_member
+
+    install_fake_clock(monkeypatch)
+    fake = FakeRemote(host="m2")
+    SystemdSim.attach(fake)
+    adds = _joiner(fake, [])
+    fake.on(
+        re.compile(r"etcdctl .*member list"),
+        stdout=_listing(
+            _member(0xA1, "m0", "10.9.0.10"),
+            _member(0xB2, "m1", "10.9.0.11"),
+            _member(0xC3, "", "10.9.0.12", started=False),
+        ),
+    )
+    res = run_on(JOINER_CFG, "m2", join_etcd_member, fake, ctx=join_ctx)
+    assert not res.failed and adds == []
+
+
+def test_join_refuses_a_stranger_added_but_never_started(
+    join_ctx: DeployContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eggo_nornir.tasks.etcd import join_etcd_member
+
+    install_fake_clock(monkeypatch)
+    fake = FakeRemote(host="m2")
+    SystemdSim.attach(fake)
+    _joiner(fake, [])
+    fake.on(
+        re.compile(r"etcdctl .*member list"),
+        stdout=_listing(_member(0xA1, "m0", "10.9.0.10"), _member(0xD4, "", "10.9.0.99", started=False)),
+    )
+    res = run_on(JOINER_CFG, "m2", join_etcd_member, fake, ctx=join_ctx)
+    assert res.failed and "never started" in str(res[0].exception) and "10.9.0.99" in str(res[0].exception)
+
+
+def test_join_of_a_member_with_data_only_converges(
+    join_ctx: DeployContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eggo_nornir.tasks.etcd import join_etcd_member
+
+    install_fake_clock(monkeypatch)
+    fake = FakeRemote(host="m2")
+    SystemdSim.attach(fake, running=("etcd",))
+    fake.on(re.compile(r"test -d /var/lib/etcd/member"), stdout="data\n")
+    adds = _joiner(fake, [])
+    res = run_on(JOINER_CFG, "m2", join_etcd_member, fake, ctx=join_ctx)
+    assert not res.failed and adds == [] and p.ETCD_BOOTSTRAP_ENV not in fake.files
+
+
+def test_founders_exclude_the_joiners(join_ctx: DeployContext) -> None:
+    from eggo_nornir.tasks.etcd import founding_members
+
+    assert founding_members(join_ctx) == [("m0", "https://10.9.0.10:2380"), ("m1", "https://10.9.0.11:2380")]
+
+
+def test_quorum_problem() -> None:
+    from eggo_nornir.tasks.etcd import _members, quorum_problem
+
+    three = _members(
+        {
+            "members": [
+                _member(1, "a", "10.0.0.1"),
+                _member(2, "b", "10.0.0.2"),
+                _member(3, "c", "10.0.0.3"),
+            ]
+        }
+    )
+    all_up = {"https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"}
+    assert quorum_problem(three, all_up, {"3"}) is None
+    # c is down: removing b leaves a alone of {a, c}: no quorum
+    assert "not be a quorum" in quorum_problem(three, all_up - {"https://10.0.0.3:2379"}, {"2"})
+    # removing the dead one is fine
+    assert quorum_problem(three, all_up - {"https://10.0.0.3:2379"}, {"3"}) is None
+    assert "now" in quorum_problem(three, {"https://10.0.0.1:2379"}, {"3"})
+    assert "every" in quorum_problem(three, all_up, {"1", "2", "3"})
+
+
+def _remover(fake: FakeRemote, members: list[dict], health: list[dict]) -> list[str]:
+    removed: list[str] = []
+
+    def remove(call, _fake):  # type: ignore[no-untyped-def]
+        removed.append(call.command)
+        return 0, "Member removed", ""
+
+    fake.on(re.compile(r"etcdctl .*member list"), stdout=_listing(*members))
+    fake.on(re.compile(r"etcdctl .*endpoint health"), stdout=json.dumps(health))
+    fake.on(re.compile(r"etcdctl .*member remove"), handler=remove)
+    return removed
+
+
+def test_remove_member_by_name(ctx: DeployContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eggo_nornir.tasks.etcd import remove_etcd_members
+
+    install_fake_clock(monkeypatch)
+    fake = FakeRemote(host="m0")
+    members = [
+        _member(0xA1, "m0", "10.9.0.10"),
+        _member(0xB2, "m1", "10.9.0.11"),
+        _member(0xC3, "m2", "10.9.0.12"),
+    ]
+    health = [{"endpoint": f"https://10.9.0.1{i}:2379", "health": True} for i in range(3)]
+    removed = _remover(fake, members, health)
+    res = run_on(CFG, "m0", remove_etcd_members, fake, ctx=ctx, members=("m2",))
+    assert not res.failed and res[0].changed and len(removed) == 1 and "member remove c3" in removed[0]
+
+
+def test_remove_refuses_to_break_quorum_unless_forced(
+    ctx: DeployContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eggo_nornir.tasks.etcd import remove_etcd_members
+
+    install_fake_clock(monkeypatch)
+    members = [
+        _member(0xA1, "m0", "10.9.0.10"),
+        _member(0xB2, "m1", "10.9.0.11"),
+        _member(0xC3, "m2", "10.9.0.12"),
+    ]
+    health = [
+        {"endpoint": "https://10.9.0.10:2379", "health": True},
+        {"endpoint": "https://10.9.0.11:2379", "health": False, "error": "down"},
+        {"endpoint": "https://10.9.0.12:2379", "health": True},
+    ]
+    fake = FakeRemote(host="m0")
+    removed = _remover(fake, members, health)
+    res = run_on(CFG, "m0", remove_etcd_members, fake, ctx=ctx, members=("m2",))
+    assert res.failed and "quorum" in str(res[0].exception) and "--force" in str(res[0].exception)
+    assert removed == []
+    fake = FakeRemote(host="m0")
+    removed = _remover(fake, members, health)
+    fake.on(re.compile(r"etcdctl .*endpoint health"), stdout=json.dumps(health), times=1)
+    fake.on(re.compile(r"etcdctl .*endpoint health"), stdout=json.dumps([health[0], health[1]]))
+    run_on(CFG, "m0", remove_etcd_members, fake, ctx=ctx, members=("m2",), force=True)
+    assert len(removed) == 1
+
+
+def test_remove_of_a_non_member_is_a_no_op(ctx: DeployContext) -> None:
+    from eggo_nornir.tasks.etcd import remove_etcd_members
+
+    fake = FakeRemote(host="m0")
+    removed = _remover(fake, [_member(0xA1, "m0", "10.9.0.10")], [])
+    res = run_on(CFG, "m0", remove_etcd_members, fake, ctx=ctx, members=("gone",))
+    assert not res.failed and not res[0].changed and removed == []

@@ -1,0 +1,157 @@
+"""`join` and `delete` for real (issue 6): join a master and a worker, delete a master and a worker.
+
+The testbed has six machines (master1-3, worker1-2, lb1). The cluster starts without master3
+and worker2, which are joined with eggo's interface (`join --id ... --type master IP`), then
+master2 and worker1 are deleted. After every step the acceptance invariants are checked on
+the machines themselves:
+- every node of the config is Ready (and only those are Nodes);
+- `etcdctl member list` names exactly the configured etcd members;
+- the LB's nginx upstreams are exactly the masters;
+- every apiserver's `--etcd-servers` lists exactly the etcd members.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eggo_nornir.testbed import lifecycle
+from eggo_nornir.testbed.handle import Testbed, unavailable
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = os.environ.get("EGGO_E2E_MEMBERSHIP_SUBNET", "10.224.0.0/24")
+NAME = "eggojd"
+LATER = ("master3", "worker2")  # joined by the tests, not in the first deploy
+
+
+@pytest.fixture(scope="module")
+def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("membershiptb")
+    state = lifecycle.up(out, name=NAME, machines=6, subnet=SUBNET, bundle=bundle)
+    try:
+        yield Testbed(state, out)
+    finally:
+        lifecycle.down(out)
+
+
+@pytest.fixture(scope="module")
+def env(tb: Testbed) -> dict[str, str]:
+    home = tb.out_dir / "eggo-home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "EGGO_HOME": str(home)}
+
+
+def eggo(env: dict[str, str], *args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+
+
+def saved(env: dict[str, str]) -> dict:
+    return yaml.safe_load((Path(env["EGGO_HOME"]) / "clusters" / NAME / "deploy.yaml").read_text())
+
+
+def names(doc: dict, key: str) -> list[str]:
+    return [h["name"] for h in doc.get(key) or []]
+
+
+def check_invariants(tb: Testbed, env: dict[str, str]) -> None:
+    """The acceptance invariants of issue 6, read from the machines."""
+    doc = saved(env)
+    masters, workers, etcds = names(doc, "masters"), names(doc, "workers"), names(doc, "etcds")
+    ips = {h["name"]: h["ip"] for k in ("masters", "workers", "etcds") for h in doc[k]}
+    first = masters[0]
+    # Ready nodes, through the first master's admin.conf
+    out = tb.run(first, "kubectl --kubeconfig=/etc/kubernetes/admin.conf get nodes -o json").stdout
+    nodes = {
+        n["metadata"]["name"]: {c["type"]: c["status"] for c in n["status"]["conditions"]}.get("Ready")
+        for n in json.loads(out)["items"]
+    }
+    assert nodes == {w: "True" for w in workers}, nodes
+    # etcd members
+    for member in etcds:
+        res = tb.run(
+            member,
+            "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+            "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
+            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json",
+        )
+        listed = sorted(m.get("name", "") for m in json.loads(res.stdout)["members"])
+        assert listed == sorted(etcds), (member, listed)
+    # nginx upstreams
+    conf = tb.run("lb1", "cat /etc/kubernetes/kube-nginx.conf").stdout
+    upstreams = sorted(re.findall(r"^\s*server\s+([0-9.]+):6443", conf, re.M))
+    assert upstreams == sorted(ips[m] for m in masters), conf
+    # --etcd-servers of every apiserver (the running process, not only the unit file)
+    want = sorted(f"https://{ips[e]}:2379" for e in etcds)
+    for master in masters:
+        cmdline = tb.run(master, "tr '\\0' ' ' < /proc/$(pidof kube-apiserver)/cmdline").stdout
+        found = re.search(r"--etcd-servers[= ](\S+)", cmdline)
+        assert found, cmdline
+        assert sorted(found.group(1).split(",")) == want, (master, found.group(1))
+
+
+class TestMembership:
+    def test_deploy_without_the_later_nodes(self, tb: Testbed, env: dict[str, str]) -> None:
+        doc = yaml.safe_load(tb.deploy_yaml.read_text())
+        for key in ("masters", "workers", "etcds"):
+            doc[key] = [h for h in doc[key] if h["name"] not in LATER]
+        small = tb.out_dir / "small.yaml"
+        small.write_text(yaml.safe_dump(doc, sort_keys=False))
+        ok(eggo(env, "deploy", str(small)))
+        check_invariants(tb, env)
+
+    def test_join_a_master(self, tb: Testbed, env: dict[str, str]) -> None:
+        ip = tb.machine("master3").ip
+        ok(eggo(env, "join", "--id", NAME, "--type", "master", "--name", "master3", ip))
+        doc = saved(env)
+        assert "master3" in names(doc, "masters") and "master3" in names(doc, "etcds")
+        check_invariants(tb, env)
+
+    def test_join_a_worker(self, tb: Testbed, env: dict[str, str]) -> None:
+        ip = tb.machine("worker2").ip
+        ok(eggo(env, "join", "--id", NAME, "--name", "worker2", ip))
+        assert "worker2" in names(saved(env), "workers")
+        check_invariants(tb, env)
+
+    def test_joining_again_changes_nothing(self, tb: Testbed, env: dict[str, str]) -> None:
+        proc = eggo(env, "join", "--id", NAME, "--name", "worker2", "--json", tb.machine("worker2").ip)
+        ok(proc)
+        assert json.loads(proc.stdout)["changed"] == 0
+
+    def test_delete_refuses_the_lb_and_unknown_nodes(self, env: dict[str, str]) -> None:
+        for ref in ("lb1", "nosuchnode"):
+            proc = eggo(env, "delete", "--id", NAME, ref)
+            assert proc.returncode == 2, proc.stderr
+            assert "Traceback" not in proc.stderr
+
+    def test_delete_a_master(self, tb: Testbed, env: dict[str, str]) -> None:
+        ok(eggo(env, "delete", "--id", NAME, "master2"))
+        doc = saved(env)
+        assert "master2" not in names(doc, "masters") + names(doc, "etcds")
+        check_invariants(tb, env)
+        assert tb.run("master2", "systemctl is-active etcd kube-apiserver || true").stdout.split() == [
+            "inactive",
+            "inactive",
+        ]
+
+    def test_delete_a_worker(self, tb: Testbed, env: dict[str, str]) -> None:
+        ok(eggo(env, "delete", "--id", NAME, tb.machine("worker1").ip))
+        assert "worker1" not in names(saved(env), "workers")
+        check_invariants(tb, env)
