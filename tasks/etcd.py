@@ -223,10 +223,13 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
     dry = task.is_dry_run(dry_run)
     mine = etcd_peer_url(node.ip)
     others = ",".join(local_endpoint(m.ip) for m in ctx.cfg.with_role("etcd") if m.name != node.name)
-    files = files_for(ctx, "etcd", task.host.name)
+    # certs first: the health gate and `member add` run here, with this host's healthcheck client
+    pushed = task.run(push_files, files=files_for(ctx, "etcd", task.host.name), dry_run=dry_run)
+    written = list(pushed[0].result["written"])
     notes: list[str] = []
     if not _has_data(remote):
-        _wait_healthy(task, ctx, others, "before the join") if not dry else None
+        if not dry:
+            _wait_healthy(task, ctx, others, "before the join")
         members = _member_list(remote, others) if not dry else []
         strangers = [m for m in members if not m["name"] and mine not in m["peer_urls"]]
         if strangers:
@@ -247,11 +250,11 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
         cluster = [(m["name"] or node.name, m["peer_urls"][0]) for m in members if m["peer_urls"]]
         if dry and not cluster:
             cluster = [*founding_members(ctx), (node.name, mine)]
-        files = [*files, etcd_bootstrap_file("existing", cluster)]
-    pushed = task.run(push_files, files=files, dry_run=dry_run)
+        boot = task.run(push_files, files=[etcd_bootstrap_file("existing", cluster)], dry_run=dry_run)
+        written += boot[0].result["written"]
     converged = task.run(converge_services, units=[ETCD_UNIT], dry_run=dry_run)
     result: dict[str, Any] = {
-        "files": pushed[0].result["written"],
+        "files": written,
         "services": converged[0].result,
         "membership": notes,
     }
@@ -259,7 +262,9 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
         result["healthy"] = sorted(
             _wait_healthy(task, ctx, local_endpoint(node.ip), "after the join")["endpoints"]
         )
-    return Result(host=task.host, changed=combine_changed(pushed, converged) or bool(notes), result=result)
+    return Result(
+        host=task.host, changed=bool(written) or combine_changed(converged) or bool(notes), result=result
+    )
 
 
 def quorum_problem(members: list[dict[str, Any]], healthy_urls: set[str], removing: set[str]) -> str | None:
