@@ -24,7 +24,6 @@ behind health gates; put the apiserver back into nginx.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -91,9 +90,6 @@ class RenewResult(RunResult):
         out["renewed"] = [r.to_dict() for r in self.renewed]
         out["notes"] = list(self.notes)
         return out
-
-    def to_json(self, timings: bool = True, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(timings), indent=indent)
 
     def summary(self) -> str:
         verb = "would re-issue" if self.dry_run else "re-issued"
