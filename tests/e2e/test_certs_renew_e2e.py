@@ -264,6 +264,12 @@ class TestCertsRenew:
         # every leaf on every node is new; the CAs are the same
         data = json.loads(report.read_text())
         assert data["ok"] and len(data["renewed"]) >= 14
+        # each master was drained from the LB for its roll and put back afterwards
+        lb = yaml.safe_load(deploy_yaml.read_text())["loadbalance"]["name"]
+        masters = [n for n in deployed if n.startswith("master")]
+        for m in masters:
+            for phase in (f"drain {m}", f"undrain {m}"):
+                assert data["hosts"][lb]["phases"][phase]["changed"] == 1, phase
         for node in deployed:
             after = node_certs(tb, node)
             assert after.keys() == before[node].keys(), node
