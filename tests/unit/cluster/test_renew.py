@@ -158,3 +158,33 @@ def test_etcd_only_members_roll_first_and_no_lb_means_no_drain() -> None:
     assert roll_order(cfg) == ["e1", "m1", "m2", "m3"]
     names = [p.name for p in renew_phases(cfg, None)]  # type: ignore[arg-type]
     assert names == ["renew-files", "roll e1", "roll m1", "roll m2", "roll m3", "roll workers"]
+
+
+# ---- through the API ---------------------------------------------------------------------------
+
+
+def test_api_dry_run_reports_and_changes_nothing_on_the_controller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eggo_nornir import Cluster
+
+    monkeypatch.setenv("EGGO_HOME", str(tmp_path / "eggo"))
+    cluster = Cluster(ha())
+    cluster.render()
+    original_nornir = Cluster.nornir
+
+    def fake_hosts(self: Cluster, **kwargs: object):  # type: ignore[no-untyped-def]
+        nr = original_nornir(self, **kwargs)  # type: ignore[arg-type]
+        nr.inventory.defaults.data["eggo_fake_remote"] = True  # one empty FakeRemote per host
+        return nr
+
+    monkeypatch.setattr(Cluster, "nornir", fake_hosts)
+    before = {p: p.read_bytes() for p in cluster.state_dir.rglob("*") if p.is_file()}
+    result = cluster.certs_renew(force=True, dry_run=True)
+    assert isinstance(result, RenewResult) and result.ok and result.dry_run
+    assert len(result.renewed) == len(leaves(ha()))
+    after = {p: p.read_bytes() for p in cluster.state_dir.rglob("*") if p.is_file() and p in before}
+    assert after == before  # PKI and admin.conf untouched; only a run dir was added
+    report = cluster.last_report()
+    assert report is not None and len(report["renewed"]) == len(leaves(ha())) and report["dry_run"]
+    assert "would drain m1 from the LB" in result.diffs()
