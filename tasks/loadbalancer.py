@@ -117,6 +117,21 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     )
 
 
+def swap_config(remote: Any, conf: HostFile) -> bool:
+    """Install `conf` (the LB config) and reload nginx, if it differs from the file on the host.
+
+    Returns whether it did. The config passes `nginx -t` first, and no pending-restart marker
+    is left: a later restart would drop every connection through the LB, while the reload
+    lets the old workers finish theirs. `certs renew` drains and restores apiservers with it.
+    """
+    if not remote.put(conf.path, conf.content, mode=conf.mode, dry_run=True).changed:
+        return False
+    _test_config(remote, conf)
+    remote.put(conf.path, conf.content, mode=conf.mode, owner=conf.owner, group=conf.group)
+    remote.run(["systemctl", "reload", LB_UNIT], timeout=60)
+    return True
+
+
 def _wait_listening(remote: Any, host: str, port: int, ctx: DeployContext) -> None:
     """nginx runs as `Type=simple`: `systemctl start` returns before it binds; check it did."""
     check = f"ss -Hltn {shlex.quote(f'( sport = :{port} )')} | grep -q . || ! command -v ss >/dev/null"

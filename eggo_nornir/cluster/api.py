@@ -32,8 +32,11 @@ from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eggo_nornir.cluster.day2 import CertsResult, ClusterList, StatusResult
     from eggo_nornir.cluster.etcd_snapshot import BackupResult
+    from eggo_nornir.cluster.renew import RenewResult
 
 ADMIN_CONF = "admin.conf"
 SAVED_CONFIG = "deploy.yaml"
@@ -331,9 +334,11 @@ class Cluster:
         progress: bool,
         report: Path | str | None,
         select: ClusterConfig | None = None,
+        finish: Callable[[RunResult], RunResult] | None = None,
     ) -> RunResult:
         """Run `phases` on this cluster's hosts; `select` is the config their host selectors
-        read (delete: the remaining cluster, while the inventory still has the deleted hosts)."""
+        read (delete: the remaining cluster, while the inventory still has the deleted hosts);
+        `finish` turns the run's result into the command's (certs renew: a RenewResult)."""
         from eggo_nornir.remote.nornir_plugin import remote_stats
 
         run_dir = new_run_dir(self.state_dir)
@@ -356,10 +361,14 @@ class Cluster:
                 admin_kubeconfig=str(self.admin_kubeconfig),
             )
         except RunInterrupted as exc:
+            if finish is not None:
+                exc.result = finish(exc.result)
             self._write_report(exc.result, run_dir, report)
             raise
         finally:
             nr.close_connections(on_good=True, on_failed=True)
+        if finish is not None:
+            result = finish(result)  # e.g. a RenewResult: the run plus what the command did on the controller
         self._write_report(result, run_dir, report)
         return result
 
@@ -410,6 +419,43 @@ class Cluster:
             return collect_certs(nr, self.config, self.state_dir)
         finally:
             nr.close_connections(on_good=True, on_failed=True)
+
+    def certs_renew(
+        self,
+        *,
+        before_days: int | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        progress: bool = False,
+        report: Path | str | None = None,
+    ) -> RenewResult:
+        """Re-issue leaf certificates (same CAs) and roll them out one node at a time, API up throughout.
+
+        Re-issues every leaf with `force`, else those within `before_days` of expiry (default
+        `pki.renew-before-days`). Then the new files go to every node, and node by node the
+        units that read them restart behind health gates, each apiserver drained from the LB
+        meanwhile. Also rewrites the admin kubeconfig on the controller. `dry_run` re-issues in
+        memory only and shows what would change where. See `eggo_nornir.cluster.renew`.
+        """
+        from eggo_nornir.cluster.renew import prepare, renew_phases
+
+        options: dict[str, object] = {"accept_new_host_keys": True} if self.accept_new_host_keys else {}
+        with ClusterLock(self.state_dir, "certs renew"):
+            prepared = prepare(
+                self.config,
+                self.state_dir,
+                before_days=before_days,
+                force=force,
+                dry_run=dry_run,
+                options=options,
+            )
+            if not dry_run:
+                state.write_private(self.admin_kubeconfig, prepared.admin_kubeconfig)
+            phases = renew_phases(self.config, prepared.ctx)
+            result = self._run(
+                phases, dry_run=dry_run, progress=progress, report=report, finish=prepared.finish()
+            )
+        return result  # type: ignore[return-value]
 
     def etcd_backup(self, output: Path | str | None = None) -> BackupResult:
         """Snapshot etcd to `<state>/backups/<stamp>.db` (0600, with a `.sha256`), or to `output`."""

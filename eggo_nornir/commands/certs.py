@@ -1,8 +1,9 @@
-"""`certs check`: days to expiry of every certificate, on the controller and on each node.
+"""`certs check` and `certs renew`: thin layers over `Cluster.certs()` and `Cluster.certs_renew()`.
 
-Exit 1 when any certificate is expired, unreadable or within `pki.renew-before-days`, or a
-host did not answer, so a cron job can alert before the cluster breaks. `certs renew` is not
-built yet: today a leaf within `renew-before-days` is re-issued by the next `deploy`.
+`check` exits 1 when any certificate is expired, unreadable or within `pki.renew-before-days`,
+or a host did not answer, so a cron job can alert before the cluster breaks. `renew` re-issues
+leaves (same CAs) and rolls them out one node at a time; its output and exit codes are those
+of `deploy`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from eggo_nornir.commands.status import add_cluster_args, cluster_for
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "certs", help="certificate expiry (check)", description="Certificate lifecycle."
+        "certs", help="certificate expiry (check) and renewal (renew)", description="Certificate lifecycle."
     )
     sub = parser.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
     check = sub.add_parser(
@@ -25,6 +26,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_cluster_args(check)
     check.set_defaults(func=run_check)
+    renew = sub.add_parser(
+        "renew",
+        help="re-issue leaf certificates (same CAs) and roll them out one node at a time",
+        description="Re-issue the leaf certificates and kubeconfig client certificates in the state dir "
+        "(the CAs stay), then roll them out one node at a time: push the files, restart only the units "
+        "that read them behind health gates, with each apiserver drained from the load balancer while "
+        "it restarts. Kubelet certificates are rotated by the kubelets and left alone.",
+    )
+    add_cluster_args(renew)
+    which = renew.add_mutually_exclusive_group()
+    which.add_argument(
+        "--before",
+        type=int,
+        metavar="DAYS",
+        help="renew the leaves that expire within DAYS (default: pki.renew-before-days)",
+    )
+    which.add_argument("--force", action="store_true", help="renew every leaf, whatever its expiry")
+    renew.add_argument(
+        "--dry-run", action="store_true", help="show what would be re-issued and restarted; change nothing"
+    )
+    renew.add_argument("--report", metavar="FILE", help="also write the JSON run report to FILE")
+    renew.set_defaults(func=run_renew)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -34,3 +57,22 @@ def run_check(args: argparse.Namespace) -> int:
     result = cluster.certs()
     print(result.to_json() if args.json else result.summary())
     return 0 if result.ok else 1
+
+
+def run_renew(args: argparse.Namespace) -> int:
+    from eggo_nornir.commands.deploy import finish
+    from eggo_nornir.errors import UsageError
+
+    if args.before is not None and args.before < 0:
+        raise UsageError("--before DAYS must be 0 or more")
+    cluster, code = cluster_for(args)
+    if cluster is None:
+        return code
+    result = cluster.certs_renew(
+        before_days=args.before,
+        force=args.force,
+        dry_run=args.dry_run,
+        progress=not args.json,
+        report=args.report,
+    )
+    return finish(result, args, kubeconfig_hint=False)

@@ -100,6 +100,13 @@ def local_apiserver_url(cfg: ClusterConfig) -> str:
     return f"https://127.0.0.1:{_secure_port(cfg)}"
 
 
+def node_apiserver_url(cfg: ClusterConfig, node: Node) -> str:
+    """The apiserver of `node` at its own address: what the LB forwards to, so a check through
+    it proves this master serves (loopback would pass with a firewall or bind-address wrong)."""
+    host = f"[{node.ip}]" if ":" in node.ip else node.ip
+    return f"https://{host}:{_secure_port(cfg)}"
+
+
 def admin_kubeconfig(cfg: ClusterConfig, pki: ClusterPKI, server: str | None = None) -> bytes:
     """`kubernetes-admin` (group kubeadm:cluster-admins), for the operator and masters.
 

@@ -9,6 +9,8 @@ stderr`). The pid file is given with `-g` so `nginx -t` can check this exact fil
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
@@ -19,11 +21,17 @@ PID_FILE = "/run/kube-nginx.pid"
 APISERVER_PORT = 6443
 
 
-def nginx_conf(cfg: ClusterConfig) -> bytes:
-    """Every master's apiserver as an upstream, listening on `bind_port` on all addresses."""
+def nginx_conf(cfg: ClusterConfig, down: Collection[str] = ()) -> bytes:
+    """Every master's apiserver as an upstream, listening on `bind_port` on all addresses.
+
+    `down` names masters whose upstream is marked `down`: `certs renew` drains an apiserver
+    this way (and reloads nginx gracefully) before restarting it, because a TCP proxy cannot
+    see that an apiserver is shutting down or not ready yet, and `max_fails` only reacts after
+    clients have already failed. The deployed config never has a `down` server.
+    """
     if cfg.loadbalance is None:
         raise ValueError("no loadbalance configured")
-    masters = [f"[{n.ip}]" if ":" in n.ip else n.ip for n in cfg.with_role("master")]
+    masters = [(f"[{n.ip}]" if ":" in n.ip else n.ip, n.name in down) for n in cfg.with_role("master")]
     return render(
         "nginx/kube-nginx.conf.j2",
         masters=masters,

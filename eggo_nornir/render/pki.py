@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -478,23 +479,44 @@ class ClusterPKI:
         self._sa_pub: bytes = b""
         # names whose files this ensure() wrote (created, copied or re-issued)
         self.changed: list[str] = []
+        # leaf name -> why ensure() issued it anew (what `certs renew` reports)
+        self.reissued: dict[str, str] = {}
+        # False: issue in memory only (a dry run of `certs renew` must not touch the state dir)
+        self.persist = True
+        self._reissue: frozenset[str] = frozenset()
 
     # ---- construction ------------------------------------------------------------
     @classmethod
-    def ensure(cls, cfg: ClusterConfig, pki_dir: Path, *, now: datetime | None = None) -> ClusterPKI:
+    def ensure(
+        cls,
+        cfg: ClusterConfig,
+        pki_dir: Path,
+        *,
+        now: datetime | None = None,
+        reissue: Collection[str] = (),
+        persist: bool = True,
+    ) -> ClusterPKI:
         """Load the CAs and leaves from pki_dir, create what's missing, re-issue a leaf only when
         its inputs (subject, SANs, EKU, CA, key algorithm) changed or it expires within
         cfg.pki.renew_before_days. Never silently replace a CA: a CA file that is corrupt,
         half missing or does not match its key raises EggoError.
+
+        `reissue` names leaves to issue anew whatever their state (`certs renew`); CAs are
+        never in it. `persist=False` issues in memory only and writes nothing, so a dry run
+        of `certs renew` can render what the nodes would get without changing the state dir
+        (the PKI must exist already: a missing CA is an error then, not created).
 
         Re-issued leaves get a fresh key, as `kubeadm certs renew` does: renewal is the
         moment to rotate a key, and since the certificate file changes anyway the same
         units restart, so keeping the old key would buy nothing.
         """
         now = _utc(now or datetime.now(timezone.utc))
-        pki_dir = private_dir(Path(pki_dir))
-        private_dir(pki_dir / "etcd")
-        pki = cls(cfg, pki_dir)
+        if persist:
+            pki_dir = private_dir(Path(pki_dir))
+            private_dir(pki_dir / "etcd")
+        pki = cls(cfg, Path(pki_dir))
+        pki.persist = persist
+        pki._reissue = frozenset(reissue)
         for name in CA_NAMES:
             pki._ensure_ca(name, now)
         pki._ensure_sa()
@@ -513,6 +535,11 @@ class ClusterPKI:
 
     def _write_pair(self, name: str, cert_pem: bytes, key_pem: bytes) -> None:
         crt_path, key_path = self._paths(name)
+        if not self.persist:
+            if crt_path.is_file() and crt_path.read_bytes() == cert_pem:
+                return
+            self.changed.append(name)
+            return
         private_dir(crt_path.parent)
         # key first: if we die in between, the next run sees a cert/key mismatch and re-issues
         changed = write_private(key_path, key_pem)
@@ -536,6 +563,8 @@ class ClusterPKI:
             cert_pem, key_pem = crt_path.read_bytes(), key_path.read_bytes()
             cert, key = _load_ca(cert_pem, key_pem, str(crt_path), str(key_path))
         else:
+            if not self.persist:
+                raise EggoError(f"{crt_path} not found: the cluster has no {name} CA yet (deploy first)")
             key = new_private_key(self.cfg.pki.key_algorithm)
             cert = new_ca(CA_COMMON_NAMES[name], key, now, self.cfg.pki.ca_validity_days)
             cert_pem, key_pem = cert.public_bytes(serialization.Encoding.PEM), key_pem_bytes(key)
@@ -584,6 +613,8 @@ class ClusterPKI:
         if key_path.exists():
             key_pem = key_path.read_bytes()
             key = _load_key(key_pem, str(key_path))
+        elif not self.persist:
+            raise EggoError(f"{key_path} not found: the cluster has no service-account key (deploy first)")
         else:
             if pub_path.exists():
                 raise EggoError(f"{pub_path} exists without {key_path}; restore sa.key or remove both")
@@ -595,7 +626,7 @@ class ClusterPKI:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         # sa.pub is derived from sa.key; rewriting it is a no-op when it already matches
-        if write_private(pub_path, pub_pem) and "sa" not in self.changed:
+        if self.persist and write_private(pub_path, pub_pem) and "sa" not in self.changed:
             self.changed.append("sa")
         self._key_pem["sa"], self._keys["sa"], self._sa_pub = key_pem, key, pub_pem
 
@@ -655,6 +686,8 @@ class ClusterPKI:
 
     def _ensure_leaf(self, spec: CertSpec, now: datetime) -> None:
         reason = self._try_keep(spec, now)
+        if reason is None and spec.name in self._reissue:
+            reason = "renewal requested"
         if reason is None:
             return
         ca_cert, ca_key = self._certs[spec.ca], self._keys[spec.ca]
@@ -668,6 +701,7 @@ class ClusterPKI:
         cert_pem, key_pem = cert.public_bytes(serialization.Encoding.PEM), key_pem_bytes(key)
         self._write_pair(spec.name, cert_pem, key_pem)
         self._remember(spec.name, cert_pem, key_pem, cert, key)
+        self.reissued[spec.name] = reason
         log.info("issued %s (%s)", spec.name, reason)
 
     # ---- access ------------------------------------------------------------------

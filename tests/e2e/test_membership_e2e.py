@@ -17,7 +17,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,43 @@ def check_invariants(tb: Testbed, env: dict[str, str]) -> None:
         assert sorted(found.group(1).split(",")) == want, (master, found.group(1))
 
 
+@contextmanager
+def requests_through_the_lb(env: dict[str, str]) -> Iterator[dict[str, list[str]]]:
+    """A loop of API requests through the LB for the duration of the block: ok count, failures."""
+    from eggo_nornir.testbed import bundle as bundle_mod
+
+    kubectl = str(bundle_mod.bin_dir("amd64") / "kubectl")
+    conf = str(Path(env["EGGO_HOME"]) / "clusters" / NAME / "admin.conf")
+    seen: dict[str, list[str]] = {"ok": [], "failed": []}
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            proc = subprocess.run(
+                [
+                    kubectl,
+                    "--kubeconfig",
+                    conf,
+                    "--request-timeout=10s",
+                    "get",
+                    "--raw",
+                    "/api/v1/namespaces",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            seen["ok" if proc.returncode == 0 else "failed"].append(proc.stderr.strip()[-200:])
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(30)
+
+
 class TestMembership:
     def test_deploy_without_the_later_nodes(self, tb: Testbed, env: dict[str, str]) -> None:
         doc = yaml.safe_load(tb.deploy_yaml.read_text())
@@ -119,7 +158,10 @@ class TestMembership:
 
     def test_join_a_master(self, tb: Testbed, env: dict[str, str]) -> None:
         ip = tb.machine("master3").ip
-        ok(eggo(env, "join", "--id", NAME, "--type", "master", "--name", "master3", ip))
+        with requests_through_the_lb(env) as seen:
+            ok(eggo(env, "join", "--id", NAME, "--type", "master", "--name", "master3", ip))
+        # every apiserver restarted (new --etcd-servers), one at a time: the API never went away
+        assert len(seen["ok"]) > 20 and seen["failed"] == [], seen["failed"][:5]
         doc = saved(env)
         assert "master3" in names(doc, "masters") and "master3" in names(doc, "etcds")
         check_invariants(tb, env)
@@ -142,7 +184,9 @@ class TestMembership:
             assert "Traceback" not in proc.stderr
 
     def test_delete_a_master(self, tb: Testbed, env: dict[str, str]) -> None:
-        ok(eggo(env, "delete", "--id", NAME, "master2"))
+        with requests_through_the_lb(env) as seen:
+            ok(eggo(env, "delete", "--id", NAME, "master2"))
+        assert len(seen["ok"]) > 10 and seen["failed"] == [], seen["failed"][:5]
         doc = saved(env)
         assert "master2" not in names(doc, "masters") + names(doc, "etcds")
         check_invariants(tb, env)

@@ -67,6 +67,29 @@ def test_upstreams_are_every_master(cluster_config: ClusterConfig) -> None:
     assert "0.0.0.0" not in text
 
 
+def test_a_drained_master_is_marked_down_and_nothing_else_moves(cluster_config: ClusterConfig) -> None:
+    """`certs renew` drains one apiserver this way; the deployed config never has `down`."""
+    full = nginx_conf(cluster_config).decode()
+    drained = nginx_conf(cluster_config, down=("m2",)).decode()
+    m2 = cluster_config.node("m2").ip
+    assert " down;" not in full
+    assert drained == full.replace(
+        f"server {m2}:6443 max_fails=3 fail_timeout=30s;",
+        f"server {m2}:6443 max_fails=3 fail_timeout=30s down;",
+    )
+    assert drained.count(" down;") == 1
+
+
+@pytest.mark.skipif(
+    not Path(NGINX).exists() or not HAS_STREAM, reason="Debian nginx with the stream module needed"
+)
+def test_drained_conf_passes_nginx_t(cluster_config: ClusterConfig, tmp_path: Path) -> None:
+    conf = tmp_path / "drained.conf"
+    conf.write_bytes(nginx_conf(cluster_config, down=("m1",)))
+    proc = nginx_test(conf, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_only_the_lb_node_gets_it(cluster_config: ClusterConfig, state_dir: Path) -> None:
     rendered = render_cluster(cluster_config, state_dir)
     assert [hf.path for hf in rendered["lb"]] == [p.NGINX_CONF, "/etc/systemd/system/kube-nginx.service"]

@@ -452,6 +452,50 @@ def test_near_expiry_reissues_leaves_but_keeps_cas(cluster_config: ClusterConfig
     assert build(cluster_config, state_dir, now=later).changed == []
 
 
+def test_reissue_renews_exactly_the_named_leaves_with_the_same_cas(
+    cluster_config: ClusterConfig, state_dir: Path
+) -> None:
+    """What `certs renew` asks for: new key, serial and notAfter for the named leaves; nothing else moves."""
+    old = build(cluster_config, state_dir)
+    later = NOW + timedelta(days=3)
+    new = ClusterPKI.ensure(
+        cluster_config, state_dir / "pki", now=later, reissue={"apiserver", "etcd/peer-m2"}
+    )
+    assert sorted(new.changed) == ["apiserver", "etcd/peer-m2"]
+    assert new.reissued == {"apiserver": "renewal requested", "etcd/peer-m2": "renewal requested"}
+    for name in ("apiserver", "etcd/peer-m2"):
+        assert load(new, name).serial_number != load(old, name).serial_number
+        assert load(new, name).not_valid_after_utc == later + timedelta(days=365)
+        assert new.key_pem(name) != old.key_pem(name)
+        assert load(new, name).subject == load(old, name).subject
+    for name in (*CA_NAMES, "admin", "etcd/server-m2", "sa"):
+        assert new.key_pem(name) == old.key_pem(name), name
+    # the next plain ensure keeps them
+    assert build(cluster_config, state_dir, now=later).changed == []
+
+
+def test_reissue_without_persist_writes_nothing(cluster_config: ClusterConfig, state_dir: Path) -> None:
+    """The dry run of `certs renew`: new leaves in memory, the state dir untouched."""
+    old = build(cluster_config, state_dir)
+    before = snapshot(state_dir / "pki")
+    dry = ClusterPKI.ensure(
+        cluster_config,
+        state_dir / "pki",
+        now=NOW + timedelta(days=1),
+        reissue=set(EXPECTED_LEAVES),
+        persist=False,
+    )
+    assert set(dry.reissued) == set(EXPECTED_LEAVES) and set(dry.changed) == set(EXPECTED_LEAVES)
+    assert dry.cert_pem("admin") != old.cert_pem("admin")
+    assert snapshot(state_dir / "pki") == before
+
+
+def test_no_persist_refuses_to_create_a_pki(cluster_config: ClusterConfig, state_dir: Path) -> None:
+    with pytest.raises(EggoError, match="deploy first"):
+        ClusterPKI.ensure(cluster_config, state_dir / "pki", now=NOW, persist=False)
+    assert not (state_dir / "pki").exists()
+
+
 def test_renewal_window_follows_config(cluster_config: ClusterConfig, state_dir: Path) -> None:
     build(cluster_config, state_dir)
     cfg = replace(cluster_config, pki=PKIConfig(renew_before_days=360))

@@ -1,0 +1,209 @@
+"""Roll renewed certificates out: push them, restart what reads them, one node at a time, gated.
+
+Why three tasks instead of one: a new certificate file is harmless until the unit that reads
+it restarts, and every leaf is signed by the same CA as the one it replaces, so old and new
+certificates work together. So `push_certs` ships the files to every node at once (recording
+pending-restart markers as a deploy does, so a failed run still restarts them later), and the
+restarts roll afterwards, one node per phase: `roll_node` restarts only the units whose inputs
+changed, in dependency order, each behind a health gate. Between them, `drain_apiserver` and
+`restore_upstreams` (on the LB) take the master's apiserver out of nginx before the restart
+and put it back once it answers `/readyz` at its own address.
+
+Why drain at the LB: nginx's stream proxy only sees TCP. A stopping apiserver that still
+accepts connections, or a starting one that listens before it is ready (its RBAC cache is
+empty: requests get 403; `/readyz` answers 500), would get client requests that fail, and
+`max_fails` only reacts after they have failed. Marking the upstream `down` and reloading
+(old workers finish their connections) means no new request reaches it.
+
+Gates, per unit:
+- etcd: every member healthy (`etcd_health`) before the restart and again after it, so the
+  next member is only touched with a full quorum;
+- kube-apiserver: `/readyz` at the master's own address (what the LB forwards to);
+- the others (controller-manager, scheduler, coredns, kubelet, kube-proxy): active, and still
+  active a few seconds later, so a unit that exits on a bad certificate is caught here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+
+from nornir.core.task import Result, Task
+
+from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import paths as p
+from eggo_nornir.render.hostfile import HostFile
+from eggo_nornir.render.kubeconfig import node_apiserver_url
+from eggo_nornir.render.nginx import nginx_conf
+from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.controlplane import wait_apiserver_ready
+from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.loadbalancer import swap_config
+from eggo_nornir.tasks.services import converge_services, parse_probe, probe_script
+from eggo_nornir.tasks.steps import files_for
+from eggo_nornir.tasks.waiting import CLOCK, journal_tail, option_seconds, poll
+
+# What `push_certs` learned per host: the units to restart, in ROLL_ORDER. Kept in the run's
+# context (not on host.data) because the LB's drain phase must read a master's entry, and a
+# phase's Nornir only holds the phase's own hosts.
+RESTARTS_OPTION = "renew_restarts"
+APISERVER_UNIT = "kube-apiserver"
+
+# Every file that holds a leaf certificate or embeds a client certificate. The CA and SA files
+# sit under PKI_DIR too; renewal never changes them, so pushing them finds nothing to do.
+# bootstrap-kubelet.conf carries a token, and the kubelet's own certificates are its business.
+CERT_PATHS: tuple[str, ...] = (
+    p.PKI_DIR,
+    p.ADMIN_CONF,
+    p.CONTROLLER_MANAGER_CONF,
+    p.SCHEDULER_CONF,
+    p.KUBE_PROXY_CONF,
+)
+
+# Restart order on one node: etcd before the apiserver that needs it, the apiserver before the
+# controllers that talk to it over loopback, the node agents last.
+ROLL_ORDER: tuple[str, ...] = (
+    ETCD_UNIT,
+    APISERVER_UNIT,
+    "kube-controller-manager",
+    "kube-scheduler",
+    "coredns",
+    "kubelet",
+    "kube-proxy",
+)
+
+
+def cert_files(ctx: DeployContext, host: str) -> list[HostFile]:
+    """The host's rendered files that carry certificates (see CERT_PATHS)."""
+    return ctx.files(host, paths=CERT_PATHS)
+
+
+def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
+    """host -> units still to restart in this run (filled by `push_certs`, emptied by `roll_node`)."""
+    return ctx.options.setdefault(RESTARTS_OPTION, {})  # type: ignore[return-value]
+
+
+def roll_units(files: list[HostFile]) -> list[str]:
+    """The units that read any of `files`, in ROLL_ORDER (unknown units last, by name)."""
+    rank = {u: i for i, u in enumerate(ROLL_ORDER)}
+    units = {u for hf in files for u in hf.restarts}
+    return sorted(units, key=lambda u: (rank.get(u, len(rank)), u))
+
+
+def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Ship the host's certificate files; remember which units must restart (in ROLL_ORDER).
+
+    A unit is due when one of its files changed now, or when it still has a pending-restart
+    marker (an earlier run wrote its files and failed before restarting it).
+    """
+    remote = remote_for(task)
+    files = cert_files(ctx, task.host.name)
+    pushed = task.run(push_files, files=files, dry_run=dry_run)[0]
+    units = roll_units(files)
+    states = parse_probe(remote.run(probe_script(units), timeout=60).stdout) if units else {}
+    due = set(pushed.result["restart"]) | {u for u, st in states.items() if st.pending}
+    restarts = [u for u in units if u in due]
+    due_restarts(ctx)[task.host.name] = restarts
+    return Result(
+        host=task.host,
+        changed=bool(pushed.changed),
+        result={"written": pushed.result["written"], "restart": restarts},
+    )
+
+
+def _wait_stays_active(task: Task, ctx: DeployContext, unit: str) -> None:
+    """Active now and still active `unit_settle_seconds` later (catches a unit that exits on start)."""
+    remote = remote_for(task)
+    check = f"systemctl is-active {shlex.quote(unit)}"
+    timeout = option_seconds(ctx.option("unit_timeout", 60), 60.0)
+
+    def active() -> tuple[bool, str]:
+        res = remote.run(check, check=False, timeout=30)
+        return res.rc == 0, res.stdout.strip() or res.stderr.strip()
+
+    ok, said = poll(active, timeout, interval=1.0)
+    if ok:
+        CLOCK.sleep(option_seconds(ctx.option("unit_settle_seconds", 3), 3.0))
+        ok, said = active()
+    if not ok:
+        raise RuntimeError(
+            f"{unit} on {task.host.name} is not running after its restart ({said})\n"
+            f"{journal_tail(remote, [unit])}"
+        )
+
+
+def _gate_after(task: Task, ctx: DeployContext, unit: str) -> str:
+    if unit == ETCD_UNIT:
+        task.run(etcd_health, ctx=ctx)
+        return "etcd healthy"
+    if unit == APISERVER_UNIT:
+        server = node_apiserver_url(ctx.cfg, ctx.node(task.host.name))
+        wait_apiserver_ready(task, ctx, server=server)
+        return f"{server}/readyz ok"
+    _wait_stays_active(task, ctx, unit)
+    return "active"
+
+
+def roll_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """Restart the units `push_certs` found due on this host, one by one in ROLL_ORDER, each gated.
+
+    Before etcd restarts, every member must be healthy: this is what stops a roll that would
+    break quorum (a previous member that did not come back fails here, not after a second
+    restart). A dry run only says what it would restart.
+    """
+    due = due_restarts(ctx)
+    restarts = list(due.get(task.host.name) or [])
+    if not restarts:
+        return Result(host=task.host, changed=False, result={"restarted": []})
+    if task.is_dry_run(dry_run):
+        return Result(
+            host=task.host,
+            changed=True,
+            diff=f"would restart, one at a time behind health gates: {' '.join(restarts)}\n",
+            result={"would_restart": restarts},
+        )
+    gates: dict[str, str] = {}
+    for unit in restarts:
+        if unit == ETCD_UNIT:
+            task.run(etcd_health, ctx=ctx)
+        task.run(converge_services, units=[unit], restart=[unit])
+        gates[unit] = _gate_after(task, ctx, unit)
+        due[task.host.name] = [u for u in due[task.host.name] if u != unit]
+    return Result(host=task.host, changed=True, result={"restarted": restarts, "gates": gates})
+
+
+def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
+    rendered = next(f for f in files_for(ctx, "loadbalancer", host) if f.path == p.NGINX_CONF)
+    return rendered if not down else dataclasses.replace(rendered, content=nginx_conf(ctx.cfg, down))
+
+
+def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
+    """On the LB: mark `master`'s upstream `down` and reload nginx, if its apiserver will restart.
+
+    Then wait `lb_drain_seconds` (default 2) so the reload has taken effect and requests already
+    on their way to that apiserver have finished. A single master is never drained: nginx would
+    have no upstream left, so the restart costs the API either way.
+    """
+    if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
+        return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
+    if len(ctx.cfg.masters) < 2:
+        return Result(host=task.host, changed=False, result="single master: nothing to fail over to")
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=True, diff=f"would drain {master} from the LB\n")
+    swap_config(remote_for(task), _lb_conf(ctx, task.host.name, (master,)))
+    CLOCK.sleep(option_seconds(ctx.option("lb_drain_seconds", 2), 2.0))
+    return Result(host=task.host, changed=True, result=f"drained {master}")
+
+
+def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
+    """On the LB: the deployed config again (every master up), reloaded only if it differs.
+
+    Runs whether or not `drain_apiserver` drained anything, so a renew that failed after a drain
+    is repaired by the next renew (or deploy).
+    """
+    conf = _lb_conf(ctx, task.host.name, ())
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=False, result="dry run")
+    changed = swap_config(remote_for(task), conf)
+    return Result(host=task.host, changed=changed, result=f"{master} back in the LB" if changed else "as is")
