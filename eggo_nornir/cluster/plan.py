@@ -45,20 +45,25 @@ class PreflightError(EggoError):
     """Cluster-wide preflight problems (duplicate hostnames or machine-ids)."""
 
 
+def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
+    """host -> preflight facts of this run, kept in the run's context.
+
+    Why not on `host.data`: the cluster-wide check runs as a phase on one host, and a phase's
+    Nornir holds only that phase's hosts, so the other hosts' data is out of its reach.
+    """
+    return ctx.options.setdefault(FACTS_KEY, {})  # type: ignore[return-value]
+
+
 def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
-    """Run the host checks and keep the facts on the host for the cluster-wide check."""
+    """Run the host checks and keep the facts for the cluster-wide check."""
     facts = task.run(preflight.preflight, ctx=ctx, ignore=tuple(ignore))[0].result
-    task.host.data[FACTS_KEY] = facts if isinstance(facts, dict) else {}
+    _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
     return Result(host=task.host, result="preflight ok")
 
 
 def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
     """Checks across hosts (cloned VMs share hostnames and machine-ids), run once."""
-    facts = {
-        name: host.data[FACTS_KEY]
-        for name, host in task.nornir.inventory.hosts.items()
-        if FACTS_KEY in host.data
-    }
+    facts = dict(_facts(ctx))
     problems = [] if "unique" in ignore else preflight.cross_host_problems(facts)
     if problems:
         raise PreflightError("cluster preflight failed:\n" + "\n".join(f"- {p}" for p in problems))
