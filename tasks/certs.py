@@ -6,8 +6,8 @@ certificates work together. So `push_certs` ships the files to every node at onc
 pending-restart markers as a deploy does, so a failed run still restarts them later), and the
 restarts roll afterwards, one node per phase: `roll_node` restarts only the units whose inputs
 changed, in dependency order, each behind a health gate. Between them, `drain_apiserver` and
-`restore_upstreams` (on the LB) take the master's apiserver out of nginx before the restart
-and put it back once it answers `/readyz` at its own address.
+`restore_upstreams` (on the LB, from eggo_nornir.tasks.rolling) take the master's apiserver out
+of nginx before the restart and put it back once it answers `/readyz` at its own address.
 
 Why drain at the LB: nginx's stream proxy only sees TCP. A stopping apiserver that still
 accepts connections, or a starting one that listens before it is ready (its RBAC cache is
@@ -25,7 +25,6 @@ Gates, per unit:
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 
 from nornir.core.task import Result, Task
@@ -34,21 +33,12 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
-from eggo_nornir.render.nginx import nginx_conf
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.controlplane import wait_apiserver_ready
 from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
-from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.loadbalancer import swap_config
-from eggo_nornir.tasks.services import converge_services, parse_probe, probe_script
-from eggo_nornir.tasks.steps import files_for
+from eggo_nornir.tasks.rolling import APISERVER_UNIT, due_restarts, stage_files
+from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.waiting import CLOCK, journal_tail, option_seconds, poll
-
-# What `push_certs` learned per host: the units to restart, in ROLL_ORDER. Kept in the run's
-# context (not on host.data) because the LB's drain phase must read a master's entry, and a
-# phase's Nornir only holds the phase's own hosts.
-RESTARTS_OPTION = "renew_restarts"
-APISERVER_UNIT = "kube-apiserver"
 
 # Every file that holds a leaf certificate or embeds a client certificate. The CA and SA files
 # sit under PKI_DIR too; renewal never changes them, so pushing them finds nothing to do.
@@ -79,11 +69,6 @@ def cert_files(ctx: DeployContext, host: str) -> list[HostFile]:
     return ctx.files(host, paths=CERT_PATHS)
 
 
-def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
-    """host -> units still to restart in this run (filled by `push_certs`, emptied by `roll_node`)."""
-    return ctx.options.setdefault(RESTARTS_OPTION, {})  # type: ignore[return-value]
-
-
 def roll_units(files: list[HostFile]) -> list[str]:
     """The units that read any of `files`, in ROLL_ORDER (unknown units last, by name)."""
     rank = {u: i for i, u in enumerate(ROLL_ORDER)}
@@ -97,19 +82,8 @@ def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> R
     A unit is due when one of its files changed now, or when it still has a pending-restart
     marker (an earlier run wrote its files and failed before restarting it).
     """
-    remote = remote_for(task)
     files = cert_files(ctx, task.host.name)
-    pushed = task.run(push_files, files=files, dry_run=dry_run)[0]
-    units = roll_units(files)
-    states = parse_probe(remote.run(probe_script(units), timeout=60).stdout) if units else {}
-    due = set(pushed.result["restart"]) | {u for u, st in states.items() if st.pending}
-    restarts = [u for u in units if u in due]
-    due_restarts(ctx)[task.host.name] = restarts
-    return Result(
-        host=task.host,
-        changed=bool(pushed.changed),
-        result={"written": pushed.result["written"], "restart": restarts},
-    )
+    return stage_files(task, ctx, files, roll_units(files), dry_run=dry_run)
 
 
 def _wait_stays_active(task: Task, ctx: DeployContext, unit: str) -> None:
@@ -171,39 +145,3 @@ def roll_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Re
         gates[unit] = _gate_after(task, ctx, unit)
         due[task.host.name] = [u for u in due[task.host.name] if u != unit]
     return Result(host=task.host, changed=True, result={"restarted": restarts, "gates": gates})
-
-
-def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
-    rendered = next(f for f in files_for(ctx, "loadbalancer", host) if f.path == p.NGINX_CONF)
-    return rendered if not down else dataclasses.replace(rendered, content=nginx_conf(ctx.cfg, down))
-
-
-def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
-    """On the LB: mark `master`'s upstream `down` and reload nginx, if its apiserver will restart.
-
-    Then wait `lb_drain_seconds` (default 2) so the reload has taken effect and requests already
-    on their way to that apiserver have finished. A single master is never drained: nginx would
-    have no upstream left, so the restart costs the API either way.
-    """
-    if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
-        return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
-    if len(ctx.cfg.masters) < 2:
-        return Result(host=task.host, changed=False, result="single master: nothing to fail over to")
-    if task.is_dry_run(dry_run):
-        return Result(host=task.host, changed=True, diff=f"would drain {master} from the LB\n")
-    swap_config(remote_for(task), _lb_conf(ctx, task.host.name, (master,)))
-    CLOCK.sleep(option_seconds(ctx.option("lb_drain_seconds", 2), 2.0))
-    return Result(host=task.host, changed=True, result=f"drained {master}")
-
-
-def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
-    """On the LB: the deployed config again (every master up), reloaded only if it differs.
-
-    Runs whether or not `drain_apiserver` drained anything, so a renew that failed after a drain
-    is repaired by the next renew (or deploy).
-    """
-    conf = _lb_conf(ctx, task.host.name, ())
-    if task.is_dry_run(dry_run):
-        return Result(host=task.host, changed=False, result="dry run")
-    changed = swap_config(remote_for(task), conf)
-    return Result(host=task.host, changed=changed, result=f"{master} back in the LB" if changed else "as is")

@@ -9,7 +9,7 @@ member, first master or LB stops the run before anything depends on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nornir.core.task import Result, Task
 
@@ -32,6 +32,7 @@ from eggo_nornir.tasks import (
     nodes,
     packages,
     preflight,
+    rolling,
     runtime,
     system,
     worker,
@@ -167,18 +168,9 @@ def deploy_phases(
     phases += [
         Phase("etcd-health", etcd.etcd_health, "etcd", policy="abort", params=c),
         Phase("loadbalancer", loadbalancer.deploy_loadbalancer, "loadbalance", policy="abort", params=c),
-        Phase(
-            "control-plane-init", controlplane.deploy_control_plane, first_master, policy="abort", params=c
-        ),
-        # one master at a time: on a re-run that restarts apiservers, the API stays up behind the LB
-        Phase(
-            "control-plane",
-            controlplane.deploy_control_plane,
-            other_masters,
-            policy="continue",
-            serial=True,
-            params=c,
-        ),
+    ]
+    phases += control_plane_phases(cfg, ctx)
+    phases += [
         Phase("bootstrap", bootstrap.apply_bootstrap, first_master, policy="abort", params=c),
         Phase("runtime", runtime.deploy_runtime, "worker", policy="continue", params=c),
         Phase("images", packages.import_images, "worker", policy="continue", params=c),
@@ -200,6 +192,59 @@ def deploy_phases(
     ]
     if cli_posthooks:
         phases.append(_cli_hook_phase(ctx, cli_posthooks, post_name, operator, hosts=joined))
+    return phases
+
+
+def control_plane_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
+    """The masters' control planes, one master at a time, so the API stays up behind the LB.
+
+    With a load balancer and more than one master, every master's files are staged first (in
+    parallel; nothing restarts), then per master: drain its apiserver from the LB if it will
+    restart, converge and wait for its `/readyz`, and put the LB config back (see
+    eggo_nornir.tasks.rolling). A re-deploy that restarts nothing drains nothing. Without an LB
+    (or with one master) there is nothing to drain to: the first master, then the others in turn.
+    """
+    c = {"ctx": ctx}
+    if cfg.loadbalance is None or len(cfg.masters) < 2:
+        return [
+            Phase("control-plane-init", controlplane.deploy_control_plane, first_master, params=c),
+            Phase(
+                "control-plane",
+                controlplane.deploy_control_plane,
+                other_masters,
+                policy="continue",
+                serial=True,
+                params=c,
+            ),
+        ]
+    lb = cfg.loadbalance.name
+
+    def only(name: str) -> Callable[[ClusterConfig], list[str]]:
+        return lambda _cfg: [name]
+
+    phases = [
+        Phase(
+            "control-plane-files",
+            rolling.stage_control_plane,
+            "master",
+            policy="continue",
+            critical=first_master,
+            params=c,
+        )
+    ]
+    for i, master in enumerate(cfg.masters):
+        at = {**c, "master": master}
+        phases += [
+            Phase(f"drain {master}", rolling.drain_apiserver, only(lb), params=at),
+            Phase(
+                f"control-plane {master}",
+                controlplane.deploy_control_plane,
+                only(master),
+                policy="abort" if i == 0 else "continue",
+                params=c,
+            ),
+            Phase(f"undrain {master}", rolling.restore_upstreams, only(lb), params=at),
+        ]
     return phases
 
 

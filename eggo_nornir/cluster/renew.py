@@ -37,8 +37,9 @@ from eggo_nornir.engine import Phase, RunResult, critical_hosts
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render.pki import ClusterPKI, leaf_specs
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.certs import drain_apiserver, push_certs, restore_upstreams, roll_node
+from eggo_nornir.tasks.certs import push_certs, roll_node
 from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.rolling import drain_apiserver, restore_upstreams
 
 NOTES: tuple[str, ...] = (
     "the CAs and the service-account key are kept (CA rotation is not supported)",

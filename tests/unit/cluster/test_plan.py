@@ -67,9 +67,21 @@ def test_join_adds_etcd_members_one_at_a_time_after_the_founders(tmp_path: Path)
     assert names.index("etcd") < names.index("etcd-join") < names.index("etcd-health")
     # join's hooks run on the joined node only
     assert by["prehook"].select(merged) == ["m9"] and by["posthook"].select(merged) == ["m9"]
-    # the rest of the cluster converges like a re-deploy: LB, then masters one at a time
+    # the rest of the cluster converges like a re-deploy: LB, then masters one at a time, each
+    # drained from the LB around its (re)start
     assert "k8s-loadbalance" in by["loadbalancer"].select(merged)
-    assert by["control-plane"].serial and "m9" in by["control-plane"].select(merged)
+    cp = [n for n in names if n.split()[0] in ("control-plane-files", "drain", "control-plane", "undrain")]
+    assert cp == [
+        "control-plane-files",
+        "drain k8s-master-0",
+        "control-plane k8s-master-0",
+        "undrain k8s-master-0",
+        "drain m9",
+        "control-plane m9",
+        "undrain m9",
+    ]
+    assert by["drain m9"].select(merged) == ["k8s-loadbalance"] and by["drain m9"].params["master"] == "m9"
+    assert by["control-plane k8s-master-0"].policy == "abort" and by["control-plane m9"].policy == "continue"
 
 
 def test_delete_drains_and_removes_the_member_before_converging(tmp_path: Path) -> None:

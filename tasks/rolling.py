@@ -1,0 +1,114 @@
+"""Rolling restarts behind the load balancer: stage files everywhere, then drain, restart, undrain.
+
+Why a module of its own: `deploy` and `certs renew` both change files that only take effect
+when a unit restarts, and both must restart the apiservers without clients through the LB
+noticing. The pattern is the same: `stage_files` ships a host's files and records which of its
+units are due for a restart (a file changed now, or a pending-restart marker remains from a
+failed run); then, one master at a time, `drain_apiserver` marks that master's upstream `down`
+on the LB and reloads nginx, the master restarts and passes `/readyz`, and `restore_upstreams`
+puts the deployed LB config back.
+
+Why drain at the LB: nginx's stream proxy only sees TCP. A stopping apiserver that still
+accepts connections, or a starting one that listens before it is ready (its RBAC cache is
+empty: requests get 403; `/readyz` answers 500), would get client requests that fail, and
+`max_fails` only reacts after they have failed. Marking the upstream `down` and reloading
+(old workers finish their connections) means no new request reaches it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from nornir.core.task import Result, Task
+
+from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import paths as p
+from eggo_nornir.render.hostfile import HostFile
+from eggo_nornir.render.nginx import nginx_conf
+from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.loadbalancer import swap_config
+from eggo_nornir.tasks.services import parse_probe, probe_script
+from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, files_for
+from eggo_nornir.tasks.waiting import CLOCK, option_seconds
+
+# What `stage_files` learned per host: the units to restart. Kept in the run's context (not on
+# host.data) because the LB's drain phase must read a master's entry, and a phase's Nornir only
+# holds the phase's own hosts.
+RESTARTS_OPTION = "renew_restarts"
+APISERVER_UNIT = "kube-apiserver"
+
+
+def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
+    """host -> units still to restart in this run (filled by `push_certs`, emptied by `roll_node`)."""
+    return ctx.options.setdefault(RESTARTS_OPTION, {})  # type: ignore[return-value]
+
+
+def stage_files(
+    task: Task,
+    ctx: DeployContext,
+    files: Sequence[HostFile],
+    units: Sequence[str],
+    dry_run: bool | None = None,
+) -> Result:
+    """Ship `files`; remember which of `units` must restart (in the given order).
+
+    A unit is due when one of its files changed now, or when it still has a pending-restart
+    marker (an earlier run wrote its files and failed before restarting it).
+    """
+    remote = remote_for(task)
+    pushed = task.run(push_files, files=list(files), dry_run=dry_run)[0]
+    states = parse_probe(remote.run(probe_script(list(units)), timeout=60).stdout) if units else {}
+    due = set(pushed.result["restart"]) | {u for u, st in states.items() if st.pending}
+    restarts = [u for u in units if u in due]
+    due_restarts(ctx)[task.host.name] = restarts
+    return Result(
+        host=task.host,
+        changed=bool(pushed.changed),
+        diff=pushed.diff,
+        result={"written": pushed.result["written"], "restart": restarts},
+    )
+
+
+def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """The control-plane step's files on this master, staged: the drain phase then knows whether
+    this master's apiserver will restart (the restart itself is `deploy_control_plane`'s)."""
+    files = files_for(ctx, "control-plane", task.host.name)
+    return stage_files(task, ctx, files, CONTROL_PLANE_UNITS, dry_run=dry_run)
+
+
+def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
+    rendered = next(f for f in files_for(ctx, "loadbalancer", host) if f.path == p.NGINX_CONF)
+    return rendered if not down else dataclasses.replace(rendered, content=nginx_conf(ctx.cfg, down))
+
+
+def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
+    """On the LB: mark `master`'s upstream `down` and reload nginx, if its apiserver will restart.
+
+    Then wait `lb_drain_seconds` (default 2) so the reload has taken effect and requests already
+    on their way to that apiserver have finished. A single master is never drained: nginx would
+    have no upstream left, so the restart costs the API either way.
+    """
+    if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
+        return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
+    if len(ctx.cfg.masters) < 2:
+        return Result(host=task.host, changed=False, result="single master: nothing to fail over to")
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=True, diff=f"would drain {master} from the LB\n")
+    swap_config(remote_for(task), _lb_conf(ctx, task.host.name, (master,)))
+    CLOCK.sleep(option_seconds(ctx.option("lb_drain_seconds", 2), 2.0))
+    return Result(host=task.host, changed=True, result=f"drained {master}")
+
+
+def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
+    """On the LB: the deployed config again (every master up), reloaded only if it differs.
+
+    Runs whether or not `drain_apiserver` drained anything, so a renew that failed after a drain
+    is repaired by the next renew (or deploy).
+    """
+    conf = _lb_conf(ctx, task.host.name, ())
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=False, result="dry run")
+    changed = swap_config(remote_for(task), conf)
+    return Result(host=task.host, changed=changed, result=f"{master} back in the LB" if changed else "as is")
