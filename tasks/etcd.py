@@ -15,6 +15,7 @@ member is in the member list, so a member that started a cluster of its own is c
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from nornir.core.task import Result, Task
@@ -76,17 +77,35 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     Selects STEP_FILES["etcd"]: everything restarting `etcd` plus /etc/kubernetes/pki/etcd
     (the healthcheck client the gate uses). Restarts etcd only if one of its files changed.
     A member without data also gets its bootstrap file (state `new`, the founding members).
+
+    The members of a new cluster start together (see the module docstring), but a running
+    member whose files changed restarts only while holding the run's etcd restart lock, with
+    every member healthy before and after: the members of one phase run in parallel, and two
+    restarting at once could cost the quorum and the API with it.
     """
     files = files_for(ctx, "etcd", task.host.name)
-    if not _has_data(remote_for(task)):
+    running = _has_data(remote_for(task))
+    if not running:
         files = [*files, etcd_bootstrap_file("new", founding_members(ctx))]
     pushed = task.run(push_files, files=files, dry_run=dry_run)
-    converged = task.run(converge_services, units=[ETCD_UNIT], dry_run=dry_run)
+    if running and ETCD_UNIT in pushed[0].result["restart"] and not task.is_dry_run(dry_run):
+        endpoint = local_endpoint(ctx.node(task.host.name).ip)
+        with _restart_lock(ctx):
+            _wait_healthy(task, ctx, endpoint, "before the restart")
+            converged = task.run(converge_services, units=[ETCD_UNIT])
+            _wait_healthy(task, ctx, endpoint, "after the restart")
+    else:
+        converged = task.run(converge_services, units=[ETCD_UNIT], dry_run=dry_run)
     return Result(
         host=task.host,
         changed=combine_changed(pushed, converged),
         result={"files": pushed[0].result["written"], "services": converged[0].result},
     )
+
+
+def _restart_lock(ctx: DeployContext) -> threading.Lock:
+    """One etcd restart at a time per run (the lock lives in the run's context)."""
+    return ctx.options.setdefault("etcd_restart_lock", threading.Lock())  # type: ignore[return-value]
 
 
 def _members(doc: Any) -> list[dict[str, Any]]:

@@ -378,3 +378,28 @@ def test_remove_of_a_non_member_is_a_no_op(ctx: DeployContext) -> None:
     removed = _remover(fake, [_member(0xA1, "m0", "10.9.0.10")], [])
     res = run_on(CFG, "m0", remove_etcd_members, fake, ctx=ctx, members=("gone",))
     assert not res.failed and not res[0].changed and removed == []
+
+
+def test_running_member_restarts_behind_health_gates(
+    ctx: DeployContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_clock(monkeypatch)
+    fake = _healthy(FakeRemote(host="m1"))
+    sim = SystemdSim.attach(fake)
+    run_on(CFG, "m1", deploy_etcd, fake, ctx=ctx)
+    fake.on(re.compile(r"test -d /var/lib/etcd/member"), stdout="data\n")
+    fake.files[p.ETCD_SERVER_CRT].content = b"old cert"
+    before = len(fake.commands)
+    res = run_on(CFG, "m1", deploy_etcd, fake, ctx=ctx)
+    assert not res.failed and sim.restarted == ["etcd"]
+    steps = [
+        "health"
+        if "endpoint health" in c
+        else "restart"
+        if re.search(r"systemctl .*restart .*etcd", c)
+        else None
+        for c in fake.commands[before:]
+    ]
+    steps = [s for s in steps if s]
+    assert steps[0] == "health" and steps[-1] == "health" and "restart" in steps
+    assert fake.writes.count(p.ETCD_BOOTSTRAP_ENV) == 1  # the first start's, none for a running member
