@@ -26,6 +26,7 @@ from eggo_nornir.config import dump_config, load_config, load_config_dict
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
+from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
 
@@ -202,7 +203,7 @@ class Cluster:
             self._write_report(exc.result, run_dir, report)
             raise
         finally:
-            nr.close_connections(on_good=True, on_failed=True)
+            close_connections_now(nr)
         self._write_report(result, run_dir, report)
         return result
 

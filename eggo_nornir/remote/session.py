@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 
+from eggo_nornir.engine.runner import Interrupted, stop_requested
 from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote.connect import open_client
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout, RemoteError, SudoError, Unreachable
@@ -50,6 +51,33 @@ class _Raw:
     stderr: bytes
     duration: float
     shown: str
+
+
+def _transport_reason(exc: BaseException, transport: Any) -> str:
+    """Readable text for a failed transfer: paramiko's EOFError() and friends carry none.
+
+    When the transport is dead the cause is the connection, so say so, with the socket error
+    that killed it when paramiko kept one (e.g. `Connection timed out` from the kernel's
+    dead-link detection) instead of an empty `EOFError`.
+    """
+    text = str(exc) or type(exc).__name__
+    if transport is not None and transport.is_active():
+        return text
+    cause = getattr(transport, "saved_exception", None)
+    if isinstance(cause, EOFError):
+        detail = "the host closed it"
+    elif cause is not None:
+        detail = str(cause) or type(cause).__name__
+    else:
+        detail = text
+    return f"the SSH connection was lost ({detail})"
+
+
+def _stop_upload(host: str, dest: str) -> None:
+    """Called between SFTP chunks: abandon the upload on Ctrl-C while the connection still works,
+    so the `finally` of the upload removes the temp copy (the destination was never touched)."""
+    if stop_requested():
+        raise Interrupted(f"{host}: interrupted while uploading {dest}")
 
 
 def known_hosts_path(cluster_id: str | None = None, known_hosts: Path | str | None = None) -> Path:
@@ -211,7 +239,8 @@ class Remote:
             chan.exec_command(wrapped.command)
             rc, out, err = self._pump(chan, wrapped, stdin or b"", start + timeout, shown, timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise RemoteError(self.host, f"connection lost while running {shown}: {exc}") from exc
+            reason = _transport_reason(exc, transport)
+            raise RemoteError(self.host, f"connection lost while running {shown}: {reason}") from exc
         finally:
             chan.close()
         duration = time.monotonic() - start
@@ -294,6 +323,11 @@ class Remote:
             if remaining <= 0:
                 chan.close()
                 raise CommandTimeout(self.host, shown, timeout)
+            if stop_requested():
+                # Ctrl-C: stop waiting. Closing the channel does not kill the command (no pty),
+                # so it finishes on the host as it would have; we just do not wait for it.
+                chan.close()
+                raise Interrupted(f"{self.host}: interrupted while waiting for: {shown}")
             if got:
                 continue
             if chan.eof_received and not chan.exit_status_ready():
@@ -441,6 +475,7 @@ class Remote:
 
         def progress(n: int, _total: int) -> None:
             done[0] = n
+            _stop_upload(self.host, current)
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
@@ -461,14 +496,10 @@ class Remote:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._stats.add(sent=done[0])
             what = current or ", ".join(req.dest for req, _ in writes)
-            raise RemoteError(self.host, f"upload of {what} failed: {exc}") from exc
+            reason = _transport_reason(exc, self._client.get_transport())
+            raise RemoteError(self.host, f"upload of {what} failed: {reason}") from exc
         finally:
-            for tmp_file in uploaded:
-                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                    sftp.remove(tmp_file)
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                sftp.rmdir(tmp_dir)
-            sftp.close()
+            self._remove_temp(sftp, uploaded, tmp_dir)
 
     def _temp_base(self, sftp: paramiko.SFTPClient) -> str:
         """Root uploads under /tmp; anyone else under their home, which only they can read."""
@@ -508,6 +539,7 @@ class Remote:
         def progress(done: int, _total: int) -> None:
             nonlocal sent
             sent = done
+            _stop_upload(self.host, dest)
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
@@ -517,10 +549,23 @@ class Remote:
             self.run(putlib.install_script(tmp_file, dest, mode, owner, group, token), timeout=timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._stats.add(sent=sent)
-            raise RemoteError(self.host, f"upload of {dest} failed: {exc}") from exc
+            reason = _transport_reason(exc, self._client.get_transport())
+            raise RemoteError(self.host, f"upload of {dest} failed: {reason}") from exc
         finally:
+            self._remove_temp(sftp, [tmp_file], tmp_dir)
+
+    @staticmethod
+    def _remove_temp(sftp: paramiko.SFTPClient, files: Sequence[str], tmp_dir: str) -> None:
+        """Best effort: remove the temp copies and their dir, then close the SFTP session.
+
+        Every step may fail on a dead connection (even `close`, which sends a message), and
+        must not replace the error that says what happened. What a dead link leaves behind
+        is a private temp dir, never anything at the destination.
+        """
+        for tmp_file in files:
             with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                 sftp.remove(tmp_file)
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                sftp.rmdir(tmp_dir)
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            sftp.rmdir(tmp_dir)
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             sftp.close()
