@@ -42,6 +42,8 @@ DEFAULT_TIMEOUT = 300.0
 EXIT_GRACE = 2.0
 # rc of the read_if_exists snippet when the path does not exist; cat never exits with it
 _ABSENT_RC = 100
+# what paramiko's recv_exit_status() gives for a channel closed without an exit status
+_NO_STATUS = -1
 
 
 @dataclass(frozen=True)
@@ -57,20 +59,17 @@ def _transport_reason(exc: BaseException, transport: Any) -> str:
     """Readable text for a failed transfer: paramiko's EOFError() and friends carry none.
 
     When the transport is dead the cause is the connection, so say so, with the socket error
-    that killed it when paramiko kept one (e.g. `Connection timed out` from the kernel's
-    dead-link detection) instead of an empty `EOFError`.
+    that killed it when paramiko kept one (e.g. `Connection timed out`) instead of an empty
+    `EOFError`.
     """
     text = str(exc) or type(exc).__name__
     if transport is not None and transport.is_active():
         return text
     cause = getattr(transport, "saved_exception", None)
-    if isinstance(cause, EOFError):
-        detail = "the host closed it"
-    elif cause is not None:
-        detail = str(cause) or type(cause).__name__
-    else:
-        detail = text
-    return f"the SSH connection was lost ({detail})"
+    if cause is None or isinstance(cause, EOFError):
+        # paramiko reports a reset, a kernel timeout of a dead link and a host going down alike
+        return "the SSH connection was lost: the host or the link to it went down"
+    return f"the SSH connection was lost: {str(cause) or type(cause).__name__}"
 
 
 def _stop_upload(host: str, dest: str) -> None:
@@ -243,6 +242,11 @@ class Remote:
             raise RemoteError(self.host, f"connection lost while running {shown}: {reason}") from exc
         finally:
             chan.close()
+        if rc == _NO_STATUS and not transport.is_active():
+            # paramiko ends the wait of every channel with "-1" when the connection dies; that
+            # is not the command's exit code (the host powered off, or the link went down)
+            reason = _transport_reason(EOFError(), transport)
+            raise RemoteError(self.host, f"connection lost while running {shown}: {reason}")
         duration = time.monotonic() - start
         self._stats.add(commands=1, sent=len(stdin or b""), received=len(out) + len(err))
         sudo_let_it_run = wrapped.started is None or wrapped.started.encode() in err

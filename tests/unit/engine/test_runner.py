@@ -200,12 +200,11 @@ def test_entry_point_and_package_are_declared() -> None:
     assert '"eggo_nornir.engine"' in text
 
 
-def test_wait_abandoned_has_a_deadline_and_counts_what_still_runs(sigint_default: None) -> None:
-    """After Ctrl-C, a task that ignores STOP is waited for only up to the deadline."""
-    nr = build_nornir(make_cfg(), num_workers=2)
+def _interrupt_two_stubborn_tasks(nr: Nornir) -> threading.Event:
+    """Ctrl-C a run of tasks that never call check_stop (2 workers: 2 keep running until released)."""
     release = threading.Event()
 
-    def stubborn(task: Task) -> Result:  # never calls check_stop
+    def stubborn(task: Task) -> Result:
         release.wait(5)
         return Result(task.host)
 
@@ -213,6 +212,13 @@ def test_wait_abandoned_has_a_deadline_and_counts_what_still_runs(sigint_default
     with pytest.raises(KeyboardInterrupt):
         nr.run(stubborn)
     timer.join()
+    return release
+
+
+def test_wait_abandoned_has_a_deadline_and_counts_what_still_runs(sigint_default: None) -> None:
+    """After Ctrl-C, a task that ignores STOP is waited for only up to the deadline."""
+    nr = build_nornir(make_cfg(), num_workers=2)
+    release = _interrupt_two_stubborn_tasks(nr)
     t0 = time.monotonic()
     assert runner.wait_abandoned(0.3) == 2
     assert 0.25 < time.monotonic() - t0 < 1.0
@@ -226,12 +232,7 @@ def test_close_connections_now_does_not_go_through_the_runner(sigint_default: No
     """`nr.close_connections()` is a task run by the runner, which first waits without a deadline
     for interrupted tasks; closing directly cuts connections those tasks may be stuck on."""
     nr = build_nornir(make_cfg(), num_workers=2)
-    release = threading.Event()
     closed: list[str] = []
-
-    def stubborn(task: Task) -> Result:
-        release.wait(5)
-        return Result(task.host)
 
     class Conn:
         def __init__(self, name: str) -> None:
@@ -242,10 +243,7 @@ def test_close_connections_now_does_not_go_through_the_runner(sigint_default: No
 
     for host in nr.inventory.hosts.values():
         host.connections["fake"] = Conn(host.name)  # type: ignore[assignment]
-    timer = _interrupt_main_after(0.2)
-    with pytest.raises(KeyboardInterrupt):
-        nr.run(stubborn)
-    timer.join()
+    release = _interrupt_two_stubborn_tasks(nr)
     t0 = time.monotonic()
     runner.close_connections_now(nr, grace=0.2)
     assert time.monotonic() - t0 < 1.0

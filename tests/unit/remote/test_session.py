@@ -267,5 +267,28 @@ def test_lost_connection_while_running_says_why() -> None:
         r.run("sleep 9")
     assert str(info.value) == (
         "node1: connection lost while running sleep 9: "
-        "the SSH connection was lost ([Errno 110] Connection timed out)"
+        "the SSH connection was lost: [Errno 110] Connection timed out"
+    )
+
+
+def test_connection_dying_under_a_command_is_not_reported_as_its_exit_code() -> None:
+    """paramiko ends a channel's wait with exit status -1 when the connection dies (a worker
+    powered off mid-command); that used to read `command failed with rc=-1`."""
+
+    class Dropped(FakeChannel):
+        def exit_status_ready(self) -> bool:
+            client.transport.active = False
+            return True
+
+        def recv_exit_status(self) -> int:
+            return -1
+
+    client = FakeClient([Dropped([Step(hang=True)])])
+    r = Remote(client, host="node1", username="root")  # type: ignore[arg-type]
+    with pytest.raises(RemoteError) as info:
+        r.run("dpkg -i x.deb")
+    assert not isinstance(info.value, CommandFailed)
+    assert str(info.value) == (
+        "node1: connection lost while running dpkg -i x.deb: "
+        "the SSH connection was lost: the host or the link to it went down"
     )

@@ -175,7 +175,7 @@ def test_dead_link_names_the_host_and_the_cause_not_an_empty_eoferror() -> None:
         r.put("/root/.eggo/package/b.tar.gz", NEW)
     assert str(err.value) == (
         "n1: upload of /root/.eggo/package/b.tar.gz failed: "
-        "the SSH connection was lost ([Errno 110] Connection timed out)"
+        "the SSH connection was lost: [Errno 110] Connection timed out"
     )
     assert ("close", None) in sftp.ops
 
@@ -186,10 +186,11 @@ def test_dead_link_in_put_many_is_reported_the_same_way() -> None:
     sftp = DeadLinkSFTP()
     r, client = root_remote(b"@@eggo-probe 0\nabsent\n", sftp)
     sftp.transport = client.transport
-    with pytest.raises(
-        RemoteError, match=r"n1: upload of /etc/a failed: the SSH connection was lost \(EOFError\)"
-    ):
+    with pytest.raises(RemoteError) as info:
         r.put_many([PutRequest("/etc/a", NEW)])
+    assert str(info.value) == (
+        "n1: upload of /etc/a failed: the SSH connection was lost: the host or the link to it went down"
+    )
 
 
 def test_ctrl_c_abandons_the_upload_and_removes_the_temp_copy(monkeypatch: pytest.MonkeyPatch) -> None:
