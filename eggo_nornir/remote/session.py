@@ -62,9 +62,10 @@ def _transport_reason(exc: BaseException, transport: Any) -> str:
     that killed it when paramiko kept one (e.g. `Connection timed out`) instead of an empty
     `EOFError`.
     """
-    text = str(exc) or type(exc).__name__
-    if transport is not None and transport.is_active():
-        return text
+    # paramiko raises EOFError only once the connection (or the channel on it) is gone, and a
+    # writer can see it before the transport thread marks the transport inactive
+    if not isinstance(exc, EOFError) and transport is not None and transport.is_active():
+        return str(exc) or type(exc).__name__
     cause = getattr(transport, "saved_exception", None)
     if cause is None or isinstance(cause, EOFError):
         # paramiko reports a reset, a kernel timeout of a dead link and a host going down alike

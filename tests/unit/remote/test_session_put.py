@@ -203,3 +203,16 @@ def test_ctrl_c_abandons_the_upload_and_removes_the_temp_copy(monkeypatch: pytes
         r._upload_and_install("/etc/x", NEW, None, len(NEW), 0o644, "root", "root", 60)
     assert len(client.transport.opened) == 0  # no install ran
     assert [o for o, _ in sftp.ops] == ["mkdir", "remove", "rmdir", "close"]
+
+
+def test_eof_while_the_transport_still_looks_alive_is_a_lost_connection() -> None:
+    """The uploading thread sees paramiko's EOFError before the transport thread marks the transport
+    inactive (what a cut link did in the e2e suite); it is still the connection that went."""
+    sftp = DeadLinkSFTP()
+    r, _client = root_remote(b"absent\n", sftp)
+    sftp.transport = type("Elsewhere", (), {})()  # the client's transport stays active
+    with pytest.raises(RemoteError) as info:
+        r.put("/etc/x", NEW)
+    assert str(info.value) == (
+        "n1: upload of /etc/x failed: the SSH connection was lost: the host or the link to it went down"
+    )
