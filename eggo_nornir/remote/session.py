@@ -25,6 +25,7 @@ import paramiko
 
 from eggo_nornir.engine.runner import Interrupted, stop_requested
 from eggo_nornir.remote import put as putlib
+from eggo_nornir.remote import tempdirs
 from eggo_nornir.remote.connect import open_client
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout, RemoteError, SudoError, Unreachable
 from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
@@ -473,7 +474,8 @@ class Remote:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RemoteError(self.host, f"cannot open SFTP to upload {len(writes)} files: {exc}") from exc
         sftp.get_channel().settimeout(timeout)
-        tmp_dir = posixpath.join(self._temp_base(sftp), f".eggo-put-{token}")
+        base = self._temp_base(sftp)
+        tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         uploaded: list[str] = []
         current = ""
         done = [0]  # bytes of the current file sent so far, for the stats even when it fails
@@ -484,6 +486,7 @@ class Remote:
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
+            tempdirs.sweep_stale(sftp, base, tmp_dir)
             for i, (req, local) in enumerate(writes):
                 current, done[0] = req.dest, 0
                 tmp_file = posixpath.join(tmp_dir, f"f{i}")
@@ -537,7 +540,8 @@ class Remote:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RemoteError(self.host, f"cannot open SFTP to upload {dest}: {exc}") from exc
         sftp.get_channel().settimeout(timeout)
-        tmp_dir = posixpath.join(self._temp_base(sftp), f".eggo-put-{token}")
+        base = self._temp_base(sftp)
+        tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         tmp_file = posixpath.join(tmp_dir, "data")
         sent = 0
 
@@ -548,6 +552,7 @@ class Remote:
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
+            tempdirs.sweep_stale(sftp, base, tmp_dir)
             with putlib.open_local(content, src) as fh:
                 sftp.putfo(fh, tmp_file, file_size=size, callback=progress, confirm=True)
             self._stats.add(sent=sent, uploads=1)

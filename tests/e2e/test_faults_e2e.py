@@ -12,7 +12,8 @@
   host cleanly within a bounded time (no traceback; the report names the host and says the SSH
   connection was lost), nothing partial sits at the destination, and after the link is back a
   re-run converges. The partial upload itself stays behind in its private temp dir
-  (`~eggo/.eggo-put-*`): the connection that could have removed it is dead.
+  (`~eggo/.eggo-put-*`), since the connection that could have removed it is dead; the next
+  upload to that host removes it once it has been still for ten minutes (aged here by hand).
 
 Why one testbed for all four, in this order: a deploy on three machines costs about a minute on a
 shared 2-core host, so each suite's re-run is the next suite's deploy: (c) interrupts the first
@@ -394,6 +395,10 @@ def test_b_link_cut_during_the_bundle_upload(faults: Faults) -> None:
     ).stdout.split()
     assert all(re.fullmatch(r"/home/eggo/\.eggo-put-[0-9a-f]+", p) for p in leftovers), leftovers
     f.timings["b_private_temp_dirs_left"] = len(leftovers)
+    # age them past the sweep's threshold, as if the cut had been a while ago: the re-run's upload
+    # to this host removes them
+    for p in leftovers:
+        f.tb.run(victim, f"touch -d '-1 hour' {p}/* {p}")
     rerun = Deploy(f)
     rc = rerun.finish()
     f.timings["b_rerun_seconds"] = time.monotonic() - rerun.started
@@ -401,3 +406,5 @@ def test_b_link_cut_during_the_bundle_upload(faults: Faults) -> None:
     assert wait_until(lambda: not_ready_workers(f), 120) == []
     tarball = f"{BUNDLE_DIR}/packages-amd64.tar.gz"
     assert f.tb.run(victim, f"sha256sum < {tarball}").stdout.split()[0] in known_bundle_sha256s(f)
+    rendered = rendered_sha256s(f)
+    assert half_written(f, victim, rendered[victim.name]) == []  # the stale temp dir is gone too

@@ -36,6 +36,13 @@ class FakeSFTP:
     def mkdir(self, path: str, mode: int) -> None:
         self.ops.append(("mkdir", (path, mode)))
 
+    # the stale-temp sweep (eggo_nornir.remote.tempdirs, tested there) finds nothing here
+    def stat(self, path: str) -> Any:
+        return type("Attrs", (), {"st_mtime": 0, "st_uid": 0})()
+
+    def listdir_attr(self, path: str) -> list[Any]:
+        return []
+
     def putfo(self, fh: Any, path: str, file_size: int, callback: Any, confirm: bool) -> None:
         data = fh.read(5)
         if self.fail_upload:
