@@ -12,12 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from eggo_nornir import __version__
 from eggo_nornir.errors import EggoError
 from eggo_nornir.streams import plain_std_streams
+
+#: After Ctrl-C, how long the CLI waits for host tasks still running before it exits without
+#: them (on top of the grace `Cluster` already gave them): the promise is an exit within 5 s.
+EXIT_GRACE = 1.0
 
 # Order here is the order in `--help`.
 COMMANDS: tuple[str, ...] = (
@@ -80,7 +85,28 @@ def _main(argv: Sequence[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        _exit_if_tasks_linger()
         return 130
+
+
+def _exit_if_tasks_linger(grace: float = EXIT_GRACE) -> None:
+    """Exit with 130 right now if host tasks are still running after `grace` seconds.
+
+    Why: the interpreter joins every worker thread before it exits, so a task stuck where it
+    cannot see the stop request (a connect to a dead host, a long local step) would keep the
+    process alive long after Ctrl-C. Their connections are closed already and the report is
+    written; all that is skipped is waiting for them.
+    """
+    from eggo_nornir.engine.runner import wait_abandoned
+
+    left = wait_abandoned(grace)
+    if not left:
+        return
+    print(f"{left} host task(s) still running; exiting without waiting for them", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ from pathlib import Path
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig, Node, Package
+from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks.context import DeployContext
@@ -231,7 +232,22 @@ def write_deterministic_tar(out: Path, files: Sequence[tuple[str, Path | bytes, 
                 info.size = source.stat().st_size
                 info.mode = mode
                 with open(source, "rb") as fh:
-                    tf.addfile(_reset_info(info, name), fh)
+                    tf.addfile(_reset_info(info, name), _StopAware(fh))
+
+
+class _StopAware:
+    """A read-only file wrapper that calls `check_stop()` before every read.
+
+    Why: cutting a sub-bundle compresses up to hundreds of MB on the controller; Ctrl-C
+    must end that within a chunk, not after the whole archive.
+    """
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        self._fh = fh
+
+    def read(self, size: int = -1) -> bytes:
+        check_stop()
+        return self._fh.read(size)
 
 
 def build_sub_bundle(
@@ -324,6 +340,7 @@ def _spool(
                 assert fh is not None
                 with open(dest, "wb") as out:
                     while chunk := fh.read(_CHUNK):
+                        check_stop()
                         out.write(chunk)
                 chosen[name] = 0o755 if info.mode & 0o111 else 0o644
     except (tarfile.TarError, OSError, EOFError) as exc:

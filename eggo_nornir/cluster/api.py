@@ -27,6 +27,7 @@ from eggo_nornir.config.membership import JoinNode
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
+from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
@@ -366,7 +367,7 @@ class Cluster:
             self._write_report(exc.result, run_dir, report)
             raise
         finally:
-            nr.close_connections(on_good=True, on_failed=True)
+            close_connections_now(nr)
         if finish is not None:
             result = finish(result)  # e.g. a RenewResult: the run plus what the command did on the controller
         self._write_report(result, run_dir, report)

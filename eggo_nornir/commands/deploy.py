@@ -2,7 +2,8 @@
 
 A thin layer over `Cluster.deploy`: the same report comes out of the CLI and the Python
 API. Exit codes: 0 when every host succeeded, 1 when a deploy step failed on any host,
-2 for usage or config errors (nothing was touched), 130 on Ctrl-C.
+2 for usage or config errors and when another run holds the cluster's lock (nothing was
+touched), 130 on Ctrl-C.
 """
 
 from __future__ import annotations

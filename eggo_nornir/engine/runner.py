@@ -8,15 +8,22 @@ to stop. This runner cancels queued hosts, sets the process-wide `STOP` event so
 tasks can bail out at their next step (`check_stop()`), and re-raises.
 
 Stopping is cooperative for tasks that are already running: Python cannot kill a
-thread, so a long task should call `check_stop()` between steps (and the remote seam
-should poll `stop_requested()` while it waits on a command).
+thread, so a long task calls `check_stop()` between steps, and the remote seam polls
+`stop_requested()` while it waits on a command or sends a file (an upload is abandoned
+between chunks and its temp copy removed; a command is left to finish on the host).
+`close_connections_now` then gives such tasks a short grace and cuts the connections of
+any that did not notice, and the CLI exits without tasks that still linger, so Ctrl-C
+ends the process within seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from nornir.core import Nornir
 from nornir.core.inventory import Host
 from nornir.core.plugins.runners import RunnersPluginRegister
 from nornir.core.task import AggregatedResult, MultiResult, Result, Task
@@ -32,6 +39,8 @@ STOP = threading.Event()
 # Pools abandoned by an interrupt whose running tasks may not have finished yet. The next
 # run joins them before clearing STOP, so a new run never overlaps stale work on a host.
 _ABANDONED: list[ThreadPoolExecutor] = []
+# The futures of those pools' hosts, so `wait_abandoned` can wait with a deadline.
+_ABANDONED_FUTURES: list[Future[MultiResult]] = []
 _ABANDONED_LOCK = threading.Lock()
 
 
@@ -83,11 +92,51 @@ def _settle_interrupted() -> None:
     with _ABANDONED_LOCK:
         pools = list(_ABANDONED)
         _ABANDONED.clear()
+        _ABANDONED_FUTURES.clear()
     if not pools:
         return
     for pool in pools:
         pool.shutdown(wait=True)
     STOP.clear()
+
+
+def wait_abandoned(timeout: float) -> int:
+    """Wait up to `timeout` seconds for tasks left running by an interrupt; return how many still run.
+
+    Why a deadline: after Ctrl-C the operator expects the process to end within seconds.
+    Tasks stop at their next `check_stop()` (and the remote seam polls `stop_requested()`),
+    which is normally well within the deadline; a caller that gets a non-zero count can
+    then cut the connections those tasks are stuck on, or exit without them.
+    """
+    deadline = time.monotonic() + timeout
+    with _ABANDONED_LOCK:
+        futures = list(_ABANDONED_FUTURES)
+    for future in futures:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        with contextlib.suppress(Exception):  # TimeoutError, CancelledError: counted below
+            future.exception(timeout=remaining)
+    return sum(1 for f in futures if not f.done())
+
+
+#: How long an interrupted run gives its running tasks to stop by themselves (removing
+#: their temp files on the hosts) before their connections are cut.
+STOP_GRACE = 2.0
+
+
+def close_connections_now(nr: Nornir, grace: float = STOP_GRACE) -> None:
+    """Close every host's connections from this thread, after up to `grace` s for interrupted tasks.
+
+    Why not `nr.close_connections()`: that runs a task through the runner, which first
+    waits, without a deadline, for the tasks an interrupt left running; a task stuck on a
+    dead link would then hold the process. Cutting the connections makes such a task fail
+    at once. Without an interrupt nothing is waiting and this is an ordinary close.
+    """
+    if STOP.is_set():
+        wait_abandoned(grace)
+    for host in nr.inventory.hosts.values():
+        host.close_connections()
 
 
 def _not_started(task: Task, host: Host) -> MultiResult:
@@ -136,6 +185,7 @@ class EggoThreadedRunner:
             pool.shutdown(wait=False, cancel_futures=True)
             with _ABANDONED_LOCK:
                 _ABANDONED.append(pool)
+                _ABANDONED_FUTURES.extend(f for _h, f in futures if not f.done())
             partial = AggregatedResult(task.name)
             for host, future in futures:
                 if future.done() and not future.cancelled() and future.exception() is None:

@@ -8,8 +8,10 @@ Modules, one job each:
   files with compare-then-atomic-install);
 - `sudo`: how a command is wrapped for sudo and env, and redaction;
 - `put`: the pure compare/plan half of `put`, shared with the fake;
+- `tempdirs`: removing the temp dirs of uploads a dead connection left behind;
 - `hostkeys`: trust-on-first-use known_hosts in the cluster state dir;
-- `connect`: opening the paramiko client (copied extras, no ~/.ssh/config, Terrapin);
+- `connect`: opening the paramiko client (copied extras, no ~/.ssh/config, Terrapin, dead-link
+  detection);
 - `nornir_plugin`: the `eggo_ssh` Nornir connection plugin and `remote_for(task)`;
 - `errors`, `results`: the exception family and result types.
 """

@@ -12,11 +12,18 @@ What it guarantees, whoever calls it:
   cannot do chacha20 anyway; it is listed so a later paramiko stays safe). What remains,
   AES-CTR or AES-CBC with encrypt-and-MAC SHA-2, is not affected;
 - host keys are trusted on first use and verified afterwards (`hostkeys`);
+- a dead link fails instead of hanging: TCP keepalives plus `TCP_USER_TIMEOUT` on the
+  socket make the kernel drop a connection whose peer stops answering for
+  `dead_link_timeout` seconds (extras key `eggo_dead_link_timeout`, default 30). Without
+  it, an upload into a cut link waited for paramiko's channel timeout (30 min for the
+  bundle) and an idle command for its full timeout. Keepalives are acked by the peer's
+  kernel, so a slow or silent command on a live link is never cut;
 - failures become `Unreachable` or `HostKeyChanged`, naming the host, never a password.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,8 @@ from eggo_nornir.remote.sudo import redact
 
 TERRAPIN_CIPHERS: tuple[str, ...] = ("chacha20-poly1305@openssh.com",)
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_DEAD_LINK_TIMEOUT = 30.0
+DEAD_LINK_KEY = "eggo_dead_link_timeout"
 
 
 def terrapin_macs() -> list[str]:
@@ -63,6 +72,7 @@ def connect_kwargs(
 ) -> dict[str, Any]:
     """The `SSHClient.connect` kwargs, from a *copy* of extras (see the module docstring)."""
     params: dict[str, Any] = dict(extras or {})
+    params.pop(DEAD_LINK_KEY, None)
     key_filename = params.pop("key_filename", None) or key_filename
     explicit = bool(key_filename or password or params.get("pkey"))
     params.setdefault("look_for_keys", not explicit)
@@ -75,6 +85,34 @@ def connect_kwargs(
     if key_filename:
         params["key_filename"] = key_filename
     return params
+
+
+def keepalive_options(dead_link_timeout: float) -> list[tuple[int, int, int]]:
+    """The `setsockopt` calls that make the kernel give up on a peer silent for `dead_link_timeout` s.
+
+    Probes start after a third of it, every sixth; `TCP_USER_TIMEOUT` (Linux) bounds both
+    unacknowledged data (an upload into a dead link) and unanswered probes (an idle wait).
+    Options this platform lacks are left out.
+    """
+    seconds = max(1, int(dead_link_timeout))
+    wanted = [
+        (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+        (socket.IPPROTO_TCP, "TCP_KEEPIDLE", max(1, seconds // 3)),
+        (socket.IPPROTO_TCP, "TCP_KEEPINTVL", max(1, seconds // 6)),
+        (socket.IPPROTO_TCP, "TCP_KEEPCNT", 4),
+        (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", seconds * 1000),
+    ]
+    return [(level, getattr(socket, name), value) for level, name, value in wanted if hasattr(socket, name)]
+
+
+def arm_dead_link_detection(client: paramiko.SSHClient, dead_link_timeout: float) -> None:
+    """Apply `keepalive_options` to the client's socket (0 or less: leave the socket alone)."""
+    transport = client.get_transport()
+    sock = getattr(transport, "sock", None)
+    if dead_link_timeout <= 0 or not isinstance(sock, socket.socket):
+        return
+    for level, option, value in keepalive_options(dead_link_timeout):
+        sock.setsockopt(level, option, value)
 
 
 def open_client(
@@ -129,4 +167,5 @@ def open_client(
         client.close()
         reason = redact(str(exc), [password]) or type(exc).__name__
         raise Unreachable(label, f"cannot connect to {hostname}:{port}: {reason}") from exc
+    arm_dead_link_detection(client, float((extras or {}).get(DEAD_LINK_KEY, DEFAULT_DEAD_LINK_TIMEOUT)))
     return client

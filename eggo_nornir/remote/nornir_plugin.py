@@ -21,6 +21,8 @@ Inventory contract (all optional; `EggoInventory` already provides what is neede
   - `eggo_trust_new_host_keys`: accept changed keys (what `--accept-new-host-keys`
     sets; also read from host/group/defaults data, so a CLI can set it once on
     `nr.inventory.defaults.data`);
+  - `eggo_dead_link_timeout`: seconds of silence after which the kernel drops the
+    connection (default 30; see `connect`);
 - sudo password: `data["eggo_node"].sudo_password`, else data `eggo_sudo_password`,
   else the login password (read from the inventory, never from task kwargs, which
   Nornir logs);

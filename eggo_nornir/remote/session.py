@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 
+from eggo_nornir.engine.runner import Interrupted, stop_requested
 from eggo_nornir.remote import put as putlib
+from eggo_nornir.remote import tempdirs
 from eggo_nornir.remote.connect import open_client
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout, RemoteError, SudoError, Unreachable
 from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
@@ -41,6 +43,8 @@ DEFAULT_TIMEOUT = 300.0
 EXIT_GRACE = 2.0
 # rc of the read_if_exists snippet when the path does not exist; cat never exits with it
 _ABSENT_RC = 100
+# what paramiko's recv_exit_status() gives for a channel closed without an exit status
+_NO_STATUS = -1
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,31 @@ class _Raw:
     stderr: bytes
     duration: float
     shown: str
+
+
+def _transport_reason(exc: BaseException, transport: Any) -> str:
+    """Readable text for a failed transfer: paramiko's EOFError() and friends carry none.
+
+    When the transport is dead the cause is the connection, so say so, with the socket error
+    that killed it when paramiko kept one (e.g. `Connection timed out`) instead of an empty
+    `EOFError`.
+    """
+    # paramiko raises EOFError only once the connection (or the channel on it) is gone, and a
+    # writer can see it before the transport thread marks the transport inactive
+    if not isinstance(exc, EOFError) and transport is not None and transport.is_active():
+        return str(exc) or type(exc).__name__
+    cause = getattr(transport, "saved_exception", None)
+    if cause is None or isinstance(cause, EOFError):
+        # paramiko reports a reset, a kernel timeout of a dead link and a host going down alike
+        return "the SSH connection was lost: the host or the link to it went down"
+    return f"the SSH connection was lost: {str(cause) or type(cause).__name__}"
+
+
+def _stop_upload(host: str, dest: str) -> None:
+    """Called between SFTP chunks: abandon the upload on Ctrl-C while the connection still works,
+    so the `finally` of the upload removes the temp copy (the destination was never touched)."""
+    if stop_requested():
+        raise Interrupted(f"{host}: interrupted while uploading {dest}")
 
 
 def known_hosts_path(cluster_id: str | None = None, known_hosts: Path | str | None = None) -> Path:
@@ -211,9 +240,15 @@ class Remote:
             chan.exec_command(wrapped.command)
             rc, out, err = self._pump(chan, wrapped, stdin or b"", start + timeout, shown, timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise RemoteError(self.host, f"connection lost while running {shown}: {exc}") from exc
+            reason = _transport_reason(exc, transport)
+            raise RemoteError(self.host, f"connection lost while running {shown}: {reason}") from exc
         finally:
             chan.close()
+        if rc == _NO_STATUS and not transport.is_active():
+            # paramiko ends the wait of every channel with "-1" when the connection dies; that
+            # is not the command's exit code (the host powered off, or the link went down)
+            reason = _transport_reason(EOFError(), transport)
+            raise RemoteError(self.host, f"connection lost while running {shown}: {reason}")
         duration = time.monotonic() - start
         self._stats.add(commands=1, sent=len(stdin or b""), received=len(out) + len(err))
         sudo_let_it_run = wrapped.started is None or wrapped.started.encode() in err
@@ -294,6 +329,11 @@ class Remote:
             if remaining <= 0:
                 chan.close()
                 raise CommandTimeout(self.host, shown, timeout)
+            if stop_requested():
+                # Ctrl-C: stop waiting. Closing the channel does not kill the command (no pty),
+                # so it finishes on the host as it would have; we just do not wait for it.
+                chan.close()
+                raise Interrupted(f"{self.host}: interrupted while waiting for: {shown}")
             if got:
                 continue
             if chan.eof_received and not chan.exit_status_ready():
@@ -434,16 +474,19 @@ class Remote:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RemoteError(self.host, f"cannot open SFTP to upload {len(writes)} files: {exc}") from exc
         sftp.get_channel().settimeout(timeout)
-        tmp_dir = posixpath.join(self._temp_base(sftp), f".eggo-put-{token}")
+        base = self._temp_base(sftp)
+        tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         uploaded: list[str] = []
         current = ""
         done = [0]  # bytes of the current file sent so far, for the stats even when it fails
 
         def progress(n: int, _total: int) -> None:
             done[0] = n
+            _stop_upload(self.host, current)
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
+            tempdirs.sweep_stale(sftp, base, tmp_dir)
             for i, (req, local) in enumerate(writes):
                 current, done[0] = req.dest, 0
                 tmp_file = posixpath.join(tmp_dir, f"f{i}")
@@ -461,14 +504,10 @@ class Remote:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._stats.add(sent=done[0])
             what = current or ", ".join(req.dest for req, _ in writes)
-            raise RemoteError(self.host, f"upload of {what} failed: {exc}") from exc
+            reason = _transport_reason(exc, self._client.get_transport())
+            raise RemoteError(self.host, f"upload of {what} failed: {reason}") from exc
         finally:
-            for tmp_file in uploaded:
-                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                    sftp.remove(tmp_file)
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                sftp.rmdir(tmp_dir)
-            sftp.close()
+            self._remove_temp(sftp, uploaded, tmp_dir)
 
     def _temp_base(self, sftp: paramiko.SFTPClient) -> str:
         """Root uploads under /tmp; anyone else under their home, which only they can read."""
@@ -501,26 +540,42 @@ class Remote:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RemoteError(self.host, f"cannot open SFTP to upload {dest}: {exc}") from exc
         sftp.get_channel().settimeout(timeout)
-        tmp_dir = posixpath.join(self._temp_base(sftp), f".eggo-put-{token}")
+        base = self._temp_base(sftp)
+        tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         tmp_file = posixpath.join(tmp_dir, "data")
         sent = 0
 
         def progress(done: int, _total: int) -> None:
             nonlocal sent
             sent = done
+            _stop_upload(self.host, dest)
 
         try:
             sftp.mkdir(tmp_dir, 0o700)
+            tempdirs.sweep_stale(sftp, base, tmp_dir)
             with putlib.open_local(content, src) as fh:
                 sftp.putfo(fh, tmp_file, file_size=size, callback=progress, confirm=True)
             self._stats.add(sent=sent, uploads=1)
             self.run(putlib.install_script(tmp_file, dest, mode, owner, group, token), timeout=timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._stats.add(sent=sent)
-            raise RemoteError(self.host, f"upload of {dest} failed: {exc}") from exc
+            reason = _transport_reason(exc, self._client.get_transport())
+            raise RemoteError(self.host, f"upload of {dest} failed: {reason}") from exc
         finally:
+            self._remove_temp(sftp, [tmp_file], tmp_dir)
+
+    @staticmethod
+    def _remove_temp(sftp: paramiko.SFTPClient, files: Sequence[str], tmp_dir: str) -> None:
+        """Best effort: remove the temp copies and their dir, then close the SFTP session.
+
+        Every step may fail on a dead connection (even `close`, which sends a message), and
+        must not replace the error that says what happened. What a dead link leaves behind
+        is a private temp dir, never anything at the destination.
+        """
+        for tmp_file in files:
             with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                 sftp.remove(tmp_file)
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                sftp.rmdir(tmp_dir)
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            sftp.rmdir(tmp_dir)
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             sftp.close()

@@ -1,4 +1,4 @@
-"""`testbed up`, `down` and `status`.
+"""`testbed up`, `down` and `status`, plus `stop_machine`/`start_machine` for one machine.
 
 Why this order in `up`: every resource is recorded in the state file right after it is
 created, and any failure runs `down`, so a half-built testbed never lingers. Machines
@@ -159,8 +159,14 @@ def _create(state: st.TestbedState, creds: credentials.Credentials, net: network
     kh.write_text("\n".join(known_hosts) + "\n")
 
 
-def _wait_ready(state: st.TestbedState, creds: credentials.Credentials, timeout: float) -> None:
+def _wait_ready(
+    state: st.TestbedState,
+    creds: credentials.Credentials,
+    timeout: float,
+    machines: list[st.MachineState] | None = None,
+) -> None:
     kh = Path(state.out_dir) / credentials.KNOWN_HOSTS_FILE
+    machines = state.machines if machines is None else machines
 
     def one(m: st.MachineState) -> tuple[str, float]:
         try:
@@ -175,16 +181,16 @@ def _wait_ready(state: st.TestbedState, creds: credentials.Credentials, timeout:
         m.leader_pid = machine.find_leader(m.pid or 0, m, timeout=2)
         return result
 
-    with ThreadPoolExecutor(max_workers=len(state.machines)) as pool:
-        results = list(pool.map(one, state.machines))
+    with ThreadPoolExecutor(max_workers=max(1, len(machines))) as pool:
+        results = list(pool.map(one, machines))
     bad = [
         f"{m.name}: {s}"
-        for m, (s, _) in zip(state.machines, results, strict=True)
+        for m, (s, _) in zip(machines, results, strict=True)
         if s not in ("running", "degraded")
     ]
     if bad:
         raise TestbedError("machines did not finish booting: " + "; ".join(bad))
-    for m, (s, secs) in zip(state.machines, results, strict=True):
+    for m, (s, secs) in zip(machines, results, strict=True):
         log.info("%s %s after %.1fs", m.name, s, secs)
 
 
@@ -232,6 +238,53 @@ def down(out_dir: Path, timeout: float = 20.0) -> dict[str, Any]:
     if not _any_nspawn_running():
         hostlimits.restore_limits()
     return {"status": "down", "out_dir": str(out_dir), "machines": stopped}
+
+
+def _loaded(out_dir: Path) -> st.TestbedState:
+    state = st.load(out_dir.resolve())
+    if state is None:
+        raise TestbedError(f"testbed: no testbed state in {out_dir}; run `testbed up` first")
+    return state
+
+
+def stop_machine(out_dir: Path, name: str, timeout: float = 10.0) -> str:
+    """Power one machine off and keep everything else, so `start_machine` can boot it again.
+
+    Why: the fault suites power a worker off in the middle of a deploy and bring it back
+    for the re-run. Its root overlay (with whatever the deploy wrote), netns, veth and the
+    bridge stay; only the nspawn process and the machine's cgroups go. `timeout` is the
+    grace before SIGKILL; 0 pulls the plug (the machine's processes die at once, so its
+    kernel-side sockets are reset instead of closed by sshd). Returns how it ended:
+    "absent", "terminated" or "killed".
+    """
+    state = _loaded(out_dir)
+    m = state.machine(name)
+    how = machine.stop(m, timeout)
+    problems = machine.remove_cgroups(m.cgroups)
+    machine.remove_propagate_dir(m, state.name)
+    m.pid = m.leader_pid = None
+    st.save(state)
+    if problems:
+        raise TestbedError(f"machine {name} stopped ({how}) but its cgroups remain:\n" + "\n".join(problems))
+    return how
+
+
+def start_machine(out_dir: Path, name: str, boot_timeout: float = 120.0) -> float:
+    """Boot one stopped machine again and wait until systemd reports running over SSH.
+
+    Returns the seconds it took. Refuses a machine that is still running.
+    """
+    t0 = time.monotonic()
+    out_dir = out_dir.resolve()
+    state = _loaded(out_dir)
+    m = state.machine(name)
+    if machine.is_our_nspawn(m.pid, m):
+        raise TestbedError(f"machine {name} is already running (nspawn pid {m.pid})")
+    m.pid = machine.boot(m, state.name)
+    st.save(state)
+    _wait_ready(state, credentials.ensure_credentials(out_dir), boot_timeout, [m])
+    st.save(state)
+    return time.monotonic() - t0
 
 
 def _any_nspawn_running() -> bool:

@@ -198,3 +198,56 @@ def test_entry_point_and_package_are_declared() -> None:
     assert '[project.entry-points."nornir.plugins.runners"]' in text
     assert 'eggo_threaded = "eggo_nornir.engine.runner:EggoThreadedRunner"' in text
     assert '"eggo_nornir.engine"' in text
+
+
+def _interrupt_two_stubborn_tasks(nr: Nornir) -> threading.Event:
+    """Ctrl-C a run of tasks that never call check_stop (2 workers: 2 keep running until released)."""
+    release = threading.Event()
+
+    def stubborn(task: Task) -> Result:
+        release.wait(5)
+        return Result(task.host)
+
+    timer = _interrupt_main_after(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        nr.run(stubborn)
+    timer.join()
+    return release
+
+
+def test_wait_abandoned_has_a_deadline_and_counts_what_still_runs(sigint_default: None) -> None:
+    """After Ctrl-C, a task that ignores STOP is waited for only up to the deadline."""
+    nr = build_nornir(make_cfg(), num_workers=2)
+    release = _interrupt_two_stubborn_tasks(nr)
+    t0 = time.monotonic()
+    assert runner.wait_abandoned(0.3) == 2
+    assert 0.25 < time.monotonic() - t0 < 1.0
+    release.set()
+    assert runner.wait_abandoned(2.0) == 0
+    runner.reset_stop()
+    assert runner.wait_abandoned(0.1) == 0  # nothing abandoned any more
+
+
+def test_close_connections_now_does_not_go_through_the_runner(sigint_default: None) -> None:
+    """`nr.close_connections()` is a task run by the runner, which first waits without a deadline
+    for interrupted tasks; closing directly cuts connections those tasks may be stuck on."""
+    nr = build_nornir(make_cfg(), num_workers=2)
+    closed: list[str] = []
+
+    class Conn:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    for host in nr.inventory.hosts.values():
+        host.connections["fake"] = Conn(host.name)  # type: ignore[assignment]
+    release = _interrupt_two_stubborn_tasks(nr)
+    t0 = time.monotonic()
+    runner.close_connections_now(nr, grace=0.2)
+    assert time.monotonic() - t0 < 1.0
+    assert sorted(closed) == sorted(nr.inventory.hosts)
+    assert all(not h.connections for h in nr.inventory.hosts.values())
+    release.set()
+    runner.reset_stop()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 import paramiko
 import pytest
 
-from eggo_nornir.remote import HostKeyChanged, Unreachable
+from eggo_nornir.remote import HostKeyChanged, Unreachable, connect
 from eggo_nornir.remote.connect import connect_kwargs, disabled_algorithms, open_client, terrapin_macs
 
 PW = "conn-pw-55aa"
@@ -103,3 +104,52 @@ def test_ssh_config_is_not_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     with pytest.raises(Unreachable):
         open_client(hostname="10.0.0.1", username="eggo", known_hosts=tmp_path / "kh")
     assert seen[0]["hostname"] == "10.0.0.1" and seen[0]["username"] == "eggo"
+
+
+def test_keepalive_options_bound_a_dead_link() -> None:
+    """30 s of silence: probes from 10 s, every 5 s, and TCP_USER_TIMEOUT 30 s for unacked data."""
+    opts = {name: value for _level, name, value in connect.keepalive_options(30)}
+    assert opts[socket.SO_KEEPALIVE] == 1
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        assert opts[socket.TCP_USER_TIMEOUT] == 30_000
+        assert opts[socket.TCP_KEEPIDLE] == 10 and opts[socket.TCP_KEEPINTVL] == 5
+    assert {name for _l, name, _v in connect.keepalive_options(0.2)} == set(opts)  # never 0 s
+
+
+def test_dead_link_detection_is_armed_on_the_socket_and_configurable() -> None:
+    class Transport:
+        def __init__(self) -> None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    class Client:
+        def __init__(self) -> None:
+            self.transport = Transport()
+
+        def get_transport(self) -> Transport:
+            return self.transport
+
+    client = Client()
+    try:
+        connect.arm_dead_link_detection(client, 12)  # type: ignore[arg-type]
+        sock = client.transport.sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 12_000
+        off = Client()
+        connect.arm_dead_link_detection(off, 0)  # type: ignore[arg-type]
+        assert off.transport.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+        off.transport.sock.close()
+    finally:
+        client.transport.sock.close()
+
+
+def test_dead_link_key_is_not_passed_to_paramiko() -> None:
+    kwargs = connect.connect_kwargs(
+        hostname="h",
+        port=22,
+        username="u",
+        password=None,
+        key_filename=None,
+        extras={connect.DEAD_LINK_KEY: 5},
+    )
+    assert connect.DEAD_LINK_KEY not in kwargs

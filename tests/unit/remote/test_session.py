@@ -237,3 +237,58 @@ def test_close_only_closes_an_owned_client() -> None:
     with Remote(owned, host="h", username="root", owns_client=True):  # type: ignore[arg-type]
         pass
     assert owned.closed
+
+
+def test_ctrl_c_stops_waiting_on_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop request (Ctrl-C) ends the wait at the next poll and closes the channel; the
+    command itself is left to finish on the host (closing a pty-less channel does not kill it)."""
+    from eggo_nornir.engine import runner
+
+    ch = FakeChannel([Step(out=b"partial"), Step(hang=True)])
+    monkeypatch.setattr(runner.STOP, "is_set", lambda: True)
+    start = time.monotonic()
+    with pytest.raises(runner.Interrupted, match="node1: interrupted while waiting for: tar -x"):
+        remote([ch]).run("tar -x", timeout=60)
+    assert time.monotonic() - start < 1 and ch.closed
+
+
+def test_lost_connection_while_running_says_why() -> None:
+    """The kernel dropped a dead link mid-command: the error names the cause, not an empty EOFError."""
+
+    class Dying(FakeChannel):
+        def recv_ready(self) -> bool:
+            client.transport.active = False  # what paramiko's transport thread does on a socket error
+            client.transport.saved_exception = TimeoutError(110, "Connection timed out")  # type: ignore[attr-defined]
+            raise EOFError()
+
+    client = FakeClient([Dying([Step(hang=True)])])
+    r = Remote(client, host="node1", username="root")  # type: ignore[arg-type]
+    with pytest.raises(RemoteError) as info:
+        r.run("sleep 9")
+    assert str(info.value) == (
+        "node1: connection lost while running sleep 9: "
+        "the SSH connection was lost: [Errno 110] Connection timed out"
+    )
+
+
+def test_connection_dying_under_a_command_is_not_reported_as_its_exit_code() -> None:
+    """paramiko ends a channel's wait with exit status -1 when the connection dies (a worker
+    powered off mid-command); that used to read `command failed with rc=-1`."""
+
+    class Dropped(FakeChannel):
+        def exit_status_ready(self) -> bool:
+            client.transport.active = False
+            return True
+
+        def recv_exit_status(self) -> int:
+            return -1
+
+    client = FakeClient([Dropped([Step(hang=True)])])
+    r = Remote(client, host="node1", username="root")  # type: ignore[arg-type]
+    with pytest.raises(RemoteError) as info:
+        r.run("dpkg -i x.deb")
+    assert not isinstance(info.value, CommandFailed)
+    assert str(info.value) == (
+        "node1: connection lost while running dpkg -i x.deb: "
+        "the SSH connection was lost: the host or the link to it went down"
+    )

@@ -36,6 +36,13 @@ class FakeSFTP:
     def mkdir(self, path: str, mode: int) -> None:
         self.ops.append(("mkdir", (path, mode)))
 
+    # the stale-temp sweep (eggo_nornir.remote.tempdirs, tested there) finds nothing here
+    def stat(self, path: str) -> Any:
+        return type("Attrs", (), {"st_mtime": 0, "st_uid": 0})()
+
+    def listdir_attr(self, path: str) -> list[Any]:
+        return []
+
     def putfo(self, fh: Any, path: str, file_size: int, callback: Any, confirm: bool) -> None:
         data = fh.read(5)
         if self.fail_upload:
@@ -139,3 +146,80 @@ def test_dry_run_and_errors() -> None:
         r2.put("/etc", NEW)
     with pytest.raises(ValueError, match="absolute"):
         r.put("etc/x", NEW)
+
+
+class DeadLinkSFTP(FakeSFTP):
+    """What paramiko does once the kernel dropped the connection: every call raises, even `close`."""
+
+    def __init__(self, cause: BaseException | None = None) -> None:
+        super().__init__()
+        self.cause = cause
+        self.transport: Any = None
+
+    def putfo(self, fh: Any, path: str, file_size: int, callback: Any, confirm: bool) -> None:
+        self.transport.active = False  # the transport thread saw the socket die
+        self.transport.saved_exception = self.cause
+        raise EOFError()
+
+    def remove(self, path: str) -> None:
+        raise EOFError()
+
+    def rmdir(self, path: str) -> None:
+        raise EOFError()
+
+    def close(self) -> None:
+        self.ops.append(("close", None))
+        raise EOFError()
+
+
+def test_dead_link_names_the_host_and_the_cause_not_an_empty_eoferror() -> None:
+    """A cut link used to surface as a bare `EOFError` (raised by `sftp.close()` in the cleanup,
+    replacing the real error); now the report says what happened and why."""
+    sftp = DeadLinkSFTP(TimeoutError(110, "Connection timed out"))
+    r, client = root_remote(b"absent\n", sftp)
+    sftp.transport = client.transport
+    with pytest.raises(RemoteError) as err:
+        r.put("/root/.eggo/package/b.tar.gz", NEW)
+    assert str(err.value) == (
+        "n1: upload of /root/.eggo/package/b.tar.gz failed: "
+        "the SSH connection was lost: [Errno 110] Connection timed out"
+    )
+    assert ("close", None) in sftp.ops
+
+
+def test_dead_link_in_put_many_is_reported_the_same_way() -> None:
+    from eggo_nornir.remote.put import PutRequest
+
+    sftp = DeadLinkSFTP()
+    r, client = root_remote(b"@@eggo-probe 0\nabsent\n", sftp)
+    sftp.transport = client.transport
+    with pytest.raises(RemoteError) as info:
+        r.put_many([PutRequest("/etc/a", NEW)])
+    assert str(info.value) == (
+        "n1: upload of /etc/a failed: the SSH connection was lost: the host or the link to it went down"
+    )
+
+
+def test_ctrl_c_abandons_the_upload_and_removes_the_temp_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eggo_nornir.engine import runner
+
+    monkeypatch.setattr(runner.STOP, "is_set", lambda: True)
+    sftp = FakeSFTP()
+    r, client = root_remote(b"absent\n", sftp)
+    with pytest.raises(runner.Interrupted, match="n1: interrupted while uploading /etc/x"):
+        r._upload_and_install("/etc/x", NEW, None, len(NEW), 0o644, "root", "root", 60)
+    assert len(client.transport.opened) == 0  # no install ran
+    assert [o for o, _ in sftp.ops] == ["mkdir", "remove", "rmdir", "close"]
+
+
+def test_eof_while_the_transport_still_looks_alive_is_a_lost_connection() -> None:
+    """The uploading thread sees paramiko's EOFError before the transport thread marks the transport
+    inactive (what a cut link did in the e2e suite); it is still the connection that went."""
+    sftp = DeadLinkSFTP()
+    r, _client = root_remote(b"absent\n", sftp)
+    sftp.transport = type("Elsewhere", (), {})()  # the client's transport stays active
+    with pytest.raises(RemoteError) as info:
+        r.put("/etc/x", NEW)
+    assert str(info.value) == (
+        "n1: upload of /etc/x failed: the SSH connection was lost: the host or the link to it went down"
+    )

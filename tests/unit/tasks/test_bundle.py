@@ -199,3 +199,17 @@ def test_no_bundle_configured_is_a_no_op(cluster, tmp_path) -> None:
     nr = fake_nornir(cluster).filter(name="w0")
     res = nr.run(task=ship_bundle, ctx=make_ctx(cluster, tmp_path))["w0"][0]
     assert not res.changed and res.result["skipped"]
+
+
+def test_ctrl_c_stops_cutting_a_sub_bundle_and_leaves_no_cache_entry(
+    cfg, bundle, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cutting a sub-bundle can compress hundreds of MB; a stop request ends it at the next chunk,
+    and neither a half-written archive nor its spool dir stays in the cache."""
+    from eggo_nornir.engine import runner
+
+    monkeypatch.setattr(runner.STOP, "is_set", lambda: True)
+    cache = tmp_path / "cache"
+    with pytest.raises(runner.Interrupted):
+        build_sub_bundle(bundle, cache, "amd64", ("worker",), cfg.packages_for(cfg.node("w0")))
+    assert list(cache.iterdir()) == []
