@@ -28,6 +28,7 @@ from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, ma
 from eggo_nornir.engine.nornir_factory import new_run_dir
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, check_mode
 
 if TYPE_CHECKING:
     from eggo_nornir.cluster.day2 import CertsResult, ClusterList, StatusResult
@@ -43,7 +44,10 @@ class Cluster:
 
     `state_dir` defaults to `~/.eggo/clusters/<cluster-id>` (`EGGO_HOME` moves `~/.eggo`).
     `accept_new_host_keys` replaces recorded SSH host keys that changed (after a host was
-    reinstalled); without it a changed key is refused.
+    reinstalled); without it a changed key is refused. `distribution` is how the bundle
+    reaches the hosts: `direct` (each host from the controller), `peer` (the controller
+    seeds a few hosts, which serve the others) or `auto` (peer once 4 hosts need one
+    sub-bundle; see `tasks/fanout_plan.py`).
     """
 
     def __init__(
@@ -53,8 +57,10 @@ class Cluster:
         state_dir: Path | str | None = None,
         accept_new_host_keys: bool = False,
         num_workers: int = 20,
+        distribution: str = DEFAULT_MODE,
     ) -> None:
         self.config = config
+        self.distribution = check_mode(distribution)
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self.accept_new_host_keys = accept_new_host_keys
         self.num_workers = num_workers
@@ -90,6 +96,7 @@ class Cluster:
         """Render every node's files once and return the `DeployContext` the tasks take as `ctx=`."""
         if self.accept_new_host_keys:
             options.setdefault("accept_new_host_keys", True)
+        options.setdefault("distribution", self.distribution)
         return DeployContext(self.config, self.render(), self.state_dir, dict(options))
 
     def nornir(self, *, dry_run: bool = False, log_file: Path | str | None = None) -> Nornir:

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from eggo_nornir.commands._common import add_config_args, load
+from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, MODES
 
 if TYPE_CHECKING:
     from eggo_nornir.cluster import Cluster
@@ -69,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="CHECK",
         help="do not fail on this preflight check (repeatable; e.g. clock, ports, disk, unique)",
     )
+    parser.add_argument(
+        "--distribution",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help="how hosts get the bundle: direct from here, peer (a few seeds serve the others), "
+        "or auto (peer once 4 hosts need the same sub-bundle; the default)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -84,6 +92,7 @@ def cluster_from(args: argparse.Namespace) -> tuple[Cluster | None, int]:
         state_dir=args.state_dir,
         accept_new_host_keys=args.accept_new_host_keys,
         num_workers=args.workers,
+        distribution=getattr(args, "distribution", DEFAULT_MODE),
     ), 0
 
 
