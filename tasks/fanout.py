@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LIFETIME = 3600  # seconds a server may live at most, if nobody stops it
 DEFAULT_POOL = 20
+FETCHED = "fetched=ok"  # printed between a fetch and the server start of the same command
 
 _RUNS: weakref.WeakKeyDictionary[Nornir, FanOutRun] = weakref.WeakKeyDictionary()
 _RUNS_LOCK = threading.Lock()
@@ -169,24 +170,26 @@ class FanOutRun:
         a = h.plan
         if a.how == "skip":
             if a.serves:
-                self._serve(h, verify=False)
+                self._serve(h)
             return
         started = time.monotonic()
         before = h.remote.stats().get("bytes_sent", 0)
-        verified = False
+        fetched = False
         if a.how == "peer":
             assert a.source is not None
-            verified = self._fetch(h, self.hosts[a.source])
-        if not verified:
+            fetched = self._fetch(h, self.hosts[a.source], serve=a.serves)
+        if not fetched:
             check_stop()
             bundle.upload(h.remote, self.ctx, h.node, h.sub)
             h.result["via"] = "seeded" if a.how == "seed" else "direct"
             if a.how == "direct":
                 h.result["fallback"] = a.reason
-        if a.serves:
-            verified = self._serve(h, verify=not verified) or verified
+            if a.serves:
+                # served before it is verified, to start the next wave sooner: every receiver
+                # verifies what it gets, and the unpack below verifies this copy
+                self._serve(h)
         check_stop()
-        bundle.unpack(h.remote, self.ctx, h.node, h.sub, verify=not verified)
+        bundle.unpack(h.remote, self.ctx, h.node, h.sub, verify=not fetched)
         h.changed = True
         h.result.update(
             skipped=False,
@@ -196,16 +199,17 @@ class FanOutRun:
         if a.wave:
             h.result["wave"] = a.wave
 
-    def _fetch(self, h: _Host, src: _Host) -> bool:
-        """Fetch from `src` once it serves; False (with the reason recorded) to fall back to direct."""
-        assert h.sub is not None and h.remote is not None and h.plan is not None
+    def _fetch(self, h: _Host, src: _Host, serve: bool) -> bool:
+        """Fetch from `src` once it serves, and with `serve` start this host's server in the same
+        command (one round trip per wave); False, with the reason recorded, to fall back to direct."""
+        assert h.sub is not None and h.remote is not None and h.probe is not None
         timeout = int(float(self.ctx.option("upload_timeout", 1800)))
         if not src.ready.wait(timeout):
             return self._fallback(h, f"{src.name} was not serving after {timeout}s")
         if src.port is None or src.token is None:
             return self._fallback(h, f"{src.name} is not serving")
         check_stop()
-        tool = fanout_scripts.fetch_tool(h.probe.tools) if h.probe else None
+        tool = fanout_scripts.fetch_tool(h.probe.tools)
         assert tool is not None
         script = fanout_scripts.receive_script(
             tool,
@@ -217,48 +221,64 @@ class FanOutRun:
             sha256=h.sub.sha256,
             timeout=timeout,
         )
+        if serve:
+            script += f"\nprintf '{FETCHED}\\n'\n{self._serve_script(h)}"
         try:
-            h.remote.run(script, timeout=timeout + 60)
+            done = h.remote.run(script, timeout=timeout + 120, check=False)
         except RemoteError as exc:
             return self._fallback(h, f"fetch from {src.name} failed: {_first_line(exc)}")
+        fetched = done.rc == 0 or FETCHED in done.stdout.splitlines()
+        if not fetched:
+            return self._fallback(
+                h, f"fetch from {src.name} failed (rc {done.rc}): {_first_line(done.stderr)}"
+            )
         h.result.update(via="peer", source=src.name)
         with self._lock:
             src.served.append(h.name)
+        if serve:
+            self._serving(h, done.rc, done.stdout, done.stderr)
         return True
 
     def _fallback(self, h: _Host, reason: str) -> bool:
         h.result["fallback"] = reason
         return False
 
-    def _serve(self, h: _Host, verify: bool) -> bool:
-        """Start the host's server; True when it verified the file on the way. Never fails the host:
-        its receivers fall back to direct when it does not serve."""
-        assert h.sub is not None and h.remote is not None and h.probe is not None
+    def _serve_script(self, h: _Host) -> str:
+        """The start of the host's server, under a fresh token (kept on the host for the stop)."""
+        assert h.probe is not None
         tool = fanout_scripts.serve_tool(h.probe.tools)
         assert tool is not None
-        token = secrets.token_hex(12)
-        script = fanout_scripts.serve_script(
+        h.token = secrets.token_hex(12)
+        return fanout_scripts.serve_script(
             tool,
             ip=h.node.ip,
-            token=token,
+            token=h.token,
             directory=self._dst,
             name=self._name(h),
             lifetime=int(float(self.ctx.option("fanout_server_lifetime", DEFAULT_LIFETIME))),
             port=int(float(self.ctx.option("fanout_port", 0))),
-            verify_sha256=h.sub.sha256 if verify else None,
             zone=self.zone,
         )
-        h.token = token
+
+    def _serve(self, h: _Host) -> None:
+        """Start the host's server. Never fails the host: its receivers go direct when it does not serve."""
+        assert h.remote is not None
         try:
-            out = h.remote.run(script, timeout=120).stdout
-            port = next((line[5:] for line in out.splitlines() if line.startswith("port=")), "")
-            h.port = int(port)
-        except (RemoteError, ValueError) as exc:
+            done = h.remote.run(self._serve_script(h), timeout=120, check=False)
+        except RemoteError as exc:
             h.notes.append(f"could not serve: {_first_line(exc)}")
-            return False
-        finally:
             h.ready.set()
-        return verify
+            return
+        self._serving(h, done.rc, done.stdout, done.stderr)
+
+    def _serving(self, h: _Host, rc: int, stdout: str, stderr: str) -> None:
+        """Record the port a serve script printed (or why there is none) and release the receivers."""
+        port = next((line[5:] for line in stdout.splitlines() if line.startswith("port=")), "")
+        if rc == 0 and port.isdigit():
+            h.port = int(port)
+        else:
+            h.notes.append(f"could not serve (rc {rc}): {_first_line(stderr)}")
+        h.ready.set()
 
     def _stop_servers(self) -> None:
         serving = [h for h in self.hosts.values() if h.token and h.remote is not None]
@@ -297,9 +317,11 @@ class FanOutRun:
         return h.changed, result
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _first_line(what: BaseException | str) -> str:
+    text = str(what).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(what).__name__ if isinstance(what, BaseException) else "no output"
 
 
 def _run_names(nornir: Nornir) -> list[str]:

@@ -84,6 +84,9 @@ class SimHost:
         if hashlib.sha256(data).hexdigest() != want:
             return 3, "", "sha256 mismatch after fetch"
         fake.files[TAR] = FakeFile(data, 0o600)
+        if "\nd=/run/eggo-fanout-" in call.command:  # the server starts in the same command
+            rc, out, err = self.serve(call, fake)
+            return rc, f"fetched=ok\n{out}", err
         return 0, "", ""
 
     def unpack(self, call: FakeCall, fake: FakeRemote) -> tuple[int, str, str]:
@@ -150,10 +153,11 @@ def test_peer_mode_seeds_once_then_hosts_fetch_from_each_other(cluster_cfg, sims
     assert res["w0"].result["served"] == sorted(n for n, r in res.items() if r.result.get("source") == "w0")
     digests = {hashlib.sha256(s.fake.files[TAR].content).hexdigest() for s in sims.values()}
     assert digests == {res["w0"].result["sha256"]}
-    # every server started was stopped; a fetched copy is not verified twice
+    # every server started was stopped
     net = sims["w0"].net
     assert sorted(net.started) == sorted(net.stopped) and not net.servers
-    assert sims["w5"].unpacks == [False] and sims["w0"].unpacks == [False]
+    # a fetched copy is verified once, on arrival; an uploaded one when it is unpacked
+    assert sims["w5"].unpacks == [False] and sims["w0"].unpacks == [True]
     assert all(r.result["distribution"] == "peer" for r in res.values())
 
 
@@ -215,3 +219,14 @@ def test_direct_mode_is_the_old_path(cluster_cfg, sims, tmp_path) -> None:
     res = run_bundle(cluster_cfg, tmp_path, sims, distribution="direct")
     assert {r.result["via"] for r in res.values()} == {"direct"}
     assert not any("tool=" in c for s in sims.values() for c in s.fake.commands)
+
+
+def test_a_peer_that_cannot_serve_keeps_its_copy_and_its_receivers_go_direct(
+    cluster_cfg, sims, tmp_path
+) -> None:
+    sims["w1"].fail_serve = True  # fetches in wave 1, would serve wave 2
+    res = run_bundle(cluster_cfg, tmp_path, sims, distribution="peer", fanout_seeds=1)
+    assert res["w1"].result["via"] == "peer" and "could not serve" in res["w1"].result["notes"][0]
+    orphans = [n for n, r in res.items() if r.result.get("fallback") == "w1 is not serving"]
+    assert orphans and all(res[n].result["via"] == "direct" for n in orphans)
+    assert not any(r.failed for r in res.values())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,15 +25,39 @@ def test_tools_are_parsed_and_ranked() -> None:
     tools = fs.parse_tools(["sha=x", "tool=perl", "tool=wget", "tool=bogus", "tarball=yes"])
     assert tools == {"perl", "wget"}
     assert fs.serve_tool(tools) == "perl" and fs.fetch_tool(tools) == "wget"
-    assert fs.serve_tool({"python3", "perl"}) == "python3"
+    assert fs.serve_tool({"python3", "perl"}) == "perl"  # starts in milliseconds
     assert fs.fetch_tool({"python3", "curl", "perl"}) == "curl"
     assert fs.serve_tool({"curl", "wget"}) is None and fs.fetch_tool(set()) is None
 
 
 def test_tool_probe_checks_modules_not_only_binaries() -> None:
     probe = fs.tool_probe()
-    assert "import http.server" in probe and "-MIO::Socket::INET" in probe
+    assert "http.server" in probe and "find_spec" in probe and "-MIO::Socket::INET" in probe
     assert all(f"echo tool={t}" in probe for t in ("python3", "perl", "curl", "wget"))
+
+
+@pytest.mark.parametrize(
+    ("have", "found"),
+    [
+        (("perl", "curl", "python3"), {"perl", "curl"}),  # python3 not even asked
+        (("curl", "python3"), {"curl", "python3"}),  # no perl: python3 may serve
+        (("perl", "python3"), {"perl", "python3"}),  # no curl or wget: python3 may fetch
+        ((), set()),
+    ],
+)
+def test_tool_probe_asks_python3_only_when_needed(
+    tmp_path: Path, have: tuple[str, ...], found: set[str]
+) -> None:
+    for tool in have:
+        # the interpreter itself, not a version manager's shim that needs its own PATH
+        real = os.path.realpath(sys.executable) if tool == "python3" else shutil.which(tool)
+        if real is None:
+            pytest.skip(f"{tool} is not installed here")
+        (tmp_path / tool).symlink_to(real)
+    proc = subprocess.run(
+        ["/bin/bash", "-c", fs.tool_probe()], env={"PATH": str(tmp_path)}, capture_output=True, text=True
+    )
+    assert fs.parse_tools(proc.stdout.splitlines()) == found
 
 
 @pytest.mark.parametrize(
