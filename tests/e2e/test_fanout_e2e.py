@@ -59,7 +59,10 @@ def ship(tb: Testbed, state: Path) -> dict[str, Any]:
     return out
 
 
-def test_peers_fetch_from_each_other_and_a_rerun_skips(tb: Testbed, tmp_path: Path) -> None:
+def test_peers_fetch_from_each_other_and_a_rerun_skips(
+    tb: Testbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EGGO_HOME", str(tmp_path / "eggo-home"))  # known_hosts goes there
     first = ship(tb, tmp_path / "state")
     via = {name: r["via"] for name, (_c, r) in first.items()}
     assert sorted(via.values()) == ["peer", "peer", "seeded"], first
