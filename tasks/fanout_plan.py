@@ -78,7 +78,9 @@ def plan_fanout(
     """The assignment of every host of one sub-bundle, in the order of `peers`.
 
     Receivers are dealt to sources round robin, at most `per_source` per source and wave,
-    so no source is asked for more than its share while others idle.
+    so no source is asked for more than its share while others idle. Dealing starts with the
+    newest sources, so a last, partial wave goes to hosts that have served nobody yet rather
+    than to the seeds again.
     """
     check_mode(mode)
     if seeds < 1 or per_source < 1:
@@ -114,7 +116,7 @@ def plan_fanout(
     while queue:
         batch, queue = queue[: len(sources) * per_source], queue[len(sources) * per_source :]
         for i, p in enumerate(batch):
-            src = sources[i % len(sources)]
+            src = sources[-1 - i % len(sources)]
             plan[p.name] = Assignment(p.name, "peer", source=src.name, wave=wave)
         sources = sources + [p for p in batch if p.serve]
         wave += 1

@@ -26,7 +26,7 @@ def test_two_seeds_then_waves_that_grow() -> None:
     assert [n for n, a in plan.items() if a.how == "seed"] == ["h0", "h1"]
     # wave 1: 2 sources x 2; wave 2: 6 sources, the 4 left
     assert waves(plan) == [["h0", "h1"], ["h2", "h3", "h4", "h5"], ["h6", "h7", "h8", "h9"]]
-    assert [plan[f"h{i}"].source for i in range(2, 6)] == ["h0", "h1", "h0", "h1"]
+    assert [plan[f"h{i}"].source for i in range(2, 6)] == ["h1", "h0", "h1", "h0"]
     assert {plan[f"h{i}"].source for i in range(6, 10)} <= {"h0", "h1", "h2", "h3", "h4", "h5"}
     assert plan["h0"].serves and plan["h1"].serves and not plan["h9"].serves
 
@@ -122,3 +122,13 @@ def test_every_host_is_planned_once_and_sources_come_first(
     # with nobody lacking tools, sources multiply by (1 + per_source) each wave
     if not no_tools and not has and n > seeds:
         assert len(waves(plan)) - 1 <= math.ceil(math.log((n - seeds) / seeds + 1, 1 + per_source)) + 1
+
+
+def test_a_last_partial_wave_goes_to_the_newest_sources() -> None:
+    plan = plan_fanout(hosts(3), mode="peer", seeds=1, per_source=1)
+    assert [(a.how, a.source, a.wave) for a in plan.values()] == [
+        ("seed", None, 0),
+        ("peer", "h0", 1),
+        ("peer", "h1", 2),
+    ]
+    assert plan["h1"].serves and not plan["h2"].serves
