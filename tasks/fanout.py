@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LIFETIME = 3600  # seconds a server may live at most, if nobody stops it
 DEFAULT_POOL = 20
-FETCHED = "fetched=ok"  # printed between a fetch and the server start of the same command
+FETCHED = "fetched=ok"  # printed between a fetch and what the same command does next
 
 _RUNS: weakref.WeakKeyDictionary[Nornir, FanOutRun] = weakref.WeakKeyDictionary()
 _RUNS_LOCK = threading.Lock()
@@ -174,10 +174,11 @@ class FanOutRun:
             return
         started = time.monotonic()
         before = h.remote.stats().get("bytes_sent", 0)
-        fetched = False
+        fetched = unpacked = False
         if a.how == "peer":
             assert a.source is not None
             fetched = self._fetch(h, self.hosts[a.source], serve=a.serves)
+            unpacked = fetched and not a.serves
         if not fetched:
             check_stop()
             bundle.upload(h.remote, self.ctx, h.node, h.sub)
@@ -189,7 +190,8 @@ class FanOutRun:
                 # verifies what it gets, and the unpack below verifies this copy
                 self._serve(h)
         check_stop()
-        bundle.unpack(h.remote, self.ctx, h.node, h.sub, verify=not fetched)
+        if not unpacked:
+            bundle.unpack(h.remote, self.ctx, h.node, h.sub, verify=not fetched)
         h.changed = True
         h.result.update(
             skipped=False,
@@ -200,8 +202,12 @@ class FanOutRun:
             h.result["wave"] = a.wave
 
     def _fetch(self, h: _Host, src: _Host, serve: bool) -> bool:
-        """Fetch from `src` once it serves, and with `serve` start this host's server in the same
-        command (one round trip per wave); False, with the reason recorded, to fall back to direct."""
+        """Fetch from `src` once it serves; False, with the reason recorded, to fall back to direct.
+
+        The same command then starts this host's server when it serves the next wave (one round
+        trip per wave), or else unpacks (one round trip per leaf). An unpack that fails after a
+        good fetch fails the host: an upload would land on the same full or broken disk.
+        """
         assert h.sub is not None and h.remote is not None and h.probe is not None
         timeout = int(float(self.ctx.option("upload_timeout", 1800)))
         if not src.ready.wait(timeout):
@@ -221,8 +227,12 @@ class FanOutRun:
             sha256=h.sub.sha256,
             timeout=timeout,
         )
-        if serve:
-            script += f"\nprintf '{FETCHED}\\n'\n{self._serve_script(h)}"
+        then = (
+            self._serve_script(h)
+            if serve
+            else bundle.unpack_script(self._dst, self._name(h), h.sub.sha256, verify=False)
+        )
+        script += f"\nprintf '{FETCHED}\\n'\n{then}"
         try:
             done = h.remote.run(script, timeout=timeout + 120, check=False)
         except RemoteError as exc:
@@ -237,6 +247,11 @@ class FanOutRun:
             src.served.append(h.name)
         if serve:
             self._serving(h, done.rc, done.stdout, done.stderr)
+        elif done.rc != 0:
+            raise bundle.BundleError(
+                f"{h.name}: unpacking the copy fetched from {src.name} failed (rc {done.rc}): "
+                f"{done.stderr.strip()[-500:]}"
+            )
         return True
 
     def _fallback(self, h: _Host, reason: str) -> bool:

@@ -44,6 +44,7 @@ class SimHost:
         self.unpacks: list[bool] = []  # whether each unpack verified first
         self.fail_fetch = False
         self.fail_serve = False
+        self.fail_unpack = False
         self.fake.on(re.compile(r'^printf "sha='), handler=self.probe)
         self.fake.on(re.compile(r"\nd=/run/eggo-fanout-"), handler=self.serve)
         self.fake.on(re.compile(r"eggo-fetch-"), handler=self.receive)
@@ -84,19 +85,23 @@ class SimHost:
         if hashlib.sha256(data).hexdigest() != want:
             return 3, "", "sha256 mismatch after fetch"
         fake.files[TAR] = FakeFile(data, 0o600)
+        assert "\nprintf 'fetched=ok\\n'\n" in call.command
         if "\nd=/run/eggo-fanout-" in call.command:  # the server starts in the same command
             rc, out, err = self.serve(call, fake)
-            return rc, f"fetched=ok\n{out}", err
-        return 0, "", ""
+        else:  # a leaf unpacks in the same command
+            rc, out, err = self.unpack(call, fake, verified=False)
+        return rc, f"fetched=ok\n{out}", err
 
-    def unpack(self, call: FakeCall, fake: FakeRemote) -> tuple[int, str, str]:
+    def unpack(self, call: FakeCall, fake: FakeRemote, verified: bool | None = None) -> tuple[int, str, str]:
+        if self.fail_unpack:
+            return 2, "", "tar: write error: No space left on device"
         data = fake.files[TAR].content
         want = re.search(r"printf '%s\\n' ([0-9a-f]{64})", call.command).group(1)
         assert hashlib.sha256(data).hexdigest() == want
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
             self.unpacked = {m.name for m in tf if m.isreg()}
         fake.files[MARKER] = FakeFile(f"{want}\n".encode())
-        self.unpacks.append("sha256sum" in call.command)
+        self.unpacks.append("sha256sum" in call.command if verified is None else verified)
         return 0, "", ""
 
     def stop(self, call: FakeCall, fake: FakeRemote) -> tuple[int, str, str]:
@@ -230,3 +235,14 @@ def test_a_peer_that_cannot_serve_keeps_its_copy_and_its_receivers_go_direct(
     orphans = [n for n, r in res.items() if r.result.get("fallback") == "w1 is not serving"]
     assert orphans and all(res[n].result["via"] == "direct" for n in orphans)
     assert not any(r.failed for r in res.values())
+
+
+def test_a_leaf_fetches_and_unpacks_in_one_command_and_a_failed_unpack_fails_it(
+    cluster_cfg, sims, tmp_path
+) -> None:
+    sims["w5"].fail_unpack = True
+    res = run_bundle(cluster_cfg, tmp_path, sims, distribution="peer", fanout_seeds=1)
+    leaf = sims["w4"].fake.commands
+    assert sum("eggo-fetch-" in c for c in leaf) == 1 and not any(c.startswith("set -e; cd ") for c in leaf)
+    assert res["w4"].result["via"] == "peer" and not res["w4"].failed
+    assert res["w5"].failed and "No space left" in str(res["w5"].exception)
