@@ -4,10 +4,13 @@ Why not testbed machines for 40 hosts: a booted systemd machine costs seconds of
 and its own overlay root, while what the fan-out bench measures is SSH, HTTP between hosts and
 the bundle's bytes. Each machine here is the host's own root filesystem, seen through:
 - its own network namespace, with `eth0` on the bridge (its own address, its own ports);
-- its own mount namespace, with private tmpfs over `/root/.eggo` (the bundle's destination:
-  the host's own eggo state is hidden, and everything written there vanishes with the
-  namespace), `/tmp` (where uploads are staged) and `/run` (sshd's and the fan-out
-  servers' runtime dirs), and its own `/etc/machine-id`;
+- its own mount namespace, with private tmpfs over `/root` (root's home, holding the
+  bundle's destination `/root/.eggo/package`: the host's own dotfiles and eggo state are
+  hidden, and everything written there vanishes with the namespace), `/tmp` (where uploads
+  are staged) and `/run` (sshd's and the fan-out servers' runtime dirs), and its own
+  `/etc/machine-id`. Without the private `/root`, every SSH command would also run this
+  host's `~/.bashrc` (here: `pyenv init`, a tenth of a second of CPU per command), which a
+  fresh machine does not have;
 - its own UTS namespace (hostname), so preflight sees distinct hosts;
 - its own PID namespace and /proc, so a probe that walks the process table (preflight's `ss -p`,
   its look for a running kubelet) walks the machine's few processes, as on a real host, and
@@ -60,10 +63,30 @@ class Machines:
     ips: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by every machine: its sshd (PID 1 of its namespace) and all it
+        reaped, which is every session, command and server that ran there."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in self.procs:
+            for child in _children(proc.pid):
+                with suppress(OSError):
+                    fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return total / tick
+
     def wipe(self) -> None:
         """Empty every machine's destination and staging dirs (between runs)."""
         for name in self.names:
             ns_sh(name, "rm -rf /root/.eggo/* /tmp/.eggo-put-* /run/eggo-fanout-*")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    with suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 def sh(*argv: str) -> None:
@@ -98,7 +121,8 @@ def _machine_script(work: Path, name: str, ip: str, tmpfs_mb: int) -> str:
             "set -e",
             f"hostname {name}",
             "mount --make-rprivate /",
-            f"mount -t tmpfs -o size={tmpfs_mb}m,mode=0700 eggofo /root/.eggo",
+            f"mount -t tmpfs -o size={tmpfs_mb}m,mode=0700 eggofo /root",
+            "mkdir -m 0700 /root/.eggo",
             f"mount -t tmpfs -o size={tmpfs_mb}m,mode=1777 eggofo /tmp",
             "mount -t tmpfs -o size=16m,mode=0755 eggofo /run",
             "mkdir -p /run/sshd",
@@ -115,8 +139,6 @@ def machines(prefix: str, subnet: str, count: int, work: Path, tmpfs_mb: int) ->
     hosts = list(net.hosts())
     if not prefix.startswith("eggofo") or len(prefix) > 8 or count > len(hosts) - 20:
         raise ValueError("prefix must start with eggofo (<= 8 chars) and the subnet must fit the machines")
-    if not Path("/root/.eggo").is_dir():
-        raise RuntimeError("/root/.eggo must exist as the mount point of the machines' private tmpfs")
     work.mkdir(parents=True, exist_ok=True)
     m = Machines(prefix, work, _keys(work), f"{prefix}br0")
     try:

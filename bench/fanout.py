@@ -23,14 +23,20 @@ Output is JSON:
      "controller_bytes_sent": ...}, ...],
      "t": {"direct": {"5": ..., "40": ...}, "peer": {...}}, "ratio_40_5": {"direct": ..., "peer": ...}}
 
-Usage: `python bench/fanout.py [--sizes 5,10,20,40] [--subnet 10.220.1.0/24] [--payload runtime]`.
+Usage: `python bench/fanout.py [--sizes 5,10,20,40] [--repeat 3] [--subnet 10.220.1.0/24] [--payload runtime]`
+(`t` holds the median of the repeats; `runs` every run, with the controller's and the machines'
+CPU seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
+import resource
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,7 +69,7 @@ def deploy_doc(ips: list[str], key: Path, bundle: Path, payload: str, master_ip:
     }
 
 
-def one_run(doc: dict[str, Any], state: Path, mode: str) -> dict[str, Any]:
+def one_run(doc: dict[str, Any], state: Path, mode: str, machine_cpu: Any = None) -> dict[str, Any]:
     """preflight + bundle on every worker through a fresh Nornir; wall seconds and how hosts got it."""
     from eggo_nornir import Cluster
     from eggo_nornir.cluster.plan import preflight_host
@@ -80,6 +86,7 @@ def one_run(doc: dict[str, Any], state: Path, mode: str) -> dict[str, Any]:
         "preflight", preflight_host, "worker", params={"ctx": ctx, "ignore": WAIVED}, policy="abort"
     )
     try:
+        cpu0 = (_own_cpu(), machine_cpu() if machine_cpu else 0.0)
         started = time.monotonic()
         pre = run_phases(nr, cluster.config, [preflight])
         if not pre.ok:
@@ -87,8 +94,15 @@ def one_run(doc: dict[str, Any], state: Path, mode: str) -> dict[str, Any]:
         preflight_done = time.monotonic()
         agg = nr.filter(filter_func=lambda h: h.name in workers).run(task=bundle.ship_bundle, ctx=ctx)
         seconds = time.monotonic() - started
+        controller_cpu = _own_cpu() - cpu0[0]
     finally:
         nr.close_connections(on_good=True, on_failed=True)
+    # a session's CPU reaches its machine's account when sshd reaps it, after the close
+    time.sleep(1)
+    cpu = {
+        "controller": round(controller_cpu, 2),
+        "machines": round(machine_cpu() - cpu0[1], 2) if machine_cpu else None,
+    }
     failed = {h: str(r[0].exception) for h, r in agg.items() if r.failed}
     if failed:
         raise RuntimeError(f"bundle failed on {len(failed)} hosts: {failed}")
@@ -106,9 +120,15 @@ def one_run(doc: dict[str, Any], state: Path, mode: str) -> dict[str, Any]:
         "via": via,
         "slowest_host_seconds": max((float(r[0].result.get("seconds", 0)) for r in agg.values()), default=0),
         "controller_bytes_sent": sent,
+        "cpu_seconds": cpu,
         "sub_bundle_bytes": sub.size,
         **({"fallbacks": fallbacks} if fallbacks else {}),
     }
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -118,6 +138,7 @@ def main() -> int:
     parser.add_argument("--prefix", default="eggofob", help="netns/bridge name prefix (eggofo...)")
     parser.add_argument("--payload", choices=sorted(PAYLOADS), default="runtime")
     parser.add_argument("--modes", default="direct,peer")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per N and mode; t(N) is their median")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
@@ -133,17 +154,26 @@ def main() -> int:
         os.environ["EGGO_HOME"] = str(work / "eggo-home")
         tmpfs_mb = 768 if args.payload == "worker" else 512
         with machines(args.prefix, args.subnet, max(sizes), work / "machines", tmpfs_mb) as m:
-            master_ip = str(__import__("ipaddress").ip_network(args.subnet).broadcast_address - 1)
-            for k, n in enumerate(sizes):
-                order = modes if k % 2 == 0 else list(reversed(modes))
-                doc = deploy_doc(m.ips[:n], m.key, bundle, args.payload, master_ip)
-                for mode in order:
-                    m.wipe()
-                    run = one_run(doc, state, mode)
-                    print(json.dumps(run), file=__import__("sys").stderr, flush=True)
-                    runs.append(run)
+            master_ip = str(ipaddress.ip_network(args.subnet).broadcast_address - 1)
+            for rep in range(args.repeat):
+                for k, n in enumerate(sizes):
+                    order = modes if (k + rep) % 2 == 0 else list(reversed(modes))
+                    doc = deploy_doc(m.ips[:n], m.key, bundle, args.payload, master_ip)
+                    for mode in order:
+                        m.wipe()
+                        run = one_run(doc, state, mode, m.cpu_seconds)
+                        print(json.dumps(run), file=sys.stderr, flush=True)
+                        runs.append(run)
             m.wipe()
-    t = {mode: {str(r["n"]): r["seconds"] for r in runs if r["mode"] == mode} for mode in modes}
+    t = {
+        mode: {
+            str(n): round(
+                statistics.median(r["seconds"] for r in runs if r["mode"] == mode and r["n"] == n), 2
+            )
+            for n in sizes
+        }
+        for mode in modes
+    }
     result: dict[str, Any] = {
         "cores": os.cpu_count(),
         "kubernetes_version": spec.KUBE_VERSION.lstrip("v"),

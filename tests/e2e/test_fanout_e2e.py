@@ -1,10 +1,11 @@
 """Peer fan-out for real: on testbed machines the bundle goes controller -> one seed -> the others.
 
 Why the bundle phase alone, on the workers of a 4-machine testbed: what is under test is how
-the bundle travels, and three workers share one sub-bundle (one seed, two peers) at a cost
-of seconds. The testbed's Debian minbase has neither python3 nor curl, so this also proves
-the perl server and fetcher that every Debian and Ubuntu host has. The subnet and name are
-this module's own, so it never meets another testbed.
+the bundle travels, and three workers share one sub-bundle (one seed and a chain of two
+peers, so a host that received it also serves it) at a cost of seconds. The testbed's
+Debian minbase has neither python3 nor curl, so this also proves the perl server and
+fetcher that every Debian and Ubuntu host has. The subnet and name are this module's own,
+so it never meets another testbed.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testb
 
 
 def ship(tb: Testbed, state: Path) -> dict[str, Any]:
-    """The bundle phase on the workers, peer mode with one seed; host -> (changed, result)."""
+    """The bundle phase on the workers, peer mode, one seed serving one host per wave, so the
+    three workers form a chain: controller -> seed -> peer 1 -> peer 2; host -> (changed, result)."""
     cluster = Cluster.from_file(tb.deploy_yaml, state_dir=state, distribution="peer")
-    ctx = cluster.context(fanout_seeds=1)
+    ctx = cluster.context(fanout_seeds=1, fanout_per_source=1)
     workers = [m.name for m in tb.with_role("worker")]
     nr = cluster.nornir().filter(filter_func=lambda h: h.name in workers)
     try:
@@ -69,12 +71,15 @@ def test_peers_fetch_from_each_other_and_a_rerun_skips(
     seed = next(n for n, v in via.items() if v == "seeded")
     _changed, seeded = first[seed]
     assert seeded["bytes_sent"] >= seeded["size"] > 10_000_000
-    for name, (changed, r) in first.items():
-        if name == seed:
-            continue
-        # host to host: the controller sent this peer nothing but commands
-        assert changed and r["source"] == seed and r["bytes_sent"] < 100_000, r
-    assert sorted(seeded["served"]) == sorted(n for n in first if n != seed)
+    peers = sorted((r["wave"], n) for n, (_c, r) in first.items() if n != seed)
+    (_w1, first_peer), (_w2, second_peer) = peers
+    # host to host: the controller sent the peers nothing but commands; the second peer got
+    # it from the first, which fetched and started serving in one command
+    assert first[first_peer][1]["source"] == seed and first[second_peer][1]["source"] == first_peer
+    for name in (first_peer, second_peer):
+        changed, r = first[name]
+        assert changed and r["bytes_sent"] < 100_000, r
+    assert seeded["served"] == [first_peer] and first[first_peer][1]["served"] == [second_peer]
     for m in tb.with_role("worker"):
         digest = tb.run(m, f"sha256sum < {TAR}").stdout.split()[0]
         assert digest == seeded["sha256"], m.name
