@@ -42,10 +42,10 @@ def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testb
         lifecycle.down(out)
 
 
-def ship(tb: Testbed, state: Path) -> dict[str, Any]:
-    """The bundle phase on the workers, peer mode, one seed serving one host per wave, so the
+def ship(tb: Testbed, state: Path, mode: str = "peer") -> dict[str, Any]:
+    """The bundle phase on the workers, one seed serving one host per wave, so in peer mode the
     three workers form a chain: controller -> seed -> peer 1 -> peer 2; host -> (changed, result)."""
-    cluster = Cluster.from_file(tb.deploy_yaml, state_dir=state, distribution="peer")
+    cluster = Cluster.from_file(tb.deploy_yaml, state_dir=state, distribution=mode)
     ctx = cluster.context(fanout_seeds=1, fanout_per_source=1)
     workers = [m.name for m in tb.with_role("worker")]
     nr = cluster.nornir().filter(filter_func=lambda h: h.name in workers)
@@ -93,3 +93,18 @@ def test_peers_fetch_from_each_other_and_a_rerun_skips(
     again = ship(tb, tmp_path / "state")
     assert all(not changed and r["via"] == "skipped" for changed, r in again.values()), again
     assert not any("served" in r for _c, r in again.values())
+
+
+def test_auto_refills_a_wiped_host_from_the_hosts_that_have_it(
+    tb: Testbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EGGO_HOME", str(tmp_path / "eggo-home"))
+    ship(tb, tmp_path / "state")  # every worker has it (a no-op after the test above)
+    wiped = tb.with_role("worker")[-1]
+    assert tb.run(wiped, "rm -rf /root/.eggo/package").rc == 0
+    # one host needs it: auto would go direct, but hosts that hold it serve at no cost
+    result = ship(tb, tmp_path / "state", mode="auto")
+    changed, r = result[wiped.name]
+    assert changed and r["via"] == "peer" and r["source"] != wiped.name and r["bytes_sent"] < 100_000, r
+    assert all(not c and x["via"] == "skipped" for n, (c, x) in result.items() if n != wiped.name)
+    assert tb.run(wiped, f"sha256sum < {TAR}").stdout.split()[0] == r["sha256"]
