@@ -1,7 +1,7 @@
 """Run one bundle phase as a peer-to-peer fan-out: probe, plan, seed, fetch, fall back, stop.
 
 Why one coordinator per phase run instead of each host working alone: a receiver must wait
-until its source holds a verified copy and listens, and every server must stop when the
+until its source holds a copy and listens, and every server must stop when the
 phase ends, whoever failed. Host threads cannot wait on each other safely (the runner may
 run fewer threads than hosts, so a waiting host could hold the thread its source needs),
 so the first host task of the run to arrive drives every host of the run from its own

@@ -188,16 +188,16 @@ def serve_script(
     name: str,
     lifetime: int,
     port: int = 0,
-    verify_sha256: str | None = None,
     zone: str | None = None,
     state_prefix: str = STATE_PREFIX,
 ) -> str:
     """Start a detached server for `<directory>/<name>`; print `port=N` once it listens.
 
-    With `verify_sha256`, the file is checked first and nothing is served when it differs
-    (rc 3). The server's stdout (port and pid) and stderr go to files in its state dir, so
-    the SSH command returns at once; `setsid` keeps it alive after the session closes.
-    rc 4: the server did not come up (the end of its log is printed).
+    The file is not re-hashed here: every receiver checks what it gets against the
+    controller's sha256, so a bad copy costs a fallback, never a bad install. The server's
+    stdout (port and pid) and stderr go to files in its state dir, so the SSH command
+    returns at once; `setsid` keeps it alive after the session closes. rc 4: the server did
+    not come up (the end of its log is printed).
     """
     if tool == "python3":
         argv = ["python3", "-c", PY_SERVER]
@@ -207,14 +207,8 @@ def serve_script(
         raise ValueError(f"no server for tool {tool!r}; have {SERVE_TOOLS}")
     argv += [ip, str(port), url_path(token, name), f"{directory}/{name}", str(lifetime)]
     d = shlex.quote(state_dir(token, state_prefix))
-    f = shlex.quote(f"{directory}/{name}")
-    lines = ["set -e"]
-    if verify_sha256:
-        lines.append(
-            f'got=$(sha256sum < {f} | cut -c1-64); if [ "$got" != {verify_sha256} ]; then '
-            f'echo "sha256 mismatch before serving: got $got, want {verify_sha256}" >&2; exit 3; fi'
-        )
-    lines += [
+    lines = [
+        "set -e",
         f'd={d}; mkdir -m 0700 "$d"',
         # a background job of a non-interactive shell is no group leader, so setsid does not
         # fork and $! is the server itself
