@@ -9,8 +9,9 @@ only the members the node's packages reference, caches it under
 
 Why deterministic bytes: members sorted, mtime/uid/gid zeroed, gzip mtime 0. The same
 inputs give the same sha256, so the skip check (`<dstpath>/<name>.sha256` on the host)
-holds across runs and controllers, and a later peer-to-peer fan-out can verify what a
-peer serves against the same digest. The direct upload below stays the fallback path.
+holds across runs and controllers, and the peer-to-peer fan-out (`tasks/fanout.py`)
+verifies what a peer serves against the same digest. The direct upload below is its
+per-host fallback and the baseline `bench/fanout.py` compares it with.
 
 The `.sha256` marker is written only after a verified upload and a complete unpack, so a
 host interrupted anywhere in between is simply shipped again on the next run.
@@ -32,6 +33,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nornir.core.task import Result, Task
 
@@ -39,7 +41,12 @@ from eggo_nornir.config.model import ClusterConfig, Node, Package
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks import fanout_plan, fanout_scripts
 from eggo_nornir.tasks.context import DeployContext
+
+if TYPE_CHECKING:
+    from eggo_nornir.remote import Remote
+    from eggo_nornir.remote_fake import FakeRemote
 
 DEFAULT_DSTPATH = "/root/.eggo/package"
 MANIFEST = "MANIFEST.sha256"
@@ -351,28 +358,36 @@ def _spool(
 # --------------------------------------------------------------------------- the task
 
 
-def probe_script(dst: str, name: str, members: Sequence[str]) -> str:
-    """Print the host's marker (`sha=...`) and any of our members missing from the unpacked tree."""
+def probe_script(dst: str, name: str, members: Sequence[str], tools: bool = False) -> str:
+    """Print the host's marker (`sha=...`), whether the tarball is there (`tarball=yes`), and any
+    of our members missing from the unpacked tree; with `tools`, also the fan-out tools it has
+    (`tool=NAME`), so a peer fan-out needs no second round trip."""
     d = shlex.quote(dst)
     marker = shlex.quote(f"{dst}/{name}.sha256")
-    lines = [
-        f'printf "sha=%s\\n" "$(cat {marker} 2>/dev/null | cut -c1-64)"',
-        f"cd {d} 2>/dev/null || exit 0",
-    ]
+    lines = [f'printf "sha=%s\\n" "$(cat {marker} 2>/dev/null | cut -c1-64)"']
+    if tools:
+        lines.append(fanout_scripts.tool_probe())
+    lines += [f"cd {d} 2>/dev/null || exit 0", f"[ -f {shlex.quote(name)} ] && echo tarball=yes"]
     if members:
         quoted = " ".join(shlex.quote(m) for m in members)
         lines.append(f'for f in {quoted}; do [ -e "$f" ] || printf "missing=%s\\n" "$f"; done')
+    lines.append("true")
     return "; ".join(lines)
 
 
-def unpack_script(dst: str, name: str, sha256: str) -> str:
-    """Verify the upload, replace the unpacked tree with a fresh one, and write the marker last."""
+def unpack_script(dst: str, name: str, sha256: str, verify: bool = True) -> str:
+    """Verify the upload (unless the caller just did), replace the unpacked tree with a fresh one,
+    and write the marker last."""
     d, f = shlex.quote(dst), shlex.quote(name)
     marker = shlex.quote(f"{name}.sha256")
-    return (
-        f"set -e; cd {d}; "
+    check = (
         f'got=$(sha256sum < {f} | cut -c1-64); if [ "$got" != {sha256} ]; then '
         f'echo "sha256 mismatch after upload: got $got, want {sha256}" >&2; exit 3; fi; '
+        if verify
+        else ""
+    )
+    return (
+        f"set -e; cd {d}; {check}"
         f"rm -f {marker}; "
         f"find . -mindepth 1 -maxdepth 1 ! -name {f} -exec rm -rf {{}} +; "
         f"tar -xzmf {f} --no-same-owner -C .; "
@@ -380,14 +395,37 @@ def unpack_script(dst: str, name: str, sha256: str) -> str:
     )
 
 
-def _parse_probe(stdout: str) -> tuple[str, list[str]]:
-    sha, missing = "", []
-    for line in stdout.splitlines():
+@dataclass(frozen=True)
+class HostBundle:
+    """What `probe_script` found on a host."""
+
+    sha256: str
+    missing: tuple[str, ...]
+    tarball: bool
+    tools: frozenset[str]
+
+    def complete(self, sha256: str) -> bool:
+        """The host holds this sub-bundle, verified and fully unpacked."""
+        return self.sha256 == sha256 and not self.missing
+
+    def why_not(self, sha256: str) -> str:
+        """Why the host needs the sub-bundle, for diffs: absent, incomplete or different."""
+        if not self.sha256:
+            return "absent"
+        return "incomplete" if self.sha256 == sha256 else "different"
+
+
+def parse_probe(stdout: str) -> HostBundle:
+    sha, missing, tarball = "", [], False
+    lines = stdout.splitlines()
+    for line in lines:
         if line.startswith("sha="):
             sha = line[4:].strip()
         elif line.startswith("missing="):
             missing.append(line[8:])
-    return sha, missing
+        elif line == "tarball=yes":
+            tarball = True
+    return HostBundle(sha, tuple(missing), tarball, fanout_scripts.parse_tools(lines))
 
 
 def sub_bundle_for(ctx: DeployContext, node: Node) -> SubBundle | None:
@@ -407,13 +445,68 @@ def remote_bundle_name(ctx: DeployContext, node: Node) -> str:
     return Path(source).name if source else ""
 
 
+def distribution_mode(ctx: DeployContext) -> str:
+    """`direct`, `peer` or `auto` (the default), from the run option `distribution`."""
+    return fanout_plan.check_mode(str(ctx.option("distribution", fanout_plan.DEFAULT_MODE)))
+
+
+def base_result(ctx: DeployContext, node: Node, sub: SubBundle) -> dict[str, object]:
+    """The result fields every outcome shares; `via` says how the host got its copy."""
+    return {
+        "bundle": f"{dstpath(ctx.cfg)}/{remote_bundle_name(ctx, node)}",
+        "sha256": sub.sha256,
+        "size": sub.size,
+        "members": len(sub.members),
+        "bytes_sent": 0,
+        "skipped": True,
+        "missing": list(sub.missing),
+        "via": "skipped",
+    }
+
+
+def upload(remote: Remote | FakeRemote, ctx: DeployContext, node: Node, sub: SubBundle) -> int:
+    """Upload the sub-bundle from the controller to `<dstpath>/<name>`; return the bytes sent."""
+    dst = dstpath(ctx.cfg)
+    before = remote.stats().get("bytes_sent", 0)
+    remote.run(f"install -d -m 0700 -- {shlex.quote(dst)}", timeout=60)
+    remote.put(
+        f"{dst}/{remote_bundle_name(ctx, node)}",
+        src=sub.path,
+        mode=0o600,
+        timeout=float(ctx.option("upload_timeout", 1800)),
+    )
+    return remote.stats().get("bytes_sent", 0) - before
+
+
+def unpack(
+    remote: Remote | FakeRemote, ctx: DeployContext, node: Node, sub: SubBundle, verify: bool = True
+) -> None:
+    """Unpack the host's copy and write the marker (`verify`: check its sha256 first)."""
+    remote.run(
+        unpack_script(dstpath(ctx.cfg), remote_bundle_name(ctx, node), sub.sha256, verify=verify),
+        timeout=float(ctx.option("unpack_timeout", 900)),
+    )
+
+
 def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Make `<dstpath>` hold exactly the node's sub-bundle, unpacked; skip when the marker matches.
 
-    Result: `{"bundle", "sha256", "size", "members", "bytes_sent", "skipped", "missing"}`
+    Result: `{"bundle", "sha256", "size", "members", "bytes_sent", "skipped", "missing", "via"}`
     (`missing`: packages that should come from the bundle but match nothing in it; the
-    packages task fails on them with the details).
+    packages task fails on them with the details; `via`: `skipped`, `direct`, `seeded` or
+    `peer`, with `source` naming the peer). With the run option `distribution` at `peer` or
+    `auto` (the default), hosts fetch from each other (`tasks/fanout.py`); a dry run always
+    answers per host, as the direct path would.
     """
+    if distribution_mode(ctx) != "direct" and not task.is_dry_run(dry_run):
+        from eggo_nornir.tasks.fanout import ship_with_peers
+
+        return ship_with_peers(task, ctx)
+    return ship_direct(task, ctx, dry_run)
+
+
+def ship_direct(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """The direct path: this host, from the controller, over SSH (the fallback and the baseline)."""
     node = ctx.node(task.host.name)
     sub = sub_bundle_for(ctx, node)
     if sub is None:
@@ -423,30 +516,18 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     dst = dstpath(ctx.cfg)
     name = remote_bundle_name(ctx, node)
     remote = remote_for(task)
-    host_sha, missing_files = _parse_probe(
-        remote.run(probe_script(dst, name, sub.members), timeout=60).stdout
-    )
-    out = {
-        "bundle": f"{dst}/{name}",
-        "sha256": sub.sha256,
-        "size": sub.size,
-        "members": len(sub.members),
-        "bytes_sent": 0,
-        "skipped": True,
-        "missing": list(sub.missing),
-    }
-    if host_sha == sub.sha256 and not missing_files:
+    probe = parse_probe(remote.run(probe_script(dst, name, sub.members), timeout=60).stdout)
+    out = base_result(ctx, node, sub)
+    if probe.complete(sub.sha256):
         return Result(host=task.host, changed=False, result=out)
-    why = "absent" if not host_sha else ("incomplete" if host_sha == sub.sha256 else "different")
     if task.is_dry_run(dry_run):
         diff = (
             f"{dst}/{name}: would upload {sub.size} bytes ({len(sub.members)} files; "
-            f"host copy {why}) and unpack\n"
+            f"host copy {probe.why_not(sub.sha256)}) and unpack\n"
         )
         return Result(host=task.host, changed=True, diff=diff, result={**out, "skipped": False})
-    before = remote.stats().get("bytes_sent", 0)
-    remote.run(f"install -d -m 0700 -- {shlex.quote(dst)}", timeout=60)
-    remote.put(f"{dst}/{name}", src=sub.path, mode=0o600, timeout=float(ctx.option("upload_timeout", 1800)))
-    remote.run(unpack_script(dst, name, sub.sha256), timeout=float(ctx.option("unpack_timeout", 900)))
-    sent = remote.stats().get("bytes_sent", 0) - before
-    return Result(host=task.host, changed=True, result={**out, "bytes_sent": sent, "skipped": False})
+    sent = upload(remote, ctx, node, sub)
+    unpack(remote, ctx, node, sub)
+    return Result(
+        host=task.host, changed=True, result={**out, "bytes_sent": sent, "skipped": False, "via": "direct"}
+    )

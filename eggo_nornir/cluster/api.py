@@ -31,6 +31,7 @@ from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, check_mode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +50,10 @@ class Cluster:
 
     `state_dir` defaults to `~/.eggo/clusters/<cluster-id>` (`EGGO_HOME` moves `~/.eggo`).
     `accept_new_host_keys` replaces recorded SSH host keys that changed (after a host was
-    reinstalled); without it a changed key is refused.
+    reinstalled); without it a changed key is refused. `distribution` is how the bundle
+    reaches the hosts: `direct` (each host from the controller), `peer` (the controller
+    seeds a few hosts, which serve the others) or `auto` (peer once 4 hosts need one
+    sub-bundle; see `tasks/fanout_plan.py`).
     """
 
     def __init__(
@@ -59,8 +63,10 @@ class Cluster:
         state_dir: Path | str | None = None,
         accept_new_host_keys: bool = False,
         num_workers: int = 20,
+        distribution: str = DEFAULT_MODE,
     ) -> None:
         self.config = config
+        self.distribution = check_mode(distribution)
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self.accept_new_host_keys = accept_new_host_keys
         self.num_workers = num_workers
@@ -96,6 +102,7 @@ class Cluster:
         """Render every node's files once and return the `DeployContext` the tasks take as `ctx=`."""
         if self.accept_new_host_keys:
             options.setdefault("accept_new_host_keys", True)
+        options.setdefault("distribution", self.distribution)
         return DeployContext(self.config, self.render(), self.state_dir, dict(options))
 
     def nornir(self, *, dry_run: bool = False, log_file: Path | str | None = None) -> Nornir:
@@ -259,6 +266,7 @@ class Cluster:
             state_dir=self._state_dir,
             accept_new_host_keys=self.accept_new_host_keys,
             num_workers=self.num_workers,
+            distribution=self.distribution,
         )
 
     def _saved_text(self) -> str | None:

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from eggo_nornir.commands._common import add_config_args, load
+from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, MODES
 
 if TYPE_CHECKING:
     from eggo_nornir.cluster import Cluster
@@ -72,7 +73,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="CHECK",
         help="do not fail on this preflight check (repeatable; e.g. clock, ports, disk, unique)",
     )
+    add_distribution_arg(parser)
     parser.set_defaults(func=run)
+
+
+def add_distribution_arg(parser: argparse.ArgumentParser) -> None:
+    """`--distribution`, for the commands that ship the bundle (deploy, join)."""
+    parser.add_argument(
+        "--distribution",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help="how hosts get the bundle: direct from here, peer (a few seeds serve the others), "
+        "or auto (peer once 4 hosts need the same sub-bundle, or when a host already holds it; the default)",
+    )
 
 
 def cluster_from(args: argparse.Namespace) -> tuple[Cluster | None, int]:
@@ -87,6 +100,7 @@ def cluster_from(args: argparse.Namespace) -> tuple[Cluster | None, int]:
         state_dir=args.state_dir,
         accept_new_host_keys=args.accept_new_host_keys,
         num_workers=args.workers,
+        distribution=getattr(args, "distribution", DEFAULT_MODE),
     ), 0
 
 

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
-from eggo_nornir.commands.deploy import add_run_args, finish
+from eggo_nornir.commands.deploy import add_distribution_arg, add_run_args, finish
 from eggo_nornir.errors import UsageError
 
 
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_membership_args(parser)
     add_run_args(parser, hooks=False)
+    add_distribution_arg(parser)
     parser.set_defaults(func=run)
 
 

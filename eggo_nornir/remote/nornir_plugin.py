@@ -120,9 +120,8 @@ def _has_connection_options(host: Host, name: str) -> bool:
     )
 
 
-def _open(task: Task) -> None:
-    """Open `eggo_ssh` for the task's host with the parameters described in the module doc."""
-    host = task.host
+def _open(host: Host, config: Config) -> None:
+    """Open `eggo_ssh` for `host` with the parameters described in the module doc."""
     # options may sit on the host, any of its groups or the inventory defaults (a SimpleInventory
     # often keeps the SSH key in defaults.yaml); our own connection name wins over paramiko's
     source = next(
@@ -138,7 +137,7 @@ def _open(task: Task) -> None:
         extras["eggo_trust_new_host_keys"] = True
     host.open_connection(
         CONNECTION_NAME,
-        task.nornir.config,
+        config,
         hostname=params.hostname,
         username=params.username,
         password=params.password,
@@ -155,12 +154,21 @@ def remote_for(task: Task) -> Remote | FakeRemote:
     the `eggo_ssh` connection (which Nornir then reuses across phases and closes with
     `nr.close_connections()`), and gives messages the inventory name of the host.
     """
-    host = task.host
+    return remote_for_host(task.host, task.nornir)
+
+
+def remote_for_host(host: Host, nornir: Nornir) -> Remote | FakeRemote:
+    """`remote_for` for a host other than the task's own, in the same run.
+
+    Why: a phase that coordinates hosts (the peer bundle fan-out) must drive several hosts
+    from one place. The caller must make sure the host's own task does not open the
+    connection at the same time (Nornir's connection cache has no lock).
+    """
     fake = _fake_for(host)
     if fake is not None:
         return fake
     if CONNECTION_NAME not in host.connections:
-        _open(task)
+        _open(host, nornir.config)
     plugin = host.connections[CONNECTION_NAME]
     if not isinstance(plugin, EggoSSH):
         raise TypeError(f"connection {CONNECTION_NAME!r} of {host.name} is not EggoSSH: {type(plugin)}")

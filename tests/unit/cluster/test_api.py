@@ -67,3 +67,24 @@ def test_join_spec_from_mappings() -> None:
     assert _join_spec({"ip": "10.0.0.9", "type": "master,worker"}).roles == ("master", "worker")
     assert _join_spec({"ip": "10.0.0.9", "roles": ["master"], "name": "m9"}).name == "m9"
     assert _join_spec({"ip": "10.0.0.9"}).roles == ("worker",)
+
+
+def test_distribution_is_checked_and_reaches_the_tasks() -> None:
+    with pytest.raises(ValueError, match="direct, peer, auto"):
+        Cluster.from_file(DATA / "upstream-template.yaml", distribution="torrent")
+    cluster = Cluster.from_file(DATA / "upstream-template.yaml", distribution="direct")
+    assert cluster.context().option("distribution") == "direct"
+    assert Cluster.from_file(DATA / "upstream-template.yaml").context().option("distribution") == "auto"
+
+
+def test_deploy_cli_takes_the_distribution() -> None:
+    from eggo_nornir.cli import build_parser
+    from eggo_nornir.commands.deploy import cluster_from
+
+    args = build_parser().parse_args(
+        ["deploy", str(DATA / "upstream-template.yaml"), "--distribution", "peer"]
+    )
+    cluster, code = cluster_from(args)
+    assert code == 0 and cluster is not None and cluster.distribution == "peer"
+    default = build_parser().parse_args(["deploy", str(DATA / "upstream-template.yaml")])
+    assert default.distribution == "auto"
