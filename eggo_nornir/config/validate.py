@@ -27,7 +27,7 @@ from eggo_nornir.config.model import (
     DST_WHITELIST_STRICTLY_BELOW,
     ClusterConfig,
 )
-from eggo_nornir.errors import Problem, problem
+from eggo_nornir.errors import Problem, join_key, problem
 
 # ------------------------------------------------------------------------- schema
 # A dict is a mapping with known keys; a one-element list is a list of that shape; ANY
@@ -155,7 +155,7 @@ def unknown_keys(data: Any, spec: Any = SCHEMA, path: str = "") -> list[Problem]
     if not isinstance(data, dict):
         return problems
     for key, value in data.items():
-        child = f"{path}.{key}" if path else str(key)
+        child = join_key(path, key)
         if key not in spec:
             problems.append(problem(child, f"unknown key; {_suggest(str(key), spec, path)}"))
             continue

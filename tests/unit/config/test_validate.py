@@ -391,3 +391,35 @@ def test_any_value_anywhere_gives_problems_not_exceptions(dotted: str) -> None:
         assert cfg is not None
         for p in problems:
             assert p.path or p.message
+
+
+# ---------------------------------------------------------------- found by the fuzz suite
+def test_unknown_keys_that_are_empty_dotted_or_hold_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each problem stays one line with a path, whatever the key (test_loader_fuzz.py found
+    `'': None` giving a problem without a path, and an ESC in a key reaching the terminal)."""
+    data = minimal(**{"": None, "\x1b[2J": 1, "net.work": {}}, network={"a\nb": 1})
+    assert sorted(problems_of(data)) == sorted(
+        [
+            "['\\x1b[2J']: unknown key; remove it",
+            "['']: unknown key; remove it",
+            "['net.work']: unknown key; did you mean network?",
+            "network['a\\nb']: unknown key; remove it",
+        ]
+    )
+    path = tmp_path / "deploy.yaml"
+    path.write_text('cluster-id: demo\npassword: x\nmasters: [{ip: 10.1.1.1}]\n"": 1\n"a\\nb": 2\n')
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: {path}: 2 problems",
+        "  ['']: unknown key; remove it",
+        "  ['a\\nb']: unknown key; remove it",
+    ]
+
+
+def test_a_huge_value_is_echoed_cut_short() -> None:
+    (line,) = problems_of(minimal(**{"cluster-id": "Ü" * 5000}))
+    assert line.startswith("cluster-id: must be a lower-case DNS name (a-z, 0-9, '-', '.') (got 'ÜÜÜ")
+    assert line.endswith("... (5000 characters))") and len(line) < 200
