@@ -421,7 +421,7 @@ def _check_service_ips(cfg: ClusterConfig, svc: Any, o: Origins) -> Iterator[Pro
         elif svc and ipaddress.ip_address(value) not in svc:
             yield problem(path, f"must lie inside service.cidr {svc}", value)
     if svc and is_ip(cfg.service.gateway) and "service.gateway" not in o.bad:
-        first = next(svc.hosts(), None)
+        first = next(iter(svc.hosts()), None)  # a /32 network gives a list, not an iterator
         if (
             first is not None
             and ipaddress.ip_address(cfg.service.gateway) in svc

@@ -423,3 +423,18 @@ def test_a_huge_value_is_echoed_cut_short() -> None:
     (line,) = problems_of(minimal(**{"cluster-id": "Ü" * 5000}))
     assert line.startswith("cluster-id: must be a lower-case DNS name (a-z, 0-9, '-', '.') (got 'ÜÜÜ")
     assert line.endswith("... (5000 characters))") and len(line) < 200
+
+
+@pytest.mark.parametrize("cidr", ["10.96.0.0", "10.96.0.0/32", "10.96.0.0/31", "fd00::/128"])
+def test_a_single_address_service_cidr_is_a_problem_not_a_traceback(
+    cidr: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`service.cidr: 10.96.0.0` (no prefix: a /32) crashed the gateway rule, because
+    ipaddress returns a list, not an iterator, for a /32's hosts (found by the fuzz suite)."""
+    got = problems_of(minimal(service={"cidr": cidr}))
+    assert any(p.startswith("service.gateway: ") for p in got), got
+    path = tmp_path / "deploy.yaml"
+    text = f"cluster-id: demo\npassword: x\nmasters: [{{ip: 10.1.1.1}}]\nservice: {{cidr: {cidr!r}}}\n"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
