@@ -488,8 +488,8 @@ class _Builder:
 
     def _cni_bin_dirs(self) -> tuple[str, ...]:
         value = self.data.get("cni-bin-dir")
-        if isinstance(value, list):
-            parts = list(self.r.str_list(self.data, "cni-bin-dir", ""))
+        if isinstance(value, list):  # each entry may itself be comma-separated, as the string form is
+            parts = [p for entry in self.r.str_list(self.data, "cni-bin-dir", "") for p in entry.split(",")]
         else:
             text = self.r.text(self.data, "cni-bin-dir", "")
             parts = (text or "").split(",")
