@@ -389,12 +389,20 @@ def _check_service_network(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
         yield problem("network.podcidr", f"overlaps service.cidr {svc_cidr}", pod_cidr)
     yield from _check_service_ips(cfg, svc, o)
     if pod and "network.node-cidr-mask" not in o.bad:
-        top = 32 if pod.version == 4 else 128
-        if not pod.prefixlen <= cfg.network.node_cidr_mask <= top:
+        # the rules render.network.node_pod_cidrs enforces: a node's slice holds the bridge's
+        # gateway and a pod (so at most /30, /126), and every worker gets a slice
+        mask, top = cfg.network.node_cidr_mask, pod.max_prefixlen - 2
+        if not pod.prefixlen <= mask <= top:
             yield problem(
                 "network.node-cidr-mask",
                 f"must be between the pod CIDR's prefix ({pod.prefixlen}) and {top}",
-                cfg.network.node_cidr_mask,
+                mask,
+            )
+        elif len(cfg.workers) > 2 ** (mask - pod.prefixlen):
+            yield problem(
+                "network.podcidr",
+                f"{pod} split into /{mask} holds {2 ** (mask - pod.prefixlen)} node CIDRs, "
+                f"but there are {len(cfg.workers)} workers",
             )
     for h in o.hosts:
         if not is_ip(h.ip):

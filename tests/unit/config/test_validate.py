@@ -319,7 +319,7 @@ def test_sans_and_misc_values() -> None:
         "dns-domain: must be a lower-case DNS name (got 'Cluster.Local')",
         "cni-bin-dir: entry 2 must be an absolute path (got 'relative/dir')",
         "runtime-endpoint: must be a unix:// or tcp:// URL (got '/run/containerd/containerd.sock')",
-        "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 32 (got 8)",
+        "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 30 (got 8)",
         "apiserver-cert-sans.dnsnames[1]: not a valid DNS name (got 'bad name')",
         "apiserver-cert-sans.ips[0]: not a valid IP address (got '1.2.3')",
     ]
@@ -438,3 +438,22 @@ def test_a_single_address_service_cidr_is_a_problem_not_a_traceback(
     path.write_text(text)
     assert main(["check", str(path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        (
+            {"node-cidr-mask": 32},
+            "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 30 (got 32)",
+        ),
+        (
+            {"podcidr": "10.244.0.0/24", "node-cidr-mask": 24},
+            "network.podcidr: 10.244.0.0/24 split into /24 holds 1 node CIDRs, but there are 2 workers",
+        ),
+    ],
+)
+def test_node_cidr_mask_rules_match_what_render_enforces(network: dict[str, Any], expected: str) -> None:
+    """`check` said OK to a config that `deploy` then refused while rendering the node CIDRs."""
+    data = minimal(network=network, workers=[{"ip": "192.168.10.2"}, {"ip": "192.168.10.3"}])
+    assert problems_of(data) == [expected]
