@@ -48,6 +48,7 @@ from eggo_nornir.config import (
 )
 from eggo_nornir.config.validate import SCHEMA
 from eggo_nornir.errors import Problem, join_key
+from eggo_nornir.render.network import node_pod_cidrs
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SECRET = "Fuzz-S3cret-pw"  # every seed's password: it must never reach any output
@@ -562,10 +563,12 @@ def check_cli(path: Path, *, accepted: bool | None, home: Path, secret_safe: boo
 
 
 def _accepted(cfg: ClusterConfig, *, secret_safe: bool) -> None:
-    """A document that passes must be a usable model: JSON without the password, and a
+    """A document that passes must be a usable model: JSON without the password, node pod
+    CIDRs that render accepts (the cheap part of rendering; keys would cost seconds), and a
     dump that reloads to the same model (what a saved config and `cleanup --id` rely on)."""
     assert isinstance(cfg, ClusterConfig) and cfg.masters and cfg.nodes
     assert not secret_safe or SECRET not in str(to_json_dict(cfg))
+    assert len(node_pod_cidrs(cfg)) == len(cfg.workers)  # render's own config rules agree with check
     text = dump_config(cfg)
     again = load_config_dict(yaml.safe_load(text))
     if cfg.dialect == "upstream":
