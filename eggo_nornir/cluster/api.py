@@ -27,6 +27,7 @@ from eggo_nornir.config.membership import JoinNode
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
+from eggo_nornir.engine.redact import Redactor
 from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
@@ -105,7 +106,9 @@ class Cluster:
         options.setdefault("distribution", self.distribution)
         return DeployContext(self.config, self.render(), self.state_dir, dict(options))
 
-    def nornir(self, *, dry_run: bool = False, log_file: Path | str | None = None) -> Nornir:
+    def nornir(
+        self, *, dry_run: bool = False, log_file: Path | str | None = None, redactor: Redactor | None = None
+    ) -> Nornir:
         """A ready Nornir on EggoInventory (interruptible runner, redacted log in the state dir)."""
         nr = make_nornir(
             self.config,
@@ -113,6 +116,7 @@ class Cluster:
             log_file=log_file,
             num_workers=self.num_workers,
             dry_run=dry_run,
+            redactor=redactor,
         )
         if self.accept_new_host_keys:
             nr.inventory.defaults.data["eggo_trust_new_host_keys"] = True
@@ -351,7 +355,10 @@ class Cluster:
         from eggo_nornir.remote.nornir_plugin import remote_stats
 
         run_dir = new_run_dir(self.state_dir)
-        nr = self.nornir(dry_run=dry_run, log_file=run_dir / "nornir.log")
+        # one redactor for the log, the report, the diffs and the progress lines; it must know
+        # the state dir's secrets (token, encryption key, private keys), not just the config's
+        redactor = Redactor.from_config(self.config, state_dir=self.state_dir)
+        nr = self.nornir(dry_run=dry_run, log_file=run_dir / "nornir.log", redactor=redactor)
         stats: dict[str, dict[str, int]] = {}
 
         def host_stats(host: Any) -> dict[str, int] | None:
@@ -368,6 +375,7 @@ class Cluster:
                 progress=progress,
                 host_stats=host_stats,
                 admin_kubeconfig=str(self.admin_kubeconfig),
+                redactor=redactor,
             )
         except RunInterrupted as exc:
             if finish is not None:

@@ -47,7 +47,7 @@ from eggo_nornir.config.model import (
     ServiceConfig,
     normalise_arch,
 )
-from eggo_nornir.errors import ConfigError, Problem, problem
+from eggo_nornir.errors import ConfigError, Problem, join_key, problem
 
 # Keys whose presence marks the operator manual's dialect (`addons` and `plugin-args`
 # are accepted in both dialects, so they do not decide).
@@ -488,8 +488,8 @@ class _Builder:
 
     def _cni_bin_dirs(self) -> tuple[str, ...]:
         value = self.data.get("cni-bin-dir")
-        if isinstance(value, list):
-            parts = list(self.r.str_list(self.data, "cni-bin-dir", ""))
+        if isinstance(value, list):  # each entry may itself be comma-separated, as the string form is
+            parts = [p for entry in self.r.str_list(self.data, "cni-bin-dir", "") for p in entry.split(",")]
         else:
             text = self.r.text(self.data, "cni-bin-dir", "")
             parts = (text or "").split(",")
@@ -527,7 +527,7 @@ class _Builder:
         args: dict[str, str] = {}
         for key in ("pluginargs", "plugin-args"):
             for k, v in r.mapping(net, key, "network").items():
-                args[str(k)] = r.scalar(v, f"network.{key}.{k}") or ""
+                args[str(k)] = r.scalar(v, join_key(f"network.{key}", k)) or ""
         default_mask = 64 if ":" in podcidr else 24
         return NetworkConfig(
             podcidr=podcidr,
@@ -692,7 +692,7 @@ class _Builder:
                 continue
             args = out.setdefault(name, {})
             for k, v in r.mapping(raw, "extra-args", path).items():
-                self._extra_arg(f"{path}.extra-args.{k}", name, str(k), v, args)
+                self._extra_arg(join_key(f"{path}.extra-args", k), name, str(k), v, args)
         return out
 
     def _extra_arg(self, path: str, component: str, key: str, value: Any, args: dict[str, str]) -> None:
@@ -900,7 +900,7 @@ class _Builder:
             path = "install.package-source"
             srcpath = {}
             for key, value in r.mapping(raw, "srcpath", path).items():
-                kpath = f"{path}.srcpath.{key}"
+                kpath = join_key(f"{path}.srcpath", key)
                 arch = normalise_arch(str(key))
                 if arch is None:
                     r.fail(

@@ -145,7 +145,7 @@ class ServiceConfig:
     @property
     def first_ip(self) -> str:
         """The `kubernetes` Service ClusterIP: always the first host of the service CIDR."""
-        return str(next(ipaddress.ip_network(self.cidr, strict=False).hosts()))
+        return str(next(iter(ipaddress.ip_network(self.cidr, strict=False).hosts())))  # /32: a list
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from eggo_nornir.config.model import (
     DST_WHITELIST_STRICTLY_BELOW,
     ClusterConfig,
 )
-from eggo_nornir.errors import Problem, problem
+from eggo_nornir.errors import Problem, join_key, problem
 
 # ------------------------------------------------------------------------- schema
 # A dict is a mapping with known keys; a one-element list is a list of that shape; ANY
@@ -155,7 +155,7 @@ def unknown_keys(data: Any, spec: Any = SCHEMA, path: str = "") -> list[Problem]
     if not isinstance(data, dict):
         return problems
     for key, value in data.items():
-        child = f"{path}.{key}" if path else str(key)
+        child = join_key(path, key)
         if key not in spec:
             problems.append(problem(child, f"unknown key; {_suggest(str(key), spec, path)}"))
             continue
@@ -389,12 +389,20 @@ def _check_service_network(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
         yield problem("network.podcidr", f"overlaps service.cidr {svc_cidr}", pod_cidr)
     yield from _check_service_ips(cfg, svc, o)
     if pod and "network.node-cidr-mask" not in o.bad:
-        top = 32 if pod.version == 4 else 128
-        if not pod.prefixlen <= cfg.network.node_cidr_mask <= top:
+        # the rules render.network.node_pod_cidrs enforces: a node's slice holds the bridge's
+        # gateway and a pod (so at most /30, /126), and every worker gets a slice
+        mask, top = cfg.network.node_cidr_mask, pod.max_prefixlen - 2
+        if not pod.prefixlen <= mask <= top:
             yield problem(
                 "network.node-cidr-mask",
                 f"must be between the pod CIDR's prefix ({pod.prefixlen}) and {top}",
-                cfg.network.node_cidr_mask,
+                mask,
+            )
+        elif len(cfg.workers) > 2 ** (mask - pod.prefixlen):
+            yield problem(
+                "network.podcidr",
+                f"{pod} split into /{mask} holds {2 ** (mask - pod.prefixlen)} node CIDRs, "
+                f"but there are {len(cfg.workers)} workers",
             )
     for h in o.hosts:
         if not is_ip(h.ip):
@@ -421,7 +429,7 @@ def _check_service_ips(cfg: ClusterConfig, svc: Any, o: Origins) -> Iterator[Pro
         elif svc and ipaddress.ip_address(value) not in svc:
             yield problem(path, f"must lie inside service.cidr {svc}", value)
     if svc and is_ip(cfg.service.gateway) and "service.gateway" not in o.bad:
-        first = next(svc.hosts(), None)
+        first = next(iter(svc.hosts()), None)  # a /32 network gives a list, not an iterator
         if (
             first is not None
             and ipaddress.ip_address(cfg.service.gateway) in svc

@@ -10,10 +10,16 @@ log record (message, args, exception and stack text) before a handler formats it
 Every non-empty secret is masked, however short: a leaked password is worse than an
 over-masked log line. The quoted forms a secret takes in `repr()`, JSON and shell
 quoting are masked too.
+
+Private keys are masked twice over, because user code on a host (a hook, `set -x`) can
+print one, and an error keeps only the tail of its output: every PEM private-key block,
+whole or cut (one marker is enough), and any piece of 16 or more base64 characters of a
+key the cluster's `pki/` holds, with or without its PEM lines around it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -29,6 +35,16 @@ MASK = "***"
 # File names written by eggo_nornir.render.secrets (kept in the cluster state dir).
 _TOKEN_FILE = "bootstrap-token"
 _ENCRYPTION_FILE = "encryption-config.yaml"
+_PKI_DIR = "pki"  # eggo_nornir.render.pki: the cluster's keys, `*.key`
+
+# A PEM private key, whole or cut at either end: from its BEGIN line through base64 lines
+# (real or escaped newlines) to its END line if present, or base64 lines ending at an END
+# line (the head was cut off, as in the tail of a command's stderr).
+_NL = r"(?:\r?\n|\\r?\\n)"
+_BEGIN, _END = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----", r"-----END [A-Z0-9 ]*PRIVATE KEY-----"
+_PRIVATE_PEM = re.compile(rf"{_BEGIN}(?:[A-Za-z0-9+/=]|{_NL})*(?:{_END})?|(?:[A-Za-z0-9+/=]+{_NL})+{_END}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}=*")
+_KEY_PIECE = 16  # shorter base64 runs are everywhere (paths, hashes) and tell nothing of a key
 
 
 def _variants(secret: str) -> set[str]:
@@ -44,6 +60,7 @@ class Redactor:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._key_material = ""  # base64 bodies of known private keys, one line per PEM line
         self.add(*secrets)
 
     def __repr__(self) -> str:
@@ -82,8 +99,23 @@ class Redactor:
             ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
+    def add_private_key(self, pem: str | bytes) -> None:
+        """Mask the PEM private key(s) in `pem` anywhere, also in pieces and as the base64 of
+        the whole PEM (how a kubeconfig embeds a key as `client-key-data`)."""
+        raw = pem.encode() if isinstance(pem, str) else pem
+        lines = [
+            ln.strip().decode("ascii", "replace")
+            for ln in raw.splitlines()
+            if ln.strip() and not ln.startswith(b"-----") and b":" not in ln
+        ]
+        if not lines:
+            return
+        self.add(base64.b64encode(raw).decode("ascii"))
+        with self._lock:
+            self._key_material += "\n" + "\n".join(lines)
+
     def add_state_dir(self, state_dir: Path) -> None:
-        """Add the bootstrap token and encryption keys stored in a cluster state dir.
+        """Add the bootstrap token, encryption keys and private keys stored in a cluster state dir.
 
         Read only: a missing or unreadable file adds nothing (this must never generate
         secrets, and must never fail a run).
@@ -101,12 +133,38 @@ class Redactor:
         except Exception:
             doc = None
         self.add(*_encryption_secrets(doc))
+        try:
+            keys = sorted((state_dir / _PKI_DIR).rglob("*.key"))
+        except OSError:
+            keys = []
+        for path in keys:
+            try:
+                self.add_private_key(path.read_bytes())
+            except OSError:
+                continue
 
     def redact(self, text: object) -> str:
-        """`str(text)` with every known secret replaced by `***`."""
+        """`str(text)` with every known secret and every private key replaced by `***`."""
         value = text if isinstance(text, str) else str(text)
         pattern = self._pattern
-        return pattern.sub(MASK, value) if pattern is not None else value
+        if pattern is not None:
+            value = pattern.sub(MASK, value)
+        if "PRIVATE KEY-----" in value:
+            value = _PRIVATE_PEM.sub(MASK, value)
+        material = self._key_material
+        if material:
+            value = _BASE64_RUN.sub(lambda m: _mask_key_piece(m.group(), material), value)
+        return value
+
+
+def _mask_key_piece(run: str, material: str) -> str:
+    """`run` masked when it is a piece of a known key; a run glued to the `n` of an escaped
+    newline (`\\nMIIE...` in JSON or a repr) keeps that `n`."""
+    for start in (0, 1):
+        piece = run[start:].rstrip("=")
+        if len(piece) >= _KEY_PIECE and piece in material:
+            return run[:start] + MASK
+    return run
 
 
 def _encryption_secrets(doc: object) -> list[str]:

@@ -88,3 +88,30 @@ def test_deploy_cli_takes_the_distribution() -> None:
     assert code == 0 and cluster is not None and cluster.distribution == "peer"
     default = build_parser().parse_args(["deploy", str(DATA / "upstream-template.yaml")])
     assert default.distribution == "auto"
+
+
+def test_a_run_masks_the_state_dirs_secrets_in_the_report(tmp_path: Path) -> None:
+    """The report and summary took their error text through a redactor that knew only the
+    config's passwords: a failing step that printed the bootstrap token or a key of the PKI
+    showed it there (test_secrets_e2e's hook). One redactor now serves the log and the report."""
+    from nornir.core.task import Task
+
+    from eggo_nornir.engine import Phase
+
+    cluster = Cluster.from_file(DATA / "upstream-template.yaml")
+    cluster.render()
+    token = (cluster.state_dir / "bootstrap-token").read_text().strip()
+    key = (cluster.state_dir / "pki" / "sa.key").read_text()
+
+    def leaky(task: Task) -> None:
+        raise RuntimeError(f"token {token} and key {key[-700:]}")
+
+    result = cluster._run(
+        [Phase("leaky", leaky, "etcd", policy="continue")], dry_run=False, progress=False, report=None
+    )
+    text = result.to_json() + result.summary()
+    assert "token ***" in text
+    assert token.split(".")[1] not in text
+    assert not any(ln in text for ln in key.splitlines()[-5:-1])
+    log = next(cluster.state_dir.glob("runs/*/nornir.log")).read_text()
+    assert "token ***" in log and token.split(".")[1] not in log

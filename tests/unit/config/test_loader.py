@@ -184,6 +184,22 @@ def test_upstream_defaults_and_our_deviations() -> None:
     ) in by_cat
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/usr/libexec/cni,/opt/cni/bin",
+        ["/usr/libexec/cni", "/opt/cni/bin"],
+        ["/usr/libexec/cni,/opt/cni/bin"],
+    ],
+)
+def test_cni_bin_dir_string_list_and_commas_inside_a_list(value: Any) -> None:
+    """A list entry with a comma was kept as one dir, which the saved (comma-joined) config then
+    read back as two: the dump no longer reloaded to the same model (found by the fuzz suite)."""
+    cfg = load_config_dict(minimal(**{"cni-bin-dir": value}))
+    assert cfg.cni_bin_dirs == ("/usr/libexec/cni", "/opt/cni/bin")
+    assert load_config_dict(yaml.safe_load(dump_config(cfg))) == cfg
+
+
 def test_endpoint_defaults_to_the_load_balancer() -> None:
     cfg = load_config_dict(minimal(loadbalance={"name": "lb", "ip": "192.168.10.9", "bind-port": 9443}))
     assert cfg.apiserver_endpoint == "192.168.10.9:9443" and cfg.apiserver_url == "https://192.168.10.9:9443"

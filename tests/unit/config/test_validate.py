@@ -319,7 +319,7 @@ def test_sans_and_misc_values() -> None:
         "dns-domain: must be a lower-case DNS name (got 'Cluster.Local')",
         "cni-bin-dir: entry 2 must be an absolute path (got 'relative/dir')",
         "runtime-endpoint: must be a unix:// or tcp:// URL (got '/run/containerd/containerd.sock')",
-        "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 32 (got 8)",
+        "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 30 (got 8)",
         "apiserver-cert-sans.dnsnames[1]: not a valid DNS name (got 'bad name')",
         "apiserver-cert-sans.ips[0]: not a valid IP address (got '1.2.3')",
     ]
@@ -391,3 +391,69 @@ def test_any_value_anywhere_gives_problems_not_exceptions(dotted: str) -> None:
         assert cfg is not None
         for p in problems:
             assert p.path or p.message
+
+
+# ---------------------------------------------------------------- found by the fuzz suite
+def test_unknown_keys_that_are_empty_dotted_or_hold_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each problem stays one line with a path, whatever the key (test_loader_fuzz.py found
+    `'': None` giving a problem without a path, and an ESC in a key reaching the terminal)."""
+    data = minimal(**{"": None, "\x1b[2J": 1, "net.work": {}}, network={"a\nb": 1})
+    assert sorted(problems_of(data)) == sorted(
+        [
+            "['\\x1b[2J']: unknown key; remove it",
+            "['']: unknown key; remove it",
+            "['net.work']: unknown key; did you mean network?",
+            "network['a\\nb']: unknown key; remove it",
+        ]
+    )
+    path = tmp_path / "deploy.yaml"
+    path.write_text('cluster-id: demo\npassword: x\nmasters: [{ip: 10.1.1.1}]\n"": 1\n"a\\nb": 2\n')
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: {path}: 2 problems",
+        "  ['']: unknown key; remove it",
+        "  ['a\\nb']: unknown key; remove it",
+    ]
+
+
+def test_a_huge_value_is_echoed_cut_short() -> None:
+    (line,) = problems_of(minimal(**{"cluster-id": "Ü" * 5000}))
+    assert line.startswith("cluster-id: must be a lower-case DNS name (a-z, 0-9, '-', '.') (got 'ÜÜÜ")
+    assert line.endswith("... (5000 characters))") and len(line) < 200
+
+
+@pytest.mark.parametrize("cidr", ["10.96.0.0", "10.96.0.0/32", "10.96.0.0/31", "fd00::/128"])
+def test_a_single_address_service_cidr_is_a_problem_not_a_traceback(
+    cidr: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`service.cidr: 10.96.0.0` (no prefix: a /32) crashed the gateway rule, because
+    ipaddress returns a list, not an iterator, for a /32's hosts (found by the fuzz suite)."""
+    got = problems_of(minimal(service={"cidr": cidr}))
+    assert any(p.startswith("service.gateway: ") for p in got), got
+    path = tmp_path / "deploy.yaml"
+    text = f"cluster-id: demo\npassword: x\nmasters: [{{ip: 10.1.1.1}}]\nservice: {{cidr: {cidr!r}}}\n"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        (
+            {"node-cidr-mask": 32},
+            "network.node-cidr-mask: must be between the pod CIDR's prefix (16) and 30 (got 32)",
+        ),
+        (
+            {"podcidr": "10.244.0.0/24", "node-cidr-mask": 24},
+            "network.podcidr: 10.244.0.0/24 split into /24 holds 1 node CIDRs, but there are 2 workers",
+        ),
+    ],
+)
+def test_node_cidr_mask_rules_match_what_render_enforces(network: dict[str, Any], expected: str) -> None:
+    """`check` said OK to a config that `deploy` then refused while rendering the node CIDRs."""
+    data = minimal(network=network, workers=[{"ip": "192.168.10.2"}, {"ip": "192.168.10.3"}])
+    assert problems_of(data) == [expected]

@@ -144,3 +144,58 @@ def test_awkward_secrets(secret: str) -> None:
     redactor = Redactor([secret])
     for form in (secret, repr(secret), json.dumps(secret)):
         assert secret not in redactor.redact(f"x {form} y")
+
+
+# ---------------------------------------------------------------- private keys (found by test_secrets_e2e)
+def _rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _body_lines(pem: str) -> list[str]:
+    return [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")]
+
+
+def test_a_state_dir_key_is_masked_whole_cut_in_pieces_escaped_and_embedded(tmp_path: Path) -> None:
+    """A hook that ran `cat sa.key >&2` put the key's last 1500 characters (no BEGIN line) into
+    the error text, the report, nornir.log and the summary on stdout."""
+    pem = _rsa_pem()
+    (tmp_path / "pki" / "etcd").mkdir(parents=True)
+    (tmp_path / "pki" / "etcd" / "peer.key").write_text(pem)
+    redactor = Redactor.from_config(make_cfg(), state_dir=tmp_path)
+    import base64
+
+    texts = {
+        "whole": f"before\n{pem}after",
+        "tail": "hook: exit status 3: " + pem[-1500:],
+        "head": pem[:300],
+        "no markers": "\n".join(_body_lines(pem)[3:9]),
+        "json": json.dumps({"error": pem[-1000:-30]}),
+        "repr": repr(pem[200:900]),
+        "one line": f"x {_body_lines(pem)[7]} y",
+        "client-key-data": "client-key-data: " + base64.b64encode(pem.encode()).decode(),
+    }
+    for name, text in texts.items():
+        masked = redactor.redact(text)
+        leaked = [ln for ln in _body_lines(pem) if ln[5:-5] in masked]
+        assert leaked == [], (name, masked)
+        assert "***" in masked
+    assert redactor.redact(texts["whole"]).startswith("before\n***")
+    assert redactor.redact("sha256 " + "ab" * 32 + " /etc/kubernetes/pki/sa.key") == (
+        "sha256 " + "ab" * 32 + " /etc/kubernetes/pki/sa.key"
+    )
+
+
+def test_any_private_key_block_is_masked_even_an_unknown_one() -> None:
+    pem = _rsa_pem()
+    redactor = Redactor()
+    assert redactor.redact(f"a: {pem}b") == "a: ***\nb"
+    masked = redactor.redact("tail\n" + pem[-400:] + "exit 3")
+    assert not any(ln in masked for ln in _body_lines(pem)[-4:]) and masked.endswith("exit 3")
