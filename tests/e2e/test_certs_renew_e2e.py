@@ -22,7 +22,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +30,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modtb import eggo_env, module_testbed, run_eggo
 
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -56,24 +55,15 @@ LIST_CERTS = (
 
 @pytest.fixture(scope="module")
 def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
     if not shutil.which("openssl"):
         pytest.skip("no openssl on the controller")
-    out = tmp_path_factory.mktemp("renewtb")
-    state = lifecycle.up(out, name=NAME, machines=6, subnet=SUBNET, bundle=bundle)
-    try:
-        yield Testbed(state, out)
-    finally:
-        lifecycle.down(out)
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=6) as bed:
+        yield bed
 
 
 @pytest.fixture(scope="module")
 def env(tb: Testbed) -> dict[str, str]:
-    home = tb.out_dir / "eggo-home"
-    home.mkdir(exist_ok=True)
-    return {**os.environ, "EGGO_HOME": str(home)}
+    return eggo_env(tb)
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +77,7 @@ def deploy_yaml(tb: Testbed) -> Path:
 
 
 def eggo(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_eggo(env, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

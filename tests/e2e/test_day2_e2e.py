@@ -12,15 +12,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from modtb import eggo_env, module_testbed, run_eggo
 
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -30,28 +29,17 @@ NAME = "eggod2"
 
 @pytest.fixture(scope="module")
 def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("day2tb")
-    state = lifecycle.up(out, name=NAME, machines=3, subnet=SUBNET, bundle=bundle)
-    try:
-        yield Testbed(state, out)
-    finally:
-        lifecycle.down(out)
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=3) as bed:
+        yield bed
 
 
 @pytest.fixture(scope="module")
 def env(tb: Testbed) -> dict[str, str]:
-    home = tb.out_dir / "eggo-home"
-    home.mkdir(exist_ok=True)
-    return {**os.environ, "EGGO_HOME": str(home)}
+    return eggo_env(tb)
 
 
 def eggo(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_eggo(env, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modtb import eggo_env, module_testbed, run_eggo
 
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -37,28 +36,17 @@ LATER = ("master3", "worker2")  # joined by the tests, not in the first deploy
 
 @pytest.fixture(scope="module")
 def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("membershiptb")
-    state = lifecycle.up(out, name=NAME, machines=6, subnet=SUBNET, bundle=bundle)
-    try:
-        yield Testbed(state, out)
-    finally:
-        lifecycle.down(out)
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=6) as bed:
+        yield bed
 
 
 @pytest.fixture(scope="module")
 def env(tb: Testbed) -> dict[str, str]:
-    home = tb.out_dir / "eggo-home"
-    home.mkdir(exist_ok=True)
-    return {**os.environ, "EGGO_HOME": str(home)}
+    return eggo_env(tb)
 
 
 def eggo(env: dict[str, str], *args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_eggo(env, *args, timeout=timeout)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> None:

@@ -1,0 +1,60 @@
+"""What the e2e modules with a testbed of their own share: booting it, its EGGO_HOME, running the CLI.
+
+Why one helper: each module owns its testbed (its own name and subnet, so no module sees
+another's cluster), and each needs the same three things around it: boot it (or skip when the
+host cannot), tear it down whatever happens, and run `python -m eggo_nornir` with an EGGO_HOME
+inside the testbed's dir so the cluster state (keys included) goes away with it.
+
+Use it from a test module (tests are not packages, so import it by name):
+
+    from modtb import eggo_env, module_testbed, run_eggo
+
+    @pytest.fixture(scope="module")
+    def tb(bundle, tmp_path_factory):
+        with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=3) as bed:
+            yield bed
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from eggo_nornir.testbed import lifecycle
+from eggo_nornir.testbed.handle import Testbed, unavailable
+
+
+@contextmanager
+def module_testbed(
+    tmp_path_factory: pytest.TempPathFactory, bundle: Path, *, name: str, subnet: str, machines: int
+) -> Iterator[Testbed]:
+    """Boot `machines` testbed machines (or skip the module), and always tear them down."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp(f"{name}tb")
+    state = lifecycle.up(out, name=name, machines=machines, subnet=subnet, bundle=bundle)
+    try:
+        yield Testbed(state, out)
+    finally:
+        lifecycle.down(out)
+
+
+def eggo_env(tb: Testbed) -> dict[str, str]:
+    """The environment with EGGO_HOME inside the testbed's dir."""
+    home = tb.out_dir / "eggo-home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "EGGO_HOME": str(home)}
+
+
+def run_eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """`python -m eggo_nornir ARGS` as a user runs it: a process of its own, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
