@@ -13,7 +13,7 @@ Output is JSON:
      "redeploy": {...}, "cleanup": {...}, "redeploy_ratio": 0.08}
 
 `seconds` is the CLI's wall time (start-up and render included); `report_seconds` is the
-run's own. Usage: `python bench/deploy.py [--name eggobench --subnet 10.213.46.0/24]`
+run's own. Usage: `python bench/deploy.py [--name eggobnch --subnet 10.213.46.0/24]`
 (the bundle must be built: `python -m eggo_nornir testbed bundle`).
 """
 
@@ -65,7 +65,7 @@ def run(kind: str, deploy_yaml: Path, state: Path, reports: Path) -> dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default="eggobench", help="testbed and cluster name")
+    parser.add_argument("--name", default="eggobnch", help="testbed and cluster name")
     parser.add_argument("--subnet", default="10.213.46.0/24", help="a /24 no other testbed uses")
     parser.add_argument("--machines", type=int, default=6)
     parser.add_argument("--keep-reports", type=Path, help="copy the JSON reports into this dir")
