@@ -106,6 +106,11 @@ def test_delete_drains_and_removes_the_member_before_converging(tmp_path: Path) 
     assert by["remove-nodes"].select(remaining) == ["m9"] and by["remove-nodes"].params["ctx"] is old_ctx
     # the convergence runs on the remaining hosts only
     assert "m9" not in by["system"].select(remaining)
+    # delete's --prehook/--posthook run on the deleted node, never fatal
+    hook = CliHook(path=str(tmp_path / "h.sh"), role="master")
+    hooked = delete_phases(remaining, old_ctx, new_ctx, removed, cli_prehooks=[hook], cli_posthooks=[hook])
+    assert hooked[0].name == "prehook" and hooked[-1].name == "posthook"
+    assert hooked[0].select(remaining) == ["m9"] and hooked[0].params["operator"] == "delete"
 
 
 def test_cluster_preflight_sees_every_hosts_facts(tmp_path: Path) -> None:
