@@ -25,11 +25,8 @@ Gates, per unit:
 
 from __future__ import annotations
 
-import shlex
-
 from nornir.core.task import Result, Task
 
-from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
@@ -37,8 +34,7 @@ from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.controlplane import wait_apiserver_ready
 from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
 from eggo_nornir.tasks.rolling import APISERVER_UNIT, due_restarts, stage_files
-from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.waiting import CLOCK, journal_tail, option_seconds, poll
+from eggo_nornir.tasks.services import converge_services, wait_stays_active
 
 # Every file that holds a leaf certificate or embeds a client certificate. The CA and SA files
 # sit under PKI_DIR too; renewal never changes them, so pushing them finds nothing to do.
@@ -86,27 +82,6 @@ def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> R
     return stage_files(task, ctx, files, roll_units(files), dry_run=dry_run)
 
 
-def _wait_stays_active(task: Task, ctx: DeployContext, unit: str) -> None:
-    """Active now and still active `unit_settle_seconds` later (catches a unit that exits on start)."""
-    remote = remote_for(task)
-    check = f"systemctl is-active {shlex.quote(unit)}"
-    timeout = option_seconds(ctx.option("unit_timeout", 60), 60.0)
-
-    def active() -> tuple[bool, str]:
-        res = remote.run(check, check=False, timeout=30)
-        return res.rc == 0, res.stdout.strip() or res.stderr.strip()
-
-    ok, said = poll(active, timeout, interval=1.0)
-    if ok:
-        CLOCK.sleep(option_seconds(ctx.option("unit_settle_seconds", 3), 3.0))
-        ok, said = active()
-    if not ok:
-        raise RuntimeError(
-            f"{unit} on {task.host.name} is not running after its restart ({said})\n"
-            f"{journal_tail(remote, [unit])}"
-        )
-
-
 def _gate_after(task: Task, ctx: DeployContext, unit: str) -> str:
     if unit == ETCD_UNIT:
         task.run(etcd_health, ctx=ctx)
@@ -115,7 +90,7 @@ def _gate_after(task: Task, ctx: DeployContext, unit: str) -> str:
         server = node_apiserver_url(ctx.cfg, ctx.node(task.host.name))
         wait_apiserver_ready(task, ctx, server=server)
         return f"{server}/readyz ok"
-    _wait_stays_active(task, ctx, unit)
+    wait_stays_active(task, ctx, [unit])
     return "active"
 
 

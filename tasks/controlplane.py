@@ -21,7 +21,7 @@ from eggo_nornir.render.kubeconfig import local_apiserver_url
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.kubectl import ADMIN_CONF, readyz
-from eggo_nornir.tasks.services import converge_services
+from eggo_nornir.tasks.services import converge_services, wait_stays_active
 from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, combine_changed, files_for
 from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
 
@@ -49,6 +49,10 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
     control-plane units, admin.conf, and the manifests under /etc/kubernetes/addons), converge
     kube-apiserver, kube-controller-manager and kube-scheduler, then wait for local readyz.
 
+    When anything was (re)started, the controller-manager and the scheduler must also stay
+    active (they exit when they lose their leader lease during a long apiserver restart, and
+    systemd brings them back a few seconds later): the step ends with all three running.
+
     A dry run shows the file diffs and the service actions and does not wait.
     """
     files = files_for(ctx, "control-plane", task.host.name)
@@ -57,4 +61,6 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
     result = {"files": pushed[0].result["written"], "services": converged[0].result}
     if not task.is_dry_run(dry_run):
         result["readyz"] = wait_apiserver_ready(task, ctx)
+        if converged.changed:
+            wait_stays_active(task, ctx, [u for u in CONTROL_PLANE_UNITS if u != "kube-apiserver"])
     return Result(host=task.host, changed=combine_changed(pushed, converged), result=result)

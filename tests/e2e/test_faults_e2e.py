@@ -96,13 +96,16 @@ def faults(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
 # ---- helpers --------------------------------------------------------------------------------------
 
 
+DIRECT = ("--distribution", "direct")
+
+
 class Deploy:
     """`python -m eggo_nornir deploy` in the background, its stderr read line by line as it comes."""
 
-    def __init__(self, f: Faults) -> None:
+    def __init__(self, f: Faults, *extra: str) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eggo_nornir", "deploy", str(f.tb.deploy_yaml)],
+            [sys.executable, "-m", "eggo_nornir", "deploy", str(f.tb.deploy_yaml), *extra],
             env=f.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -364,7 +367,9 @@ def test_b_link_cut_during_the_bundle_upload(faults: Faults) -> None:
     f = faults
     victim = f.tb.with_role("worker")[-1]
     f.tb.run(victim, f"rm -rf {BUNDLE_DIR}")  # make the next deploy upload its bundle again
-    deploy = Deploy(f)
+    # direct: this suite is about the SSH upload; with `auto` the victim would fetch its bundle from
+    # the other worker, which still holds one (peer fan-out's own fallbacks are tested elsewhere)
+    deploy = Deploy(f, *DIRECT)
     try:
         wait_for_upload(f.tb, victim, 8 * 1024 * 1024, 180, deploy)
         subprocess.run(["ip", "link", "set", victim.veth, "down"], check=True)
@@ -399,7 +404,7 @@ def test_b_link_cut_during_the_bundle_upload(faults: Faults) -> None:
     # to this host removes them
     for p in leftovers:
         f.tb.run(victim, f"touch -d '-1 hour' {p}/* {p}")
-    rerun = Deploy(f)
+    rerun = Deploy(f, *DIRECT)  # an SSH upload to the victim again, which sweeps the stale temp dir
     rc = rerun.finish()
     f.timings["b_rerun_seconds"] = time.monotonic() - rerun.started
     assert rc == 0, rerun.tail()

@@ -195,6 +195,12 @@ class TestSecrets:
             ("backup", ["etcd", "backup", str(run.config), "--json"]),
         ):
             proc = run.eggo(label, *args)
+            if label == "status":
+                # status exits 1 for an unhealthy cluster; right after the repair deploy a
+                # controller-manager may be between two starts. Either way it must report, and
+                # its report is what this suite scans.
+                assert proc.returncode in (0, 1) and json.loads(proc.stdout)["nodes"], _ok(proc)
+                continue
             assert proc.returncode == 0, f"{label}: {_ok(proc)}"
 
     def test_a_hook_that_prints_secrets_and_fails(self, run: Run) -> None:

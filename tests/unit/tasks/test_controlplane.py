@@ -46,7 +46,10 @@ def test_first_deploy_ships_master_files_starts_and_waits_for_local_readyz(ctx: 
     assert p.ETCD_ENV not in fake.files and p.KUBELET_CONFIG not in fake.files
     readyz = [c for c in fake.commands if "/readyz" in c]
     assert len(readyz) == 4 and all("--server=https://127.0.0.1:6443" in c for c in readyz)
-    assert clock.slept == pytest.approx(6.0)
+    # 3 readyz retries 2 s apart, then the controllers must still be active 3 s later
+    assert clock.slept == pytest.approx(9.0)
+    stays = [c for c in fake.commands if c.startswith("systemctl is-active kube-controller-manager")]
+    assert len(stays) == 2 and "kube-scheduler" in stays[0]
 
 
 def test_rerun_restarts_nothing_but_still_checks_readyz(ctx: DeployContext) -> None:

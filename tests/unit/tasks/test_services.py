@@ -75,3 +75,33 @@ def test_task_failure_includes_journal(cluster) -> None:
     nr = fake_nornir(cluster, m0=fake).filter(name="m0")
     res = nr.run(task=converge_services, units=["etcd"])["m0"][0]
     assert res.failed and "bad flag --foo" in str(res.exception)
+
+
+def test_a_unit_between_two_starts_is_not_up(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`activating (auto-restart)` right after a restart fails the settle check, with the journal."""
+    from k8s_fakes import install_fake_clock, k8s_cluster, run_on
+
+    from eggo_nornir.tasks.context import DeployContext
+    from eggo_nornir.tasks.services import wait_stays_active
+
+    install_fake_clock(monkeypatch)
+    cfg = k8s_cluster()
+    ctx = DeployContext.build(cfg, tmp_path, unit_timeout=5)
+
+    def settle(task, ctx):  # type: ignore[no-untyped-def]
+        from nornir.core.task import Result
+
+        wait_stays_active(task, ctx, ["kube-controller-manager", "kube-scheduler"])
+        return Result(host=task.host)
+
+    fake = FakeRemote(host="m0")
+    fake.on(re.compile(r"^systemctl is-active "), rc=0, stdout="active\nactive\n", times=1)
+    fake.on(re.compile(r"^systemctl is-active "), rc=3, stdout="activating\nactive\n")
+    fake.on(re.compile(r"journalctl"), stdout="== journal of kube-controller-manager\nleaderelection lost\n")
+    res = run_on(cfg, "m0", settle, fake, ctx=ctx)
+    assert res.failed
+    msg = str(res[0].exception)
+    assert "not running after the (re)start (activating active)" in msg and "leaderelection lost" in msg
+    ok = FakeRemote(host="m0")
+    ok.on(re.compile(r"^systemctl is-active "), stdout="active\nactive\n")
+    assert not run_on(cfg, "m0", settle, ok, ctx=ctx).failed
