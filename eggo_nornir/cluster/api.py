@@ -211,7 +211,7 @@ class Cluster:
             )
             result = cluster._run(phases, dry_run=dry_run, progress=progress, report=report)
             if not dry_run:
-                if _failed_before_changes(result, names):
+                if _failed_before_changes(result):
                     self._restore_saved(before)
                 else:
                     self.config = merged
@@ -536,8 +536,8 @@ def _phase_ran(result: RunResult, phase: str) -> bool:
     return any(p.name == phase and p.status != "not_run" for p in result.phases)
 
 
-def _failed_before_changes(result: RunResult, hosts: Sequence[str]) -> bool:
-    """Whether the run failed before it changed anything for `hosts` (in the preflight)."""
+def _failed_before_changes(result: RunResult) -> bool:
+    """Whether the run failed before it changed anything (in the preflight)."""
     if result.ok:
         return False
     return not _phase_ran(result, "system")

@@ -41,7 +41,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir import state
 from eggo_nornir.config.model import ClusterConfig, Node
-from eggo_nornir.engine import Phase
+from eggo_nornir.engine import Phase, hosts_named
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.flags import etcd_initial_cluster, etcd_peer_url
@@ -332,7 +332,7 @@ def restore_phases(ctx: DeployContext, snapshot: Path, sha256: str) -> list[Phas
 
     cfg = ctx.cfg
     _require_managed_etcd(cfg)
-    first_etcd = [cfg.etcds[0]]
+    first_etcd = hosts_named(cfg.etcds[0])
     c = {"ctx": ctx}
     return [
         Phase(
@@ -346,7 +346,7 @@ def restore_phases(ctx: DeployContext, snapshot: Path, sha256: str) -> list[Phas
         Phase("restore", restore_member, "etcd", params=c),
         # all members at once: each blocks in `systemctl start` until a quorum has formed
         Phase("start-etcd", systemctl, "etcd", params={**c, "action": "start", "units": ["etcd"]}),
-        Phase("etcd-health", etcd_health, lambda _cfg: first_etcd, params=c),
+        Phase("etcd-health", etcd_health, first_etcd, params=c),
         Phase("start-apiservers", systemctl, "master", params={**c, "action": "start", "units": [APISERVER]}),
         Phase("apiservers-ready", apiserver_ready, "master", params=c),
         Phase(

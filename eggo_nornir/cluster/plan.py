@@ -9,12 +9,12 @@ member, first master or LB stops the run before anything depends on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig, Node
-from eggo_nornir.engine import Phase, critical_hosts, first_master, other_masters
+from eggo_nornir.engine import Phase, critical_hosts, first_master, hosts_named, other_masters
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.tasks import (
@@ -101,11 +101,10 @@ def _cli_hook_phase(
     }
     if fatal is not None:
         params["fatal"] = fatal
-    only = None if hosts is None else tuple(hosts)
     return Phase(
         hook_type,
         hooks.run_cli_hooks,
-        None if only is None else (lambda _cfg: list(only)),
+        None if hosts is None else hosts_named(*hosts),
         policy="continue",
         critical=critical_hosts,
         params=params,
@@ -217,11 +216,7 @@ def control_plane_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
                 params=c,
             ),
         ]
-    lb = cfg.loadbalance.name
-
-    def only(name: str) -> Callable[[ClusterConfig], list[str]]:
-        return lambda _cfg: [name]
-
+    lb = hosts_named(cfg.loadbalance.name)
     phases = [
         Phase(
             "control-plane-files",
@@ -235,15 +230,15 @@ def control_plane_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
     for i, master in enumerate(cfg.masters):
         at = {**c, "master": master}
         phases += [
-            Phase(f"drain {master}", rolling.drain_apiserver, only(lb), params=at),
+            Phase(f"drain {master}", rolling.drain_apiserver, lb, params=at),
             Phase(
                 f"control-plane {master}",
                 controlplane.deploy_control_plane,
-                only(master),
+                hosts_named(master),
                 policy="abort" if i == 0 else "continue",
                 params=c,
             ),
-            Phase(f"undrain {master}", rolling.restore_upstreams, only(lb), params=at),
+            Phase(f"undrain {master}", rolling.restore_upstreams, lb, params=at),
         ]
     return phases
 
@@ -310,8 +305,7 @@ def delete_phases(
     old = {"ctx": old_ctx}
     new = {"ctx": new_ctx}
 
-    def deleted(_cfg: ClusterConfig) -> list[str]:
-        return list(names)
+    deleted = hosts_named(*names)
 
     def first_member(cfg: ClusterConfig) -> list[str]:
         return [n.name for n in cfg.nodes if n.is_etcd][:1]

@@ -33,7 +33,7 @@ from typing import Any
 from cryptography import x509
 
 from eggo_nornir.config.model import ClusterConfig
-from eggo_nornir.engine import Phase, RunResult, critical_hosts
+from eggo_nornir.engine import Phase, RunResult, critical_hosts, hosts_named
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render.pki import ClusterPKI, leaf_specs
 from eggo_nornir.render.rendered import Rendered
@@ -212,10 +212,6 @@ def roll_order(cfg: ClusterConfig) -> list[str]:
     return list(dict.fromkeys([*etcd_only, *cfg.masters]))
 
 
-def _only(name: str) -> Callable[[ClusterConfig], list[str]]:
-    return lambda _cfg: [name]
-
-
 def _cert_hosts(cfg: ClusterConfig) -> list[str]:
     return [n.name for n in cfg.nodes if n.is_master or n.is_worker or (n.is_etcd and not cfg.etcd_external)]
 
@@ -232,15 +228,17 @@ def renew_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
     for name in rolled:
         behind_lb = lb is not None and cfg.node(name).is_master
         if behind_lb:
-            phases.append(Phase(f"drain {name}", drain_apiserver, _only(lb), params={**c, "master": name}))
-        phases.append(Phase(f"roll {name}", roll_node, _only(name), params=c))
+            phases.append(
+                Phase(f"drain {name}", drain_apiserver, hosts_named(lb), params={**c, "master": name})
+            )
+        phases.append(Phase(f"roll {name}", roll_node, hosts_named(name), params=c))
         if behind_lb:
             phases.append(
-                Phase(f"undrain {name}", restore_upstreams, _only(lb), params={**c, "master": name})
+                Phase(f"undrain {name}", restore_upstreams, hosts_named(lb), params={**c, "master": name})
             )
     workers = [w for w in cfg.workers if w not in rolled]
     if workers:
         phases.append(
-            Phase("roll workers", roll_node, lambda _cfg: workers, policy="continue", serial=True, params=c)
+            Phase("roll workers", roll_node, hosts_named(*workers), policy="continue", serial=True, params=c)
         )
     return phases

@@ -26,6 +26,23 @@ def add_config_args(parser: argparse.ArgumentParser, verb: str = "use") -> None:
     )
 
 
+def add_connection_args(parser: argparse.ArgumentParser, json_help: str) -> None:
+    """What every command that reaches the hosts takes: the state dir, host-key trust,
+    parallelism, and `--json` (whose meaning, `json_help`, differs by command)."""
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
+    )
+    parser.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="replace recorded SSH host keys that changed (after reinstalling a machine)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=20, metavar="N", help="hosts worked on in parallel (20)"
+    )
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
 def config_path(args: argparse.Namespace) -> Path:
     """`-f FILE` or the positional FILE (not two different ones), else eggo's default file."""
     if args.file and args.config and Path(args.file) != Path(args.config):

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from eggo_nornir.commands._common import add_config_args, load
+from eggo_nornir.commands._common import add_config_args, add_connection_args, load
 from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, MODES
 
 if TYPE_CHECKING:
@@ -26,20 +26,7 @@ def add_run_args(parser: argparse.ArgumentParser, *, hooks: bool = True) -> None
         "--dry-run", action="store_true", help="show what would change, per host and file; change nothing"
     )
     parser.add_argument("--report", metavar="FILE", help="also write the JSON run report to FILE")
-    parser.add_argument(
-        "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
-    )
-    parser.add_argument(
-        "--accept-new-host-keys",
-        action="store_true",
-        help="replace recorded SSH host keys that changed (after reinstalling a machine)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=20, metavar="N", help="hosts worked on in parallel (20)"
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the JSON report instead of the summary table"
-    )
+    add_connection_args(parser, "print the JSON report instead of the summary table")
     if not hooks:
         return
     parser.add_argument(

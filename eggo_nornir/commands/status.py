@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from eggo_nornir.commands._common import add_config_args
+from eggo_nornir.commands._common import add_config_args, add_connection_args
 from eggo_nornir.errors import UsageError
 
 if TYPE_CHECKING:
@@ -28,18 +28,7 @@ def add_cluster_args(parser: argparse.ArgumentParser, *, by_id: bool = True) -> 
             help="a cluster in the state dir: use its saved deploy.yaml (key auth only: saved passwords "
             "are redacted)",
         )
-    parser.add_argument(
-        "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
-    )
-    parser.add_argument(
-        "--accept-new-host-keys",
-        action="store_true",
-        help="replace recorded SSH host keys that changed (after reinstalling a machine)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=20, metavar="N", help="hosts worked on in parallel (20)"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_connection_args(parser, "print JSON instead of text")
 
 
 def cluster_for(args: argparse.Namespace) -> tuple[Cluster | None, int]:

@@ -135,7 +135,7 @@ def _free_name(cfg: ClusterConfig, role: str, taken: set[str]) -> str:
     return f"{cfg.cluster_id}-{role}-{i}"
 
 
-def _host_entry(node: JoinNode, name: str, cfg: ClusterConfig) -> dict[str, Any]:
+def _host_entry(node: JoinNode, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "ip": node.ip,
@@ -179,7 +179,7 @@ def join_nodes(cfg: ClusterConfig, nodes: Iterable[JoinNode]) -> tuple[ClusterCo
             name = existing.name
         else:
             name = node.name or _free_name(cfg, node.roles[0], taken)
-            entry = _host_entry(node, name, cfg)
+            entry = _host_entry(node, name)
             taken.add(name)
         roles = list(node.roles)
         if "master" in roles and not cfg.etcd_external:

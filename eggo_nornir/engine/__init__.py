@@ -19,6 +19,7 @@ from eggo_nornir.engine.phases import (
     RunInterrupted,
     critical_hosts,
     first_master,
+    hosts_named,
     other_masters,
     run_phases,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "check_stop",
     "critical_hosts",
     "first_master",
+    "hosts_named",
     "install_filter",
     "make_nornir",
     "other_masters",

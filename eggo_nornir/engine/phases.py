@@ -137,6 +137,14 @@ def critical_hosts(cfg: ClusterConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def hosts_named(*names: str) -> Callable[[ClusterConfig], list[str]]:
+    """Host selector: exactly these hosts, whatever the config says (a plain sequence of
+    strings would be read as roles). For per-host phases and for hosts the selecting config
+    no longer has (a delete's removed nodes)."""
+    chosen = list(names)
+    return lambda _cfg: list(chosen)
+
+
 def first_master(cfg: ClusterConfig) -> list[str]:
     """Host selector: the control-plane init node."""
     return [cfg.masters[0]] if cfg.masters else []
