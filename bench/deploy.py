@@ -58,8 +58,8 @@ def workers_ready(admin_conf: Path, version: str) -> bool | None:
 def run(kind: str, deploy_yaml: Path, state: Path, reports: Path) -> dict[str, Any]:
     """One `deploy` or `cleanup` through the CLI; its wall time plus the figures of its report."""
     report = reports / f"{kind}-{len(list(reports.iterdir()))}.json"
-    command = "cleanup" if kind == "cleanup" else "deploy"
-    seconds, _ = eggo(command, str(deploy_yaml), "--state-dir", str(state), "--report", str(report))
+    command = ["cleanup", "--yes"] if kind == "cleanup" else ["deploy"]
+    seconds, _ = eggo(*command, str(deploy_yaml), "--state-dir", str(state), "--report", str(report))
     return {"seconds": round(seconds, 2), **read_report(report)}
 
 

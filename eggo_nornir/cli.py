@@ -2,22 +2,27 @@
 
 Why this shape: each command lives in `eggo_nornir.commands.<name>` with a
 `register(subparsers)` function, so commands stay small and independent, and this
-module only owns what is global: `-d/--debug`, `--version`, and turning our
-exceptions into exit codes (0 ok, 1 deploy failure, 2 usage or config error)
+module only owns what is global: `-d/--debug`, `--json`, `-v/--version`, and turning our
+exceptions into messages and exit codes (0 ok, 1 deploy failure, 2 usage or config error)
 without a traceback.
+
+The global flags are eggo's persistent flags: they work before or after the subcommand
+(`eggo-nornir -d deploy` and `eggo-nornir deploy -d`), because every (sub)parser knows them
+with a suppressed default, so a flag given at one level is not reset by the level below.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from eggo_nornir import __version__
-from eggo_nornir.errors import EggoError
+from eggo_nornir.errors import ConfigError, EggoError
 from eggo_nornir.streams import plain_std_streams
 
 #: After Ctrl-C, how long the CLI waits for host tasks still running before it exits without
@@ -37,7 +42,9 @@ COMMANDS: tuple[str, ...] = (
     "status",
     "certs",
     "etcd",
+    "kubeconfig",
     "testbed",
+    "completion",
 )
 
 
@@ -53,14 +60,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="eggo-nornir",
         description="Deploy production Kubernetes clusters over SSH (eggo, re-implemented on Nornir).",
+        epilog="example:\n  eggo-nornir template -f deploy.yaml --masters 10.0.0.1 --nodes 10.0.0.2\n"
+        "  eggo-nornir check deploy.yaml && eggo-nornir deploy deploy.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-d", "--debug", action="store_true", help="print debug logs")
-    parser.add_argument("--version", action="version", version=f"eggo-nornir {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"eggo_nornir.commands.{name}")
         module.register(sub)
+    _add_global_flags(parser)
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser) -> None:
+    """`-d`, `--json` and `-v/--version` on `parser` and every subcommand below it.
+
+    `default=SUPPRESS` everywhere: argparse copies a subparser's defaults over what the
+    parent parsed, so a plain default would undo `eggo-nornir --json status`.
+    """
+    parser.add_argument("-d", "--debug", action="store_true", default=argparse.SUPPRESS, help="debug logs")
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output (JSON)"
+    )
+    parser.add_argument("-v", "--version", action="version", version=f"eggo-nornir {__version__}")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_global_flags(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
+    args.json = getattr(args, "json", False)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -81,12 +109,33 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args.func(args) or 0)
     except EggoError as exc:
-        print(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", file=sys.stderr)
+        print_error(exc, as_json=args.json)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         _exit_if_tasks_linger()
         return 130
+
+
+def print_error(exc: EggoError, *, as_json: bool = False) -> None:
+    """An error as the user reads it: config problems one per line under their file, or with
+    `--json` an object on stdout (`{"ok": false, "problems": [...]}`) a script can parse."""
+    if as_json:
+        out: dict[str, object] = {"ok": False, "exit_code": exc.exit_code}
+        if isinstance(exc, ConfigError):
+            out["file"] = exc.source
+            out["problems"] = [{"path": p.path, "message": p.message, "text": str(p)} for p in exc.problems]
+        else:
+            out["error"] = str(exc)
+        print(json.dumps(out, indent=2))
+        return
+    if isinstance(exc, ConfigError) and exc.source is not None:
+        count = len(exc.problems)
+        print(f"error: {exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        return
+    print(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", file=sys.stderr)
 
 
 def _exit_if_tasks_linger(grace: float = EXIT_GRACE) -> None:

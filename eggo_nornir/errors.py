@@ -99,6 +99,8 @@ class ConfigError(EggoError):
     """The config is invalid; carries every problem found, not just the first."""
 
     exit_code = 2
+    #: the file the problems were found in, when the caller knows it (the CLI prints it)
+    source: str | None = None
 
     def __init__(self, problems: list[Problem] | list[str]) -> None:
         self.problems = [p if isinstance(p, Problem) else Problem("", str(p)) for p in problems]

@@ -15,7 +15,7 @@ OUT=${EGGO_TESTBED_OUT:-$HOME/.cache/eggo-nornir/testbed/$NAME}
 eggo() { .venv/bin/python -m eggo_nornir "$@"; }
 
 if [ "${1:-up}" = down ]; then
-  eggo cleanup -f "$OUT/deploy.yaml" || true
+  eggo cleanup -f "$OUT/deploy.yaml" --yes || true
   eggo testbed down --out "$OUT"
   exit 0
 fi

@@ -147,11 +147,14 @@ class Cluster:
         ignore_preflight: Sequence[str] = (),
         cluster_prehooks: Sequence[str] = (),
         cluster_posthooks: Sequence[str] = (),
+        limit: Sequence[str] | None = None,
     ) -> RunResult:
         """Bring the cluster to the described state; safe to re-run (a deployed cluster changes nothing).
 
         `dry_run` shows per-host, per-file diffs and changes nothing. `report` also writes the
-        JSON report there (one is always kept in the run's dir in the state dir).
+        JSON report there (one is always kept in the run's dir in the state dir). `limit`: only
+        these nodes (names) are touched; steps that run on other nodes (the first master's
+        addons, say) are left out.
         """
         from eggo_nornir.cluster.plan import deploy_phases
 
@@ -164,7 +167,7 @@ class Cluster:
             phases = deploy_phases(
                 self.config, ctx, ignore_preflight=ignore_preflight, cli_prehooks=pre, cli_posthooks=post
             )
-            return self._run(phases, dry_run=dry_run, progress=progress, report=report)
+            return self._run(phases, dry_run=dry_run, progress=progress, report=report, limit=limit)
 
     def join(
         self,
@@ -325,11 +328,13 @@ class Cluster:
         report: Path | str | None = None,
         cluster_prehooks: Sequence[str] = (),
         cluster_posthooks: Sequence[str] = (),
+        limit: Sequence[str] | None = None,
     ) -> RunResult:
         """Remove everything the deploy added, best effort: unreachable hosts are reported, not fatal.
 
         The controller-side state (PKI, admin.conf) is kept: delete the state dir yourself
-        once every host reported clean, or re-run cleanup for the hosts that failed.
+        once every host reported clean, or re-run cleanup for the hosts that failed (`limit`:
+        only these nodes).
         """
         from eggo_nornir.cluster.plan import cleanup_phases
 
@@ -337,7 +342,7 @@ class Cluster:
         with ClusterLock(self.state_dir, "cleanup"):
             ctx = self.context()
             phases = cleanup_phases(self.config, ctx, cli_prehooks=pre, cli_posthooks=post)
-            return self._run(phases, dry_run=dry_run, progress=progress, report=report)
+            return self._run(phases, dry_run=dry_run, progress=progress, report=report, limit=limit)
 
     def _run(
         self,
@@ -348,10 +353,12 @@ class Cluster:
         report: Path | str | None,
         select: ClusterConfig | None = None,
         finish: Callable[[RunResult], RunResult] | None = None,
+        limit: Sequence[str] | None = None,
     ) -> RunResult:
         """Run `phases` on this cluster's hosts; `select` is the config their host selectors
         read (delete: the remaining cluster, while the inventory still has the deleted hosts);
-        `finish` turns the run's result into the command's (certs renew: a RenewResult)."""
+        `finish` turns the run's result into the command's (certs renew: a RenewResult);
+        `limit`: only these nodes."""
         from eggo_nornir.remote.nornir_plugin import remote_stats
 
         run_dir = new_run_dir(self.state_dir)
@@ -376,6 +383,7 @@ class Cluster:
                 host_stats=host_stats,
                 admin_kubeconfig=str(self.admin_kubeconfig),
                 redactor=redactor,
+                limit=self.resolve_limit(limit),
             )
         except RunInterrupted as exc:
             if finish is not None:
@@ -414,16 +422,29 @@ class Cluster:
         # polled from cron neither floods runs/ nor becomes the "last run" that `list` shows
         return self.nornir(log_file=self.state_dir / "inspect.log")
 
-    def status(self) -> StatusResult:
+    def resolve_limit(self, limit: Sequence[str] | None) -> list[str] | None:
+        """`limit` as node names (names or IPs accepted); unknown ones are a UsageError."""
+        if limit is None:
+            return None
+        by_ip = {n.ip: n.name for n in self.config.nodes}
+        known = {n.name for n in self.config.nodes}
+        names = [n if n in known else by_ip.get(n, n) for n in limit]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UsageError(f"limit: no node {', '.join(map(repr, unknown))} in {self.config.cluster_id}")
+        return list(dict.fromkeys(names))
+
+    def status(self, *, limit: Sequence[str] | None = None) -> StatusResult:
         """Roles, service states, Ready, etcd health and leader, and every cert's days to expiry.
 
-        Read-only: never renders (which could re-issue a leaf) and takes no lock.
+        Read-only: never renders (which could re-issue a leaf) and takes no lock. `limit`: only
+        these nodes are probed and listed (the API and etcd are still asked for their health).
         """
         from eggo_nornir.cluster.day2 import collect_status
 
         nr = self._probe_nornir()
         try:
-            return collect_status(nr, self.config, self.state_dir)
+            return collect_status(nr, self.config, self.state_dir, limit=self.resolve_limit(limit))
         finally:
             nr.close_connections(on_good=True, on_failed=True)
 

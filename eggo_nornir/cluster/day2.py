@@ -565,13 +565,19 @@ class CertsResult:
 # ---- collection ----------------------------------------------------------------------------------
 
 
-def _collect_nodes(nr: Nornir, ctx: DeployContext, *, services: bool) -> list[NodeStatus]:
+def _collect_nodes(
+    nr: Nornir, ctx: DeployContext, *, services: bool, limit: Sequence[str] | None = None
+) -> list[NodeStatus]:
     cfg = ctx.cfg
+    if limit is not None:
+        nr = nr.filter(filter_func=lambda h: h.name in limit)
     agg = nr.run(
         task=probe_node, ctx=ctx, services=services, certs=True, raise_on_error=False, on_failed=True
     )
     nodes: list[NodeStatus] = []
     for node in cfg.nodes:
+        if limit is not None and node.name not in limit:
+            continue
         ns = NodeStatus(node.name, node.ip, list(node.roles))
         multi = agg.get(node.name)
         if multi is None or multi.failed:
@@ -586,13 +592,20 @@ def _collect_nodes(nr: Nornir, ctx: DeployContext, *, services: bool) -> list[No
 
 
 def collect_status(
-    nr: Nornir, cfg: ClusterConfig, state_dir: Path, now: datetime | None = None
+    nr: Nornir,
+    cfg: ClusterConfig,
+    state_dir: Path,
+    now: datetime | None = None,
+    limit: Sequence[str] | None = None,
 ) -> StatusResult:
-    """Probe every host of `nr` in parallel, then the API and etcd once; never raises for a host."""
+    """Probe every host of `nr` (or those in `limit`) in parallel, then the API and etcd once;
+    never raises for a host. Masters and members outside `limit` may still answer for the API
+    and etcd: their health is the cluster's, whichever nodes are listed."""
     now = now or utcnow()
     ctx = probe_context(cfg, state_dir, now=now.isoformat())
-    nodes = _collect_nodes(nr, ctx, services=True)
-    reachable = {n.name for n in nodes if n.reachable}
+    nodes = _collect_nodes(nr, ctx, services=True, limit=limit)
+    probed = {n.name for n in nodes}
+    reachable = {n.name for n in nodes if n.reachable} | {n.name for n in cfg.nodes if n.name not in probed}
     masters = [m for m in cfg.masters if m in reachable]
     kube_from, ready, kube_error = _first_answer(nr, masters, probe_nodes_ready, ctx=ctx)
     if kube_from is None and not kube_error:

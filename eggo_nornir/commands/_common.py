@@ -1,21 +1,55 @@
-"""Arguments and loading shared by the commands that take a deploy.yaml.
+"""What the commands share: the config argument, the connection options, building the `Cluster`,
+`--limit`, the confirmation of destructive commands, and printing a run's outcome.
 
-Why shared: eggo accepts the config as `-f FILE` and falls back to ~/.eggo/deploy.yaml;
-we also accept it positionally. Every command must behave the same way, and every
-command must print config problems the same way (one per line, exit 2, no traceback).
+Why one module: eggo accepts the config as `-f FILE` and falls back to ~/.eggo/deploy.yaml; we
+also accept it positionally. Every command must behave the same way, and every command reports
+problems the same way. Commands raise `EggoError`s; `eggo_nornir.cli` prints them (text, or
+JSON with `--json`) and turns them into exit codes, so no command prints its own errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from eggo_nornir.config import ClusterConfig, load_config
 from eggo_nornir.errors import ConfigError, UsageError
-from eggo_nornir.state import default_config_path
+from eggo_nornir.state import default_config_path, eggo_home
+
+if TYPE_CHECKING:
+    from eggo_nornir.cluster import Cluster
+    from eggo_nornir.engine import RunResult
+
+DEFAULT_CONCURRENCY = 20
 
 
+def with_example(text: str, *examples: str) -> str:
+    """A parser description followed by its examples (shown by `--help` as written)."""
+    lines = "\n".join(f"  {e}" for e in examples)
+    return f"{text}\n\nexample{'s' if len(examples) > 1 else ''}:\n{lines}"
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    description: str,
+    *examples: str,
+) -> argparse.ArgumentParser:
+    """A sub-command whose `--help` ends with `examples`, laid out as written."""
+    return subparsers.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help,
+        description=with_example(description, *examples) if examples else description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+# ---- the config ---------------------------------------------------------------------------
 def add_config_args(parser: argparse.ArgumentParser, verb: str = "use") -> None:
     parser.add_argument("config", nargs="?", metavar="FILE", help="the deploy.yaml (same as -f)")
     parser.add_argument(
@@ -26,9 +60,27 @@ def add_config_args(parser: argparse.ArgumentParser, verb: str = "use") -> None:
     )
 
 
-def add_connection_args(parser: argparse.ArgumentParser, json_help: str) -> None:
+def config_path(args: argparse.Namespace) -> Path:
+    """`-f FILE` or the positional FILE (not two different ones), else eggo's default file."""
+    if args.file and args.config and Path(args.file) != Path(args.config):
+        raise UsageError(f"two config files given: {args.config} and -f {args.file}")
+    return Path(args.file or args.config or default_config_path())
+
+
+def load(args: argparse.Namespace) -> tuple[Path, ClusterConfig]:
+    """Load the config named by `args`; a ConfigError names the file it came from (`source`)."""
+    path = config_path(args)
+    try:
+        return path, load_config(path)
+    except ConfigError as exc:
+        exc.source = str(path)
+        raise
+
+
+# ---- connections, parallelism, limit --------------------------------------------------------
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
     """What every command that reaches the hosts takes: the state dir, host-key trust,
-    parallelism, and `--json` (whose meaning, `json_help`, differs by command)."""
+    and parallelism."""
     parser.add_argument(
         "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
     )
@@ -38,30 +90,181 @@ def add_connection_args(parser: argparse.ArgumentParser, json_help: str) -> None
         help="replace recorded SSH host keys that changed (after reinstalling a machine)",
     )
     parser.add_argument(
-        "--workers", type=int, default=20, metavar="N", help="hosts worked on in parallel (20)"
+        "--concurrency",
+        type=_positive,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"hosts worked on in parallel ({DEFAULT_CONCURRENCY})",
     )
-    parser.add_argument("--json", action="store_true", help=json_help)
+    # the old name of --concurrency, kept so existing scripts keep working
+    parser.add_argument("--workers", dest="concurrency", type=_positive, help=argparse.SUPPRESS)
 
 
-def config_path(args: argparse.Namespace) -> Path:
-    """`-f FILE` or the positional FILE (not two different ones), else eggo's default file."""
-    if args.file and args.config and Path(args.file) != Path(args.config):
-        raise UsageError(f"two config files given: {args.config} and -f {args.file}")
-    return Path(args.file or args.config or default_config_path())
-
-
-def print_problems(path: Path, exc: ConfigError) -> int:
-    count = len(exc.problems)
-    print(f"error: {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-    for p in exc.problems:
-        print(f"  {p}", file=sys.stderr)
-    return exc.exit_code
-
-
-def load(args: argparse.Namespace) -> tuple[Path, ClusterConfig | None, int]:
-    """Load the config named by `args`; on problems print them and return exit code 2."""
-    path = config_path(args)
+def _positive(text: str) -> int:
     try:
-        return path, load_config(path), 0
-    except ConfigError as exc:
-        return path, None, print_problems(path, exc)
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
+
+def add_limit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help="only these nodes (names or IPs; repeatable): the others are not touched",
+    )
+
+
+def limit_of(args: argparse.Namespace) -> list[str] | None:
+    """The nodes `--limit` names (names or IPs, as given), or None without `--limit`.
+    `Cluster` checks them against the config before any host is touched."""
+    return names(getattr(args, "limit", None) or ()) or None
+
+
+# ---- the Cluster ----------------------------------------------------------------------------
+def add_cluster_args(parser: argparse.ArgumentParser, *, by_id: bool = True) -> None:
+    """The config (FILE, -f, or --id of a deployed cluster) and the connection options."""
+    add_config_args(parser)
+    if by_id:
+        add_id_arg(parser)
+    add_connection_args(parser)
+
+
+def add_id_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--id",
+        metavar="ID",
+        help="a cluster in the state dir: use its saved deploy.yaml (key auth only: saved passwords "
+        "are redacted)",
+    )
+
+
+def cluster_for(args: argparse.Namespace) -> Cluster:
+    """The Cluster of the command's config (FILE, `-f`, or `--id`: the saved config of a
+    deployed cluster) and its connection options; raises ConfigError or UsageError."""
+    from eggo_nornir.cluster import Cluster
+    from eggo_nornir.cluster.api import SAVED_CONFIG
+    from eggo_nornir.config.dump import REDACTED
+    from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE
+
+    cluster_id = getattr(args, "id", None)
+    if cluster_id:
+        if args.file or args.config:
+            raise UsageError("give either a deploy.yaml or --id, not both")
+        saved = eggo_home() / "clusters" / cluster_id / SAVED_CONFIG
+        if not saved.is_file():
+            raise UsageError(f"no cluster {cluster_id!r} in {eggo_home() / 'clusters'} (see `list`)")
+        if REDACTED in saved.read_text():
+            raise UsageError(
+                f"the saved config of {cluster_id} has redacted passwords; give its deploy.yaml with -f"
+            )
+        args.file = str(saved)
+    _path, cfg = load(args)
+    return Cluster(
+        cfg,
+        state_dir=args.state_dir,
+        accept_new_host_keys=args.accept_new_host_keys,
+        num_workers=args.concurrency,
+        distribution=getattr(args, "distribution", DEFAULT_MODE),
+    )
+
+
+# ---- confirmation ---------------------------------------------------------------------------
+def add_yes_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask for confirmation (needed off a terminal)"
+    )
+
+
+def confirm(args: argparse.Namespace, question: str, stdin: TextIO | None = None) -> None:
+    """Ask `question` on a terminal before a destructive command; raise UsageError unless the
+    answer is yes.
+
+    Off a terminal (CI, cron, a pipe) there is nobody to ask, and reading stdin could hang or
+    take an answer meant for something else, so the command is refused (exit 2, nothing
+    touched) unless `--yes` says it is meant. A dry run changes nothing and is never asked about.
+    """
+    if getattr(args, "yes", False) or getattr(args, "dry_run", False):
+        return
+    stdin = stdin if stdin is not None else sys.stdin
+    if not _isatty(stdin):
+        raise UsageError(f"{question.rstrip('?')}: refused without --yes when stdin is not a terminal")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("not confirmed; nothing was touched")
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+# ---- output -------------------------------------------------------------------------------
+def add_run_args(parser: argparse.ArgumentParser, *, hooks: bool = True) -> None:
+    """Options common to commands that run phases on hosts (`hooks`: the --cluster-*hook options)."""
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what would change, per host and file; change nothing"
+    )
+    parser.add_argument(
+        "--report", metavar="FILE", help="also write the JSON run report (the full hosts x phases matrix)"
+    )
+    add_connection_args(parser)
+    if not hooks:
+        return
+    for when in ("pre", "post"):
+        parser.add_argument(
+            f"--cluster-{when}hook",
+            action="append",
+            default=[],
+            metavar="PATH[,ROLE]",
+            help=f"hook run {'before' if when == 'pre' else 'after'} (repeatable)",
+        )
+
+
+def finish(result: RunResult, args: argparse.Namespace, kubeconfig_hint: bool = True) -> int:
+    """Print the outcome of a run (the report with `--json`, else dry-run diffs and the recap)
+    and map it to the exit code."""
+    if args.json:
+        print(result.to_json())
+    else:
+        if result.dry_run:
+            print(result.diffs() or "no changes\n")
+        print(result.summary())
+        if kubeconfig_hint and result.ok and not result.dry_run and result.admin_kubeconfig:
+            print(f"\nTo use the cluster: export KUBECONFIG={result.admin_kubeconfig}")
+    if not result.ok:
+        print(f"failed hosts: {', '.join(result.failed_hosts) or '-'}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def print_json_or_text(result: object, args: argparse.Namespace) -> None:
+    """A day-2 result (status, certs, list, backup) as JSON with `--json`, else its summary."""
+    print(result.to_json() if args.json else result.summary())  # type: ignore[attr-defined]
+
+
+def names(values: Sequence[str]) -> list[str]:
+    """Repeatable, comma-separated values as one list (`--x a,b --x c`)."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def write_new_file(path: str, text: str, force: bool) -> None:
+    """Write `text` to `path` as 0600 (it may hold a password or a private key); an existing
+    file is kept unless `force`."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)

@@ -36,9 +36,9 @@ def add_membership_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cluster_of(args: argparse.Namespace) -> tuple[Cluster | None, int]:
-    """The Cluster named by `--id` or `--config` (exactly one), or (None, exit code)."""
-    from eggo_nornir.commands.status import cluster_for
+def cluster_of(args: argparse.Namespace) -> Cluster:
+    """The Cluster named by `--id` or `--config` (exactly one)."""
+    from eggo_nornir.commands._common import cluster_for
 
     if bool(args.id) == bool(args.config):
         raise UsageError("name the cluster with --id ID or --config deploy.yaml (one of them)")

@@ -10,29 +10,37 @@ from __future__ import annotations
 
 import argparse
 
-from eggo_nornir.commands.status import add_cluster_args, cluster_for
+from eggo_nornir.commands._common import add_cluster_args, add_parser, cluster_for, finish, print_json_or_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "certs", help="certificate expiry (check) and renewal (renew)", description="Certificate lifecycle."
+    parser = add_parser(
+        subparsers,
+        "certs",
+        "certificate expiry (check) and renewal (renew)",
+        "Certificate lifecycle.",
+        "eggo-nornir certs check --id k8s-cluster",
     )
     sub = parser.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
-    check = sub.add_parser(
+    check = add_parser(
+        sub,
         "check",
-        help="days to expiry per certificate per node; warn within pki.renew-before-days",
-        description="Days to expiry of the controller's certificates and of the real files on each node. "
+        "days to expiry per certificate per node; warn within pki.renew-before-days",
+        "Days to expiry of the controller's certificates and of the real files on each node. "
         "Exit 1 when one is expired or within pki.renew-before-days, or a host did not answer.",
+        "eggo-nornir certs check --id k8s-cluster",
     )
     add_cluster_args(check)
     check.set_defaults(func=run_check)
-    renew = sub.add_parser(
+    renew = add_parser(
+        sub,
         "renew",
-        help="re-issue leaf certificates (same CAs) and roll them out one node at a time",
-        description="Re-issue the leaf certificates and kubeconfig client certificates in the state dir "
+        "re-issue leaf certificates (same CAs) and roll them out one node at a time",
+        "Re-issue the leaf certificates and kubeconfig client certificates in the state dir "
         "(the CAs stay), then roll them out one node at a time: push the files, restart only the units "
         "that read them behind health gates, with each apiserver drained from the load balancer while "
         "it restarts. Kubelet certificates are rotated by the kubelets and left alone.",
+        "eggo-nornir certs renew --id k8s-cluster --before 30 --dry-run",
     )
     add_cluster_args(renew)
     which = renew.add_mutually_exclusive_group()
@@ -51,23 +59,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run_check(args: argparse.Namespace) -> int:
-    cluster, code = cluster_for(args)
-    if cluster is None:
-        return code
-    result = cluster.certs()
-    print(result.to_json() if args.json else result.summary())
+    result = cluster_for(args).certs()
+    print_json_or_text(result, args)
     return 0 if result.ok else 1
 
 
 def run_renew(args: argparse.Namespace) -> int:
-    from eggo_nornir.commands.deploy import finish
     from eggo_nornir.errors import UsageError
 
     if args.before is not None and args.before < 0:
         raise UsageError("--before DAYS must be 0 or more")
-    cluster, code = cluster_for(args)
-    if cluster is None:
-        return code
+    cluster = cluster_for(args)
     result = cluster.certs_renew(
         before_days=args.before,
         force=args.force,

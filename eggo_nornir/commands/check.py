@@ -11,20 +11,21 @@ import argparse
 import json
 from pathlib import Path
 
-from eggo_nornir.commands._common import add_config_args, load
+from eggo_nornir.commands._common import add_config_args, add_parser, load
 from eggo_nornir.config import ClusterConfig, to_json_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "check",
-        help="validate a deploy.yaml without contacting any host",
-        description="Validate a deploy.yaml (either dialect) and list every problem. No host is contacted.",
+        "validate a deploy.yaml without contacting any host",
+        "Validate a deploy.yaml (either dialect) and list every problem. No host is contacted. "
+        "With --json: the normalised config (secrets redacted), or the problems.",
+        "eggo-nornir check deploy.yaml",
+        "eggo-nornir check deploy.yaml --json",
     )
     add_config_args(parser, "check")
-    parser.add_argument(
-        "--json", action="store_true", help="print the normalised config as JSON (secrets redacted)"
-    )
     parser.set_defaults(func=run)
 
 
@@ -45,9 +46,7 @@ def summary(cfg: ClusterConfig, path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path, cfg, code = load(args)
-    if cfg is None:
-        return code
+    path, cfg = load(args)
     if args.json:
         print(json.dumps(to_json_dict(cfg), indent=2))
     else:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 
+from eggo_nornir.commands._common import add_parser, add_run_args, add_yes_arg, confirm, finish
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
-from eggo_nornir.commands.deploy import add_run_args, finish
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "delete",
-        help="remove masters or workers from a deployed cluster",
-        description="Delete nodes (by name or IP): drain, remove the etcd member, update the LB, "
-        "the apiservers' --etcd-servers and CoreDNS, clean the machines up, delete the Node objects.",
+        "remove masters or workers from a deployed cluster",
+        "Delete nodes (by name or IP): drain, remove the etcd member, update the LB, "
+        "the apiservers' --etcd-servers and CoreDNS, clean the machines up, delete the Node objects. "
+        "Asks for confirmation on a terminal; off a terminal it is refused without --yes.",
+        "eggo-nornir delete --id k8s-cluster worker3 10.0.0.14",
     )
     parser.add_argument("nodes", nargs="+", metavar="NAME|IP", help="the nodes to delete")
     parser.add_argument(
@@ -36,13 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_membership_args(parser)
     add_run_args(parser, hooks=False)
+    add_yes_arg(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cluster, code = cluster_of(args)
-    if cluster is None:
-        return code
+    from eggo_nornir.config.membership import delete_nodes
+
+    cluster = cluster_of(args)
+    delete_nodes(cluster.config, list(args.nodes))  # refuses bad names, the LB, the last master: ask after
+    confirm(args, f"Delete {', '.join(args.nodes)} from cluster {cluster.config.cluster_id}?")
     result = cluster.delete(
         args.nodes,
         force=args.force,

@@ -9,29 +9,46 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eggo_nornir.commands.status import add_cluster_args, cluster_for
+from eggo_nornir.commands._common import (
+    add_cluster_args,
+    add_parser,
+    add_yes_arg,
+    cluster_for,
+    confirm,
+    finish,
+    print_json_or_text,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "etcd", help="etcd snapshots (backup, restore)", description="etcd snapshots."
+    parser = add_parser(
+        subparsers,
+        "etcd",
+        "etcd snapshots (backup, restore)",
+        "etcd snapshots.",
+        "eggo-nornir etcd backup --id k8s-cluster",
     )
     sub = parser.add_subparsers(dest="etcd_command", metavar="ACTION", required=True)
-    backup = sub.add_parser(
+    backup = add_parser(
+        sub,
         "backup",
-        help="snapshot etcd to the controller's state dir, with a .sha256",
-        description="`etcdctl snapshot save` on the first healthy member over mTLS, fetched to "
+        "snapshot etcd to the controller's state dir, with a .sha256",
+        "`etcdctl snapshot save` on the first healthy member over mTLS, fetched to "
         "<state>/backups/<UTC stamp>.db (0600) with a sha256sum-style .sha256 beside it.",
+        "eggo-nornir etcd backup --id k8s-cluster -o /backups/",
     )
     add_cluster_args(backup)
     backup.add_argument("-o", "--output", metavar="PATH", help="write the snapshot here (a file, or a dir)")
     backup.set_defaults(func=run_backup)
-    restore = sub.add_parser(
+    restore = add_parser(
+        sub,
         "restore",
-        help="rebuild every etcd member from a snapshot",
-        description="Stop the apiservers and etcd, restore SNAPSHOT on every member into a fresh data "
+        "rebuild every etcd member from a snapshot",
+        "Stop the apiservers and etcd, restore SNAPSHOT on every member into a fresh data "
         "dir, start etcd, gate on its health, and start the apiservers again. Everything written to "
-        "etcd after the snapshot is lost.",
+        "etcd after the snapshot is lost. Asks for confirmation on a terminal; off a terminal it is "
+        "refused without --yes.",
+        "eggo-nornir etcd restore ~/.eggo/clusters/k8s-cluster/backups/20261205T090000Z.db --id k8s-cluster",
     )
     restore.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot from `etcd backup`")
     add_cluster_args(restore)
@@ -42,24 +59,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "default: etcdutl on PATH",
     )
     restore.add_argument("--report", metavar="FILE", help="also write the JSON run report to FILE")
+    add_yes_arg(restore)
     restore.set_defaults(func=run_restore)
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    cluster, code = cluster_for(args)
-    if cluster is None:
-        return code
-    result = cluster.etcd_backup(args.output)
-    print(result.to_json() if args.json else result.summary())
+    result = cluster_for(args).etcd_backup(args.output)
+    print_json_or_text(result, args)
     return 0 if result.ok else 1
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from eggo_nornir.commands.deploy import finish
-
-    cluster, code = cluster_for(args)
-    if cluster is None:
-        return code
+    cluster = cluster_for(args)
+    confirm(
+        args,
+        f"Restore etcd of {cluster.config.cluster_id} from {args.snapshot}? "
+        "Everything written after the snapshot is lost",
+    )
     result = cluster.etcd_restore(
         args.snapshot, etcdutl=args.etcdutl, progress=not args.json, report=args.report
     )

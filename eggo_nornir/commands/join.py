@@ -14,18 +14,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from eggo_nornir.commands._common import add_parser, add_run_args, finish
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
-from eggo_nornir.commands.deploy import add_distribution_arg, add_run_args, finish
-from eggo_nornir.errors import UsageError
+from eggo_nornir.commands.deploy import add_distribution_arg
+from eggo_nornir.errors import ConfigError, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "join",
-        help="add masters or workers to a deployed cluster",
-        description="Join machines to a deployed cluster. A joined master becomes an etcd member "
+        "add masters or workers to a deployed cluster",
+        "Join machines to a deployed cluster. A joined master becomes an etcd member "
         "(one at a time, health-gated), and every apiserver's --etcd-servers, the LB upstreams and "
         "the CoreDNS endpoints are updated.",
+        "eggo-nornir join --id k8s-cluster --type master 10.0.0.15",
+        "eggo-nornir join --id k8s-cluster -f nodes.yaml",
     )
     parser.add_argument("ip", nargs="?", metavar="IP", help="the machine to join")
     parser.add_argument(
@@ -52,23 +56,19 @@ def nodes_from(args: argparse.Namespace) -> list[object]:
     if args.file:
         if any(v is not None for v in single):
             raise UsageError("-f/--file conflicts with IP, --type, --name, --arch and --port")
-        return list(read_join_file(Path(args.file)))
+        try:
+            return list(read_join_file(Path(args.file)))
+        except ConfigError as exc:
+            exc.source = args.file
+            raise
     if not args.ip:
         raise UsageError("give the IP of the machine to join, or -f with a join file")
     return [JoinNode(args.ip, parse_type(args.type or "worker"), args.name, args.arch, args.port)]
 
 
 def run(args: argparse.Namespace) -> int:
-    from eggo_nornir.commands._common import print_problems
-    from eggo_nornir.config import ConfigError
-
-    try:
-        nodes = nodes_from(args)
-    except ConfigError as exc:
-        return print_problems(Path(args.file), exc)
-    cluster, code = cluster_of(args)
-    if cluster is None:
-        return code
+    nodes = nodes_from(args)
+    cluster = cluster_of(args)
     result = cluster.join(
         nodes,  # type: ignore[arg-type]
         dry_run=args.dry_run,

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import argparse
 
+from eggo_nornir.commands._common import add_parser, print_json_or_text
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "list",
-        help="list the clusters in the state dir ($EGGO_HOME/clusters)",
-        description="List the clusters in $EGGO_HOME/clusters (default ~/.eggo/clusters): their masters "
+        "list the clusters in the state dir ($EGGO_HOME/clusters)",
+        "List the clusters in $EGGO_HOME/clusters (default ~/.eggo/clusters): their masters "
         "and workers from the saved config, and the outcome of the last run. Contacts no host.",
+        "eggo-nornir list --json",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from eggo_nornir.cluster import Cluster
 
-    result = Cluster.list_clusters()
-    print(result.to_json() if args.json else result.summary())
+    print_json_or_text(Cluster.list_clusters(), args)
     return 0

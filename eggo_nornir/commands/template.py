@@ -10,12 +10,12 @@ file holds a password, so it is written 0600, and an existing file is kept unles
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 import yaml
 
+from eggo_nornir.commands._common import add_parser, write_new_file
 from eggo_nornir.config import check_config_dict, render_template
 from eggo_nornir.config.template import DEFAULT_TARBALL, TemplateOptions
 from eggo_nornir.errors import ConfigError, UsageError
@@ -24,10 +24,13 @@ DEFAULTS = TemplateOptions()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "template",
-        help="write a commented deploy.yaml template",
-        description="Write a complete, commented deploy.yaml (upstream eggo dialect) for the given machines.",
+        "write a commented deploy.yaml template",
+        "Write a complete, commented deploy.yaml (upstream eggo dialect) for the given machines. "
+        "Here --workers/--nodes are worker machines (elsewhere parallelism is --concurrency).",
+        "eggo-nornir template -f deploy.yaml --masters 10.0.0.11 --nodes 10.0.0.21,10.0.0.22 -l ''",
     )
     parser.add_argument(
         "-f", "--file", default="template.yaml", help="output file, - for stdout (default: %(default)s)"
@@ -98,18 +101,6 @@ def _self_check(text: str) -> None:
         raise ConfigError(real)
 
 
-def _write(path: str, text: str, force: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; use --force to overwrite it") from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     if not opts.masters:
@@ -119,6 +110,6 @@ def run(args: argparse.Namespace) -> int:
     if args.file == "-":
         sys.stdout.write(text)
         return 0
-    _write(args.file, text, args.force)
+    write_new_file(args.file, text, args.force)
     print(f"wrote {args.file}; check it with: eggo-nornir check -f {args.file}", file=sys.stderr)
     return 0

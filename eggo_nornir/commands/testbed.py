@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eggo_nornir.commands._common import add_parser
 from eggo_nornir.testbed import lifecycle, paths
 
 
@@ -25,12 +26,17 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--name", default=lifecycle.DEFAULT_NAME, help="testbed name, 1-8 chars (default %(default)s)"
     )
     p.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/testbed/NAME)")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "testbed", help="local systemd-nspawn machines and the offline bundle for trying and testing"
+    parser = add_parser(
+        subparsers,
+        "testbed",
+        "local systemd-nspawn machines and the offline bundle for trying and testing",
+        "Local machines (systemd-nspawn containers with sshd on a private bridge) and the offline "
+        "package bundle. Needs root.",
+        "sudo eggo-nornir testbed up --name mytb --machines 3 && eggo-nornir deploy "
+        "~/.cache/eggo-nornir/testbed/mytb/deploy.yaml",
     )
     sub = parser.add_subparsers(dest="testbed_command", metavar="ACTION")
     sub.required = True
@@ -58,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p_bundle = sub.add_parser("bundle", help="build packages-ARCH.tar.gz (debs, binaries, images)")
     p_bundle.add_argument("--arch", default="amd64", choices=("amd64", "arm64"))
     p_bundle.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/bundle)")
-    p_bundle.add_argument("--json", action="store_true", help="print JSON")
     p_bundle.set_defaults(func=cmd_bundle)
 
 

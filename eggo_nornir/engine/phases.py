@@ -272,6 +272,7 @@ def run_phases(
     host_stats: Callable[[Host], object] | None = None,
     admin_kubeconfig: str | None = None,
     reset_failed: bool = True,
+    limit: Sequence[str] | None = None,
 ) -> RunResult:
     """Run `phases` in order on `nr` and return the `RunResult`.
 
@@ -282,6 +283,8 @@ def run_phases(
       (a `RemoteStats`, or a dict with `commands`, `bytes_sent`, `bytes_received`).
     - `reset_failed`: forget hosts failed by earlier runs of `nr` (the default), so a
       re-run after a fix reaches every host again.
+    - `limit`: only these hosts (`--limit`): every phase drops the hosts it selects outside
+      them, and the result lists only them. None: every host.
 
     Raises `RunInterrupted` (with `.result`) on Ctrl-C and `ValueError` for phases that
     name unknown hosts or repeat a phase name.
@@ -296,6 +299,13 @@ def run_phases(
         unknown = [h for h in selected if h not in inventory]
         if unknown:
             raise ValueError(f"phase {phase.name!r} selects hosts not in the inventory: {unknown}")
+    host_names = list(inventory)
+    if limit is not None:
+        outside = [h for h in limit if h not in inventory]
+        if outside:
+            raise ValueError(f"limit names hosts not in the inventory: {outside}")
+        selections = [[h for h in selected if h in limit] for selected in selections]
+        host_names = [h for h in host_names if h in limit]
 
     redactor = redactor if redactor is not None else Redactor.from_config(cfg)
     timer = _HostTimer()
@@ -308,7 +318,7 @@ def run_phases(
     effective_dry_run = nr.data.dry_run if dry_run is None else dry_run
     result = RunResult(
         cluster=cfg.cluster_id,
-        host_names=list(inventory),
+        host_names=host_names,
         dry_run=effective_dry_run,
         admin_kubeconfig=admin_kubeconfig,
         phases=[

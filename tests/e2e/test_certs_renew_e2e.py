@@ -293,5 +293,5 @@ class TestCertsRenew:
         assert data["renewed"] == [] and data["changed"] == 0
 
     def test_cleanup(self, deployed: list[str], env: dict[str, str], deploy_yaml: Path) -> None:
-        proc = eggo(env, "cleanup", "-f", str(deploy_yaml))
+        proc = eggo(env, "cleanup", "-f", str(deploy_yaml), "--yes")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -145,7 +145,7 @@ class TestDay2:
         assert kubectl("get", "configmap", "day2-proof", check=False).returncode != 0
 
         # the members' own etcdutl, installed from the bundle with etcd and etcdctl
-        proc = eggo(env, "etcd", "restore", str(snap), "-f", str(deployed.deploy_yaml))
+        proc = eggo(env, "etcd", "restore", str(snap), "-f", str(deployed.deploy_yaml), "--yes")
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         got = json.loads(kubectl("get", "configmap", "day2-proof", "-o", "json").stdout)
         assert got["data"] == {"answer": "42"}
@@ -154,5 +154,5 @@ class TestDay2:
         assert proc.returncode == 0, json.loads(proc.stdout)["problems"]
 
     def test_cleanup(self, deployed: Testbed, env: dict[str, str]) -> None:
-        proc = eggo(env, "cleanup", "-f", str(deployed.deploy_yaml))
+        proc = eggo(env, "cleanup", "-f", str(deployed.deploy_yaml), "--yes")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -246,7 +246,7 @@ class TestDeploy:
 
     def test_cleanup_exits_0(self, tb: Testbed, env: dict[str, str]) -> None:
         started = time.monotonic()
-        proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml))
+        proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml), "--yes")
         TIMINGS["cleanup_seconds"] = round(time.monotonic() - started, 1)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         left = {}
@@ -268,7 +268,7 @@ class TestDeploy:
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(0o600)
         outputs = []
-        for command in (["deploy", str(path)], ["cleanup", "-f", str(path)]):
+        for command in (["deploy", str(path)], ["cleanup", "-f", str(path), "--yes"]):
             proc = eggo(env, *command, "--report", str(tb.out_dir / f"{command[0]}-eggopw.json"))
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
             outputs += [proc.stdout, proc.stderr]
@@ -289,6 +289,6 @@ class TestDeploy:
         doc["username"] = "root"
         path = tb.out_dir / "deploy-root.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        for command in (["deploy", str(path)], ["cleanup", "-f", str(path)]):
+        for command in (["deploy", str(path)], ["cleanup", "-f", str(path), "--yes"]):
             proc = eggo(env, *command)
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -167,13 +167,13 @@ class TestMembership:
 
     def test_delete_refuses_the_lb_and_unknown_nodes(self, env: dict[str, str]) -> None:
         for ref in ("lb1", "nosuchnode"):
-            proc = eggo(env, "delete", "--id", NAME, ref)
+            proc = eggo(env, "delete", "--id", NAME, ref, "--yes")
             assert proc.returncode == 2, proc.stderr
             assert "Traceback" not in proc.stderr
 
     def test_delete_a_master(self, tb: Testbed, env: dict[str, str]) -> None:
         with requests_through_the_lb(env) as seen:
-            ok(eggo(env, "delete", "--id", NAME, "master2"))
+            ok(eggo(env, "delete", "--id", NAME, "master2", "--yes"))
         assert len(seen["ok"]) > 10 and seen["failed"] == [], seen["failed"][:5]
         doc = saved(env)
         assert "master2" not in names(doc, "masters") + names(doc, "etcds")
@@ -184,6 +184,6 @@ class TestMembership:
         ]
 
     def test_delete_a_worker(self, tb: Testbed, env: dict[str, str]) -> None:
-        ok(eggo(env, "delete", "--id", NAME, tb.machine("worker1").ip))
+        ok(eggo(env, "delete", "--id", NAME, tb.machine("worker1").ip, "--yes"))
         assert "worker1" not in names(saved(env), "workers")
         check_invariants(tb, env)

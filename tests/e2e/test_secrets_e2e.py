@@ -243,7 +243,9 @@ class TestSecrets:
         assert "ghost" in proc.stderr + proc.stdout
 
     def test_cleanup(self, run: Run) -> None:
-        proc = run.eggo("cleanup", "cleanup", "-f", str(run.config), "--report", run.report("cleanup"))
+        proc = run.eggo(
+            "cleanup", "cleanup", "-f", str(run.config), "--yes", "--report", run.report("cleanup")
+        )
         assert proc.returncode == 0, _ok(proc)
 
     # -------------------------------------------------------------------------- the scan

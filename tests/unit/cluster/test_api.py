@@ -79,13 +79,12 @@ def test_distribution_is_checked_and_reaches_the_tasks() -> None:
 
 def test_deploy_cli_takes_the_distribution() -> None:
     from eggo_nornir.cli import build_parser
-    from eggo_nornir.commands.deploy import cluster_from
+    from eggo_nornir.commands._common import cluster_for
 
     args = build_parser().parse_args(
         ["deploy", str(DATA / "upstream-template.yaml"), "--distribution", "peer"]
     )
-    cluster, code = cluster_from(args)
-    assert code == 0 and cluster is not None and cluster.distribution == "peer"
+    assert cluster_for(args).distribution == "peer"
     default = build_parser().parse_args(["deploy", str(DATA / "upstream-template.yaml")])
     assert default.distribution == "auto"
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from eggo_nornir.cli import _add_global_flags
 from eggo_nornir.commands import testbed
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     testbed.register(parser.add_subparsers(dest="command"))
+    _add_global_flags(parser)  # --json is global: the CLI adds it to every subcommand
     return parser.parse_args(["testbed", *argv])
 
 
