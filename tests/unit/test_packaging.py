@@ -60,6 +60,9 @@ def test_entry_point_registers_inventory_plugin(wheel: Path) -> None:
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "[nornir.plugins.inventory]" in text
     assert "EggoInventory = eggo_nornir.inventory:EggoInventory" in text
+    # so `get_connection("eggo_ssh")` works in a user's Nornir without importing our modules first
+    assert "[nornir.plugins.connections]" in text
+    assert "eggo_ssh = eggo_nornir.remote.nornir_plugin:EggoSSH" in text
 
 
 def test_installed_cli_runs_from_another_directory(wheel: Path, tmp_path: Path) -> None:
