@@ -4,8 +4,9 @@ Why our own and not rich / nornir-rich / nornir-utils: progress must go to stder
 no escape codes at all when it is not a terminal (CI logs, pipes, notebooks), it must
 work in anyone's Nornir project (`nr.with_processors([EggoProgress()])`), and
 nornir-utils' colorama import taints every later print (nornir-notes §2.2). Plain code
-covers it: one line rewritten with `\\r` on a TTY, plain lines otherwise (phase start,
-each failed host, phase end).
+covers it: one line rewritten with `\\r` on a TTY, naming the hosts still pending; plain
+lines otherwise (phase start, each failed host, phase end, and every 30 s a heartbeat naming
+the hosts still pending, so a CI log shows which host a long phase waits for).
 
 A processor that raises aborts the whole `nr.run` (nornir-notes §1.7), so every hook
 here swallows its own errors: losing a progress line is always better than losing a
@@ -28,6 +29,9 @@ from eggo_nornir.engine.runner import STOP
 from eggo_nornir.streams import unwrapped
 
 TICK_SECONDS = 1.0
+HEARTBEAT_SECONDS = 30.0
+#: pending hosts named on the live line / in a heartbeat; the rest are counted
+SHOW_PENDING = 3
 
 
 class EggoProgress:
@@ -57,6 +61,8 @@ class EggoProgress:
         self._done = 0
         self._failed = 0
         self._started = 0.0
+        self._beat = 0.0
+        self._pending: dict[str, None] = {}
         self._width = 0
         self._ticker: threading.Thread | None = None
         self._ticking = threading.Event()
@@ -83,7 +89,13 @@ class EggoProgress:
     def _status(self) -> str:
         elapsed = self._clock() - self._started
         done = f"{self._done}/{self._total} hosts done"
-        return f"[{self._phase}] {done}, {self._failed} failed, {elapsed:.1f}s elapsed"
+        line = f"[{self._phase}] {done}, {self._failed} failed, {elapsed:.1f}s elapsed"
+        return line + (f", waiting for {self._waiting()}" if self._pending else "")
+
+    def _waiting(self) -> str:
+        names = list(self._pending)
+        shown = ", ".join(names[:SHOW_PENDING])
+        return shown + (f" (+{len(names) - SHOW_PENDING} more)" if len(names) > SHOW_PENDING else "")
 
     def _redraw(self) -> None:
         line = self._status()
@@ -101,7 +113,7 @@ class EggoProgress:
         else:
             self._write(text + "\n")
 
-    # ---- ticker: keeps the elapsed time moving on a TTY -----------------------------------------
+    # ---- ticker: keeps the elapsed time moving on a TTY, and writes the heartbeat off one ---------
     def _start_ticker(self) -> None:
         self._ticking.set()
         ticker = threading.Thread(target=self._tick, name="eggo-progress", daemon=True)
@@ -120,7 +132,15 @@ class EggoProgress:
                 with self._lock:
                     if not self._ticking.is_set() or self._ticker is not me or STOP.is_set():
                         return
-                    self._redraw()
+                    if self.is_tty():
+                        self._redraw()
+                    elif self._pending and self._clock() - self._beat >= HEARTBEAT_SECONDS:
+                        self._beat = self._clock()
+                        elapsed = self._beat - self._started
+                        self._write(
+                            f"[{self._phase}] still running after {elapsed:.0f}s, "
+                            f"{self._done}/{self._total} hosts done, waiting for {self._waiting()}\n"
+                        )
             except Exception:
                 return
 
@@ -130,15 +150,16 @@ class EggoProgress:
             with self._lock:
                 self._stop_ticker()
                 self._phase = str(task.name)
-                self._total = _planned_hosts(task)
+                self._pending = dict.fromkeys(_planned_hosts(task))
+                self._total = len(self._pending)
                 self._done = self._failed = 0
-                self._started = self._clock()
+                self._started = self._beat = self._clock()
                 self._width = 0
                 if self.is_tty():
                     self._redraw()
-                    self._start_ticker()
                 else:
                     self._write(f"[{self._phase}] started on {self._total} hosts\n")
+                self._start_ticker()
         except Exception:
             pass
 
@@ -149,6 +170,7 @@ class EggoProgress:
         try:
             with self._lock:
                 self._done += 1
+                self._pending.pop(host.name, None)
                 self._total = max(self._total, self._done)
                 if result.failed:
                     self._failed += 1
@@ -171,6 +193,7 @@ class EggoProgress:
         try:
             with self._lock:
                 self._stop_ticker()
+                self._pending = {}
                 self._done = max(self._done, len(result))
                 self._failed = max(self._failed, len(result.failed_hosts))
                 elapsed = self._clock() - self._started
@@ -204,7 +227,7 @@ class EggoProgress:
             pass
 
 
-def _planned_hosts(task: Task) -> int:
+def _planned_hosts(task: Task) -> list[str]:
     """Hosts the run will use, as Nornir selects them by default (the good ones).
 
     `task_started` fires before the runner gets its host list, so this is an estimate
@@ -213,6 +236,6 @@ def _planned_hosts(task: Task) -> int:
     try:
         nr = task.nornir
         failed = nr.data.failed_hosts
-        return sum(1 for name in nr.inventory.hosts if name not in failed)
+        return [name for name in nr.inventory.hosts if name not in failed]
     except Exception:
-        return 0
+        return []

@@ -303,8 +303,7 @@ class RunResult:
             "not_run": "not run",
         }[r.status]
 
-    def summary(self) -> str:
-        """A plain-text hosts × phases table, then the error text of every failure."""
+    def _head(self) -> str:
         verdict = "OK" if self.ok else "INTERRUPTED" if self.interrupted else "FAILED"
         head = f"cluster {self.cluster}: {verdict}, {self.changed} changed"
         if self.failed_hosts:
@@ -315,12 +314,42 @@ class RunResult:
             head += " [dry run]"
         if self.seconds is not None:
             head += f" in {self.seconds:.1f}s"
-        rows = [["host", *(p.name for p in self.phases)]]
-        rows += [[h, *(self._cell(p, h) for p in self.phases)] for h in self.host_names]
-        rows.append(["time", *(_fmt_seconds(p.seconds) for p in self.phases)])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = [head, ""]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        return head
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """Per host, how many phases were ok, changed something, failed or skipped (like
+        ansible's PLAY RECAP: `changed` phases also count as `ok`)."""
+        out: dict[str, dict[str, int]] = {}
+        for host in self.host_names:
+            counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+            for phase in self.phases:
+                r = phase.hosts.get(host)
+                if r is None:
+                    continue
+                if r.status in ("ok", "changed"):
+                    counts["ok"] += 1
+                    counts["changed"] += r.status == "changed"
+                elif r.status in ("failed", "interrupted"):
+                    counts["failed"] += 1
+                else:
+                    counts["skipped"] += 1
+            out[host] = counts
+        return out
+
+    def summary(self) -> str:
+        """The verdict, one recap line per host, then the error text of every failure.
+
+        Why not the hosts × phases table: it grows by a column per phase (three per master in
+        a rolling deploy) and is unreadable past a few hosts; the recap is as wide as the
+        longest host name. The table is `matrix()`, and every cell is in the JSON report.
+        """
+        recap = self.recap()
+        width = max((len(h) for h in recap), default=0)
+        lines = [self._head(), ""]
+        lines += [
+            f"{h:<{width}}  ok={c['ok']} changed={c['changed']} failed={c['failed']} skipped={c['skipped']}"
+            for h, c in recap.items()
+        ]
         failures = [(h.name, f) for h in self.hosts.values() for f in h.failures]
         if failures:
             lines += ["", "Failures:"]
@@ -329,6 +358,16 @@ class RunResult:
                 lines.append(f"  {host} {where}:")
                 lines += [f"      {line}" for line in f.error.splitlines() or [""]]
         return "\n".join(lines)
+
+    def matrix(self) -> str:
+        """The full plain-text hosts × phases table (wide: one column per phase)."""
+        rows = [["host", *(p.name for p in self.phases)]]
+        rows += [[h, *(self._cell(p, h) for p in self.phases)] for h in self.host_names]
+        rows.append(["time", *(_fmt_seconds(p.seconds) for p in self.phases)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        )
 
     def diffs(self) -> str:
         """What changed (or, in a dry run, would change), per host and phase, as reported by the tasks."""

@@ -145,3 +145,30 @@ def test_importing_the_engine_does_not_import_nornir_utils() -> None:
         check=True,
     )
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_tty_line_names_the_pending_hosts(nr: Nornir) -> None:
+    out = io.StringIO()
+    progress = EggoProgress(out, tty=True, clock=FakeClock())
+    nr.filter(filter_func=lambda h: h.name in ("m0", "m1")).with_processors([progress]).run(
+        ok_task, name="etcd"
+    )
+    assert "waiting for m0, m1" in out.getvalue()
+
+
+def test_heartbeat_off_a_terminal_names_the_pending_hosts(nr: Nornir, monkeypatch) -> None:
+    from eggo_nornir.engine import progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "TICK_SECONDS", 0.02)
+    monkeypatch.setattr(progress_mod, "HEARTBEAT_SECONDS", 0.1)
+    out = io.StringIO()
+
+    def slow(task: Task) -> Result:
+        time.sleep(0.5 if task.host.name == "m1" else 0.0)
+        return Result(task.host)
+
+    two = nr.filter(filter_func=lambda h: h.name in ("m0", "m1"))
+    two.with_processors([EggoProgress(out, clock=time.monotonic)]).run(slow, name="slow")
+    beats = [line for line in out.getvalue().splitlines() if "still running" in line]
+    assert beats and beats[-1].endswith("waiting for m1")
+    assert "\r" not in out.getvalue()
