@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,9 +51,35 @@ class _RunLogHandler(logging.FileHandler):
     """Marker type, so the previous run's handler can be found and closed."""
 
 
+DEFAULT_KEEP_RUNS = 50
+
+
+def keep_runs() -> int:
+    """How many run records a state dir keeps: `$EGGO_KEEP_RUNS`, default 50 (0: keep all)."""
+    try:
+        return max(0, int(os.environ.get("EGGO_KEEP_RUNS", DEFAULT_KEEP_RUNS)))
+    except ValueError:
+        return DEFAULT_KEEP_RUNS
+
+
+def prune_runs(runs: Path, keep: int) -> None:
+    """Delete all but the newest `keep` run dirs (their names sort by time).
+
+    Why: a status polled by cron or a CI loop adds a run dir each time, and the state dir
+    would grow without bound.
+    """
+    dirs = sorted(p for p in runs.iterdir() if p.is_dir() and not p.is_symlink())
+    for old in dirs[: max(0, len(dirs) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def new_run_dir(state_dir: Path) -> Path:
-    """`<state_dir>/runs/<UTC timestamp>` (0700), unique even for runs in the same second."""
+    """`<state_dir>/runs/<UTC timestamp>` (0700), unique even for runs in the same second;
+    older run dirs beyond `keep_runs()` are pruned first."""
     runs = private_dir(Path(state_dir) / "runs")
+    keep = keep_runs()
+    if keep:
+        prune_runs(runs, keep - 1)  # room for the new one
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
         candidate = runs / (stamp if n == 0 else f"{stamp}-{n}")

@@ -23,12 +23,15 @@ from typing import Any, Literal
 from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.task import MultiResult, Result
 
+from eggo_nornir import __version__
 from eggo_nornir.errors import EggoError
 
 HostStatus = Literal["ok", "changed", "failed", "skipped", "interrupted", "not_run"]
 PhaseStatus = Literal["ok", "failed", "interrupted", "not_run"]
 
 MAX_ERROR_CHARS = 4000
+#: bumped when a key of the JSON report changes meaning or goes away (new keys don't bump it)
+SCHEMA_VERSION = 1
 STATS_KEYS: tuple[str, ...] = ("commands", "bytes_sent", "bytes_received")
 
 # ---- reading Nornir results --------------------------------------------------------
@@ -269,6 +272,8 @@ class RunResult:
         """The report. With `timings=False` every duration and timestamp is left out, so
         two runs that did the same thing give equal dicts."""
         out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "eggo-nornir", "version": __version__},
             "cluster": self.cluster,
             "ok": self.ok,
             "dry_run": self.dry_run,
@@ -426,6 +431,19 @@ class RunResult:
                 for h, f in failures
             ]
             parts.append("</ul>")
+        diffs = [
+            (h, p.name, p.hosts[h].diff)
+            for h in self.host_names
+            for p in self.phases
+            if h in p.hosts and p.hosts[h].diff
+        ]
+        if diffs:
+            parts.append(f"<p><b>{'Would change' if self.dry_run else 'Changed'}</b></p>")
+            parts += [
+                f"<details><summary>{esc(h)} [{esc(phase)}]</summary>"
+                f'<pre style="white-space:pre-wrap;margin:0">{esc(diff)}</pre></details>'
+                for h, phase, diff in diffs
+            ]
         parts.append("</div>")
         return "\n".join(parts)
 

@@ -36,6 +36,8 @@ def result() -> RunResult:
 def test_json_shape(result: RunResult) -> None:
     data = json.loads(result.to_json())
     assert list(data) == [
+        "schema_version",
+        "tool",
         "cluster",
         "ok",
         "dry_run",
@@ -188,3 +190,21 @@ def test_dry_run_diffs_are_kept_per_host_and_phase(nr, cfg) -> None:  # type: ig
     text = result.diffs()
     assert "--- w0 [files]\n+line on w0" in text and "--- w1 [files]" in text
     assert result.to_dict()["hosts"]["w0"]["phases"]["files"]["diff"] == "+line on w0\n"
+
+
+def test_report_carries_schema_and_tool_version(result: RunResult) -> None:
+    from eggo_nornir import __version__
+    from eggo_nornir.engine.report import SCHEMA_VERSION
+
+    data = result.to_dict(timings=False)
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["tool"] == {"name": "eggo-nornir", "version": __version__}
+
+
+def test_html_shows_dry_run_diffs_per_host_in_collapsible_blocks() -> None:
+    from eggo_nornir.engine.report import HostPhase, PhaseResult
+
+    phase = PhaseResult("files", "abort", False, ["m0"], "ok", ["m0"], 1.0, {"m0": HostPhase("changed", 1)})
+    phase.hosts["m0"].diff = "--- /etc/a\n+++ /etc/a\n+x<y\n"
+    page = RunResult("c1", ["m0"], dry_run=True, phases=[phase])._repr_html_()
+    assert "<details><summary>m0 [files]</summary>" in page and "+x&lt;y" in page
