@@ -142,7 +142,7 @@ class Cluster:
         self,
         *,
         dry_run: bool = False,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
         ignore_preflight: Sequence[str] = (),
         cluster_prehooks: Sequence[str] = (),
@@ -174,7 +174,7 @@ class Cluster:
         nodes: Sequence[JoinNode | Mapping[str, Any]],
         *,
         dry_run: bool = False,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
         ignore_preflight: Sequence[str] = (),
         prehooks: Sequence[str] = (),
@@ -227,7 +227,7 @@ class Cluster:
         force: bool = False,
         drain_timeout: float = 300.0,
         dry_run: bool = False,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
         prehooks: Sequence[str] = (),
         posthooks: Sequence[str] = (),
@@ -324,7 +324,7 @@ class Cluster:
         self,
         *,
         dry_run: bool = False,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
         cluster_prehooks: Sequence[str] = (),
         cluster_posthooks: Sequence[str] = (),
@@ -349,7 +349,7 @@ class Cluster:
         phases: list[Phase],
         *,
         dry_run: bool,
-        progress: bool,
+        progress: bool | None,
         report: Path | str | None,
         select: ClusterConfig | None = None,
         finish: Callable[[RunResult], RunResult] | None = None,
@@ -358,9 +358,11 @@ class Cluster:
         """Run `phases` on this cluster's hosts; `select` is the config their host selectors
         read (delete: the remaining cluster, while the inventory still has the deleted hosts);
         `finish` turns the run's result into the command's (certs renew: a RenewResult);
-        `limit`: only these nodes."""
+        `limit`: only these nodes; `progress` None: on in a Jupyter kernel, else off."""
         from eggo_nornir.remote.nornir_plugin import remote_stats
 
+        if progress is None:
+            progress = _in_jupyter()
         run_dir = new_run_dir(self.state_dir)
         # one redactor for the log, the report, the diffs and the progress lines; it must know
         # the state dir's secrets (token, encryption key, private keys), not just the config's
@@ -464,7 +466,7 @@ class Cluster:
         before_days: int | None = None,
         force: bool = False,
         dry_run: bool = False,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
     ) -> RenewResult:
         """Re-issue leaf certificates (same CAs) and roll them out one node at a time, API up throughout.
@@ -510,7 +512,7 @@ class Cluster:
         snapshot: Path | str,
         *,
         etcdutl: Path | str | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
     ) -> RunResult:
         """Rebuild every etcd member from `snapshot`, with the apiservers stopped meanwhile.
@@ -529,6 +531,15 @@ class Cluster:
             return self._run(
                 restore_phases(ctx, path, digest), dry_run=False, progress=progress, report=report
             )
+
+
+def _in_jupyter() -> bool:
+    """Whether this runs in a Jupyter kernel, where a long deploy should show its progress
+    without being asked (it goes to the cell's stderr as plain lines)."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _hooks(specs: Sequence[str]) -> list[Any]:

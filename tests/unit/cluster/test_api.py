@@ -114,3 +114,21 @@ def test_a_run_masks_the_state_dirs_secrets_in_the_report(tmp_path: Path) -> Non
     assert not any(ln in text for ln in key.splitlines()[-5:-1])
     log = next(cluster.state_dir.glob("runs/*/nornir.log")).read_text()
     assert "token ***" in log and token.split(".")[1] not in log
+
+
+def test_progress_is_on_by_default_only_in_a_jupyter_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from eggo_nornir.cluster.api import _in_jupyter
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert _in_jupyter() is False
+
+    class ZMQInteractiveShell:
+        pass
+
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = ZMQInteractiveShell  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert _in_jupyter() is True
