@@ -67,7 +67,6 @@ DST_WHITELIST_STRICTLY_BELOW: tuple[str, ...] = (
     "/usr/local/bin",
     "/usr/lib/systemd/system",
     "/etc/systemd/system",
-    "/tmp",
 )
 
 # install categories of the upstream dialect and the role each one installs on
