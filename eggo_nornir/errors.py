@@ -61,8 +61,21 @@ def shown(value: object) -> str:
         if len(value) > MAX_SHOWN:
             return f"{value[:MAX_SHOWN]!r}... ({len(value)} characters)"
         return repr(value)
-    text = str(value)
+    text = str(_masked(value))
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+
+
+# Keys whose values a problem never shows, even inside a mapping echoed back whole
+# (`pki.cert-validity-days: must be a whole number (got {...})`).
+SECRET_KEYS = frozenset({"password", "sudo-password"})
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: "***" if str(k) in SECRET_KEYS else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def key_text(key: object) -> str:

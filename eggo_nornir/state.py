@@ -47,18 +47,21 @@ def cluster_dir(cluster_id: str, root: Path | None = None) -> Path:
     return private_dir(private_dir(base / "clusters") / cluster_id)
 
 
-def write_private(path: Path, data: bytes | str, mode: int = FILE_MODE) -> bool:
+def write_private(path: Path, data: bytes | str, mode: int = FILE_MODE, *, own_dir: bool = True) -> bool:
     """Atomically write `data` to `path` with `mode` unless it already holds exactly that.
 
     Returns True when the file changed. The temp file is created 0600 in the same dir so
-    a secret is never world-readable, not even for an instant.
+    a secret is never world-readable, not even for an instant, and renamed over `path`: a
+    symlink planted there is replaced, never written through. `own_dir=False` is for a
+    path the user chose (`--report FILE`): its dir must exist and keeps its mode.
     """
     raw = data.encode() if isinstance(data, str) else data
-    if path.exists() and path.read_bytes() == raw:
+    if not path.is_symlink() and path.is_file() and path.read_bytes() == raw:
         if path.stat().st_mode & 0o777 != mode:
             path.chmod(mode)
         return False
-    private_dir(path.parent)
+    if own_dir:
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:

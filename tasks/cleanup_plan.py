@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from eggo_nornir.config.model import DST_WHITELIST_EXACT_OR_BELOW, DST_WHITELIST_STRICTLY_BELOW
+from eggo_nornir.config.model import DST_WHITELIST_EXACT_OR_BELOW, DST_WHITELIST_STRICTLY_BELOW, PACKAGE_NAME
 from eggo_nornir.render import paths as p
 from eggo_nornir.tasks import addons, bundle, packages, system
 from eggo_nornir.tasks.files import FILES_LIST, STATE_DIR
@@ -449,12 +449,9 @@ def package_tool(tools: Iterable[str]) -> str | None:
     return None
 
 
-_PKG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._~:-]*$")
-
-
 def valid_package(name: str) -> bool:
     """A name a package manager could know; anything else (a glob, a path, an option) is refused."""
-    return bool(_PKG_NAME.match(name))
+    return bool(PACKAGE_NAME.match(name))
 
 
 def package_query(tool: str | None, names: Sequence[str]) -> str:
@@ -464,10 +461,10 @@ def package_query(tool: str | None, names: Sequence[str]) -> str:
     quoted = " ".join(shlex.quote(n) for n in names)
     if tool in ("apt-get", "dpkg"):
         return (
-            f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {quoted} 2>/dev/null"
+            f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' -- {quoted} 2>/dev/null"
             ' | awk \'$2 != "not-installed" {print $1, "installed"}\''
         )
-    return f"rpm -q --qf '%{{NAME}} installed\\n' {quoted} 2>/dev/null | grep ' installed$'"
+    return f"rpm -q --qf '%{{NAME}} installed\\n' -- {quoted} 2>/dev/null | grep ' installed$'"
 
 
 def package_remove_command(tool: str, names: Sequence[str]) -> str:
@@ -475,11 +472,11 @@ def package_remove_command(tool: str, names: Sequence[str]) -> str:
     quoted = " ".join(shlex.quote(n) for n in names)
     return {
         "apt-get": "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "
-        f"-o APT::Get::AutomaticRemove=false {quoted}",
-        "dpkg": f"dpkg --purge {quoted}",
-        "dnf": f"dnf remove -y {quoted}",
-        "yum": f"yum remove -y {quoted}",
-        "rpm": f"rpm -e {quoted}",
+        f"-o APT::Get::AutomaticRemove=false -- {quoted}",
+        "dpkg": f"dpkg --purge -- {quoted}",
+        "dnf": f"dnf remove -y -- {quoted}",
+        "yum": f"yum remove -y -- {quoted}",
+        "rpm": f"rpm -e -- {quoted}",
     }[tool]
 
 

@@ -77,9 +77,9 @@ r=none; for c in apt-get dnf yum; do if command -v $c >/dev/null 2>&1; then r=$c
 printf 'mgr\t%s\nrepo\t%s\n' "$m" "$r"
 have() {
   if [ "$m" = dpkg ]; then
-    dpkg-query -W -f='${db:Status-Abbrev}|${Version}\n' "$1" 2>/dev/null | sed -n 's/^ii *|//p' | head -n1
+    dpkg-query -W -f='${db:Status-Abbrev}|${Version}\n' -- "$1" 2>/dev/null | sed -n 's/^ii *|//p' | head -n1
   elif [ "$m" = rpm ]; then
-    rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$1" 2>/dev/null | grep -v 'not installed' | head -n1
+    rpm -q --qf '%{VERSION}-%{RELEASE}\n' -- "$1" 2>/dev/null | grep -v 'not installed' | head -n1
   fi
 }
 pkginfo() {
@@ -340,16 +340,16 @@ def action_script(p: Plan, dst: str) -> str:
             if p.mgr == "dpkg":
                 steps.append(
                     f"(cd {pkgdir} && DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold "
-                    f"{files})"
+                    f"-- {files})"
                 )
             else:
-                steps.append(f"(cd {pkgdir} && rpm -U --replacepkgs {files})")
+                steps.append(f"(cd {pkgdir} && rpm -U --replacepkgs -- {files})")
         elif kind == "repo":
             names = " ".join(shlex.quote(n) for n in what)  # type: ignore[union-attr]
             if p.repo == "apt-get":
-                steps.append(f"DEBIAN_FRONTEND=noninteractive apt-get install -y {names}")
+                steps.append(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -- {names}")
             else:
-                steps.append(f"{p.repo} -y install {names}")
+                steps.append(f"{p.repo} -y install -- {names}")
         else:
             c: Copy = what  # type: ignore[assignment]
             steps.append(copy_script(c))

@@ -104,6 +104,9 @@ def probe_script(dst: str) -> str:
             "/proc/net/tcp /proc/net/tcp6 2>/dev/null; fi",
             f'd={shlex.quote(dst)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; '
             "printf 'disk_free_kb=%s\\n' \"$(df -Pk \"$d\" | awk 'NR==2{print $4}')\"",
+            # the bundle dir and each existing parent: owner and mode (see `_dstpath_problems`)
+            f'd={shlex.quote(dst)}; while :; do [ -e "$d" ] && stat -L -c \'dst_dir=%u %a %n\' -- "$d"; '
+            '[ "$d" = / ] || [ "$d" = . ] && break; d=$(dirname "$d"); done',
             f"printf 'cluster_id=%s\\n' \"$(cat {CLUSTER_ID_FILE} 2>/dev/null)\"",
             "cat /proc/[0-9]*/comm 2>/dev/null | grep -x -e kubelet -e etcd | sort -u | sed 's/^/running=/'",
             "printf 'swaps=%s\\n' \"$(tail -n +2 /proc/swaps 2>/dev/null | grep -c .)\"",
@@ -136,7 +139,7 @@ def parse_listeners(lines: Sequence[str]) -> list[Listener]:
 
 
 def parse_facts(stdout: str) -> dict[str, Any]:
-    facts: dict[str, Any] = {"missing_tools": [], "listen": [], "hexports": [], "running": []}
+    facts: dict[str, Any] = {"missing_tools": [], "listen": [], "hexports": [], "running": [], "dst_dirs": []}
     for line in stdout.splitlines():
         key, sep, value = line.partition("=")
         if not sep:
@@ -150,6 +153,8 @@ def parse_facts(stdout: str) -> dict[str, Any]:
                 facts["hexports"].append(int(value, 16))
         elif key == "running":
             facts["running"].append(value)
+        elif key == "dst_dir":
+            facts["dst_dirs"].append(value)
         else:
             facts[key] = value.strip()
     return facts
@@ -212,6 +217,7 @@ def judge(
                      "install coreutils, tar and systemd")
         )  # fmt: skip
     problems += _port_problems(cfg, node, raw)
+    problems += _dstpath_problems(raw.get("dst_dirs", []))
     if bundle_size:
         need = 2 * bundle_size
         if facts["disk_free_bytes"] < need:
@@ -242,6 +248,28 @@ def judge(
             _problem("swap", "swap is on", "none needed: the system task turns it off and comments it out")
         )
     return facts, problems, warnings
+
+
+def _dstpath_problems(lines: Sequence[str]) -> list[dict[str, str]]:
+    """The bundle is checked (sha256) and then unpacked as root: if another user owns its dir
+    or any parent, or can write there, they can swap the tarball in between. So the dstpath
+    and every existing parent must be owned by root and writable by nobody else."""
+    out: list[dict[str, str]] = []
+    for line in lines:
+        uid, _, rest = line.partition(" ")
+        mode, _, path = rest.partition(" ")
+        try:
+            bad_mode = int(mode, 8) & 0o022
+        except ValueError:
+            continue
+        if uid != "0" or bad_mode:
+            out.append(
+                _problem("dstpath", f"{path} is owned by uid {uid} with mode {mode}: another user could swap "
+                         "the bundle between its sha256 check and the unpack",
+                         "set install.package-source.dstpath under a dir only root owns and writes "
+                         "(the default /root/.eggo/package)")
+            )  # fmt: skip
+    return out
 
 
 def _port_problems(cfg: ClusterConfig, node: Node, raw: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -404,7 +404,7 @@ class Cluster:
         text = result.to_json()
         state.write_private(run_dir / REPORT, text)
         if report is not None:
-            Path(report).write_text(text)
+            state.write_private(Path(report), text, own_dir=False)  # 0600, atomic, no symlink follow
 
     def last_report(self) -> dict[str, Any] | None:
         """The JSON report of the most recent run, or None."""

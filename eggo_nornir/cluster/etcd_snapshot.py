@@ -139,11 +139,23 @@ class BackupResult:
         return f"<pre>{html.escape(self.summary())}</pre>"
 
 
-def snapshot_save(task: Task, ctx: DeployContext, remote_path: str) -> Result:
+def private_run_dir(remote: Any, base: str = REMOTE_TMP) -> str:
+    """A fresh 0700 dir with a random name under `base`, made for this run (`mktemp -d`
+    creates it atomically and fails rather than reuse anything). Root-written temp files go
+    in it, never at a predictable path where a local user could pre-create or link them."""
+    out = remote.run(
+        f"umask 077 && mktemp -d {shlex.quote(base)}/eggo-run.XXXXXXXXXX", timeout=60
+    ).stdout.strip()
+    if not out.startswith(f"{base}/eggo-run.") or "/" in out[len(base) + 1 :]:
+        raise RuntimeError(f"mktemp gave an unexpected dir: {out!r}")
+    return out
+
+
+def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
     """On one member: check its own endpoint, `snapshot save`, hash, fetch, and remove the file.
 
-    The snapshot holds every Secret of the cluster, so it is written under umask 077 and
-    deleted from the member whatever happens.
+    The snapshot holds every Secret of the cluster, so it is written under umask 077 into a
+    private dir made for this run (see `private_run_dir`), which is removed whatever happens.
     """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks.etcd import etcdctl_argv, local_endpoint
@@ -151,14 +163,15 @@ def snapshot_save(task: Task, ctx: DeployContext, remote_path: str) -> Result:
     remote = remote_for(task)
     endpoint = local_endpoint(ctx.node(task.host.name).ip)
     remote.run(etcdctl_argv(endpoint, "endpoint", "health"), timeout=60)
-    quoted = shlex.quote(remote_path)
+    run_dir = private_run_dir(remote)
+    remote_path = f"{run_dir}/{file_name}"
     try:
         save = shlex.join(etcdctl_argv(endpoint, "snapshot", "save", remote_path))
-        remote.run(f"umask 077 && rm -f {quoted} && {save}", timeout=900)
+        remote.run(f"umask 077 && {save}", timeout=900)
         remote_sha = remote.run(["sha256sum", remote_path], timeout=300).stdout.split()[0]
         data = remote.get(remote_path, timeout=900)
     finally:
-        remote.run(["rm", "-f", remote_path, f"{remote_path}.part"], check=False, timeout=60)
+        remote.run(["rm", "-rf", "--", run_dir], check=False, timeout=60)
     local_sha = hashlib.sha256(data).hexdigest()
     if local_sha != remote_sha:
         raise RuntimeError(
@@ -184,8 +197,7 @@ def backup(nr: Nornir, cfg: ClusterConfig, state_dir: Path, output: Path | str |
     ctx = probe_context(cfg, state_dir)
     errors: list[str] = []
     for member in cfg.etcds:
-        remote_path = f"{REMOTE_TMP}/eggo-etcd-snapshot-{name}"
-        result, error = _run_on(nr, member, snapshot_save, ctx=ctx, remote_path=remote_path)
+        result, error = _run_on(nr, member, snapshot_save, ctx=ctx, file_name=name)
         if error:
             errors.append(f"{member}: {error.strip().splitlines()[0] if error.strip() else '?'}")
             continue

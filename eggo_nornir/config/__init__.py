@@ -39,7 +39,7 @@ from eggo_nornir.config.model import (
     normalise_arch,
 )
 from eggo_nornir.config.template import TemplateOptions, render_template
-from eggo_nornir.config.validate import unknown_keys, validate
+from eggo_nornir.config.validate import control_characters, unknown_keys, validate
 from eggo_nornir.errors import ConfigError, Problem
 
 __all__ = [
@@ -77,6 +77,9 @@ def check_config_dict(
 ) -> tuple[ClusterConfig | None, list[Problem]]:
     """Convert and validate without raising: the model (None if hopeless) and all problems."""
     problems = unknown_keys(data) if isinstance(data, dict) else []
+    if isinstance(data, dict):  # an unknown key is reported once, as unknown
+        reported = {p.path for p in problems}
+        problems = [p for p in control_characters(data) if p.path not in reported] + problems
     cfg, origins, conversion = build_config(data, Path(base_dir) if base_dir else None)
     problems += conversion
     if cfg is not None:

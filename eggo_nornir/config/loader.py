@@ -28,6 +28,7 @@ import yaml
 from eggo_nornir.config.model import (
     CATEGORY_ROLE,
     COMPONENTS,
+    FLAG_NAME,
     PACKAGE_TYPES,
     ROLES,
     SCHEDULES,
@@ -46,6 +47,7 @@ from eggo_nornir.config.model import (
     Role,
     ServiceConfig,
     normalise_arch,
+    plain_name,
 )
 from eggo_nornir.errors import ConfigError, Problem, join_key, problem
 
@@ -702,6 +704,8 @@ class _Builder:
             )
         elif component not in ("etcd", "container-engine") and not key.startswith("-"):
             self.r.fail(path, f"flag names need their leading dashes, e.g. --{key}", key)
+        elif component not in ("etcd", "container-engine") and not FLAG_NAME.match(key):
+            self.r.fail(path, "must be one flag name such as --v (lower case, digits, '.', '-')", key)
         if isinstance(value, bool):
             args[key] = "true" if value else "false"
         elif isinstance(value, (str, int, float)):
@@ -744,8 +748,12 @@ class _Builder:
             filename = r.text(raw, "filename", path)
             if filename is None:
                 r.fail(f"{path}.filename", "is required")
-            elif posixpath.isabs(filename) or ".." in filename.split("/"):
-                r.fail(f"{path}.filename", "must be a file name inside the bundle's addons/ dir", filename)
+            elif not plain_name(filename):
+                r.fail(
+                    f"{path}.filename",
+                    "must be a plain file name (no '/', not '..') in the bundle's addons/ dir",
+                    filename,
+                )
             else:
                 out.append(Addon(kind, filename))
         return tuple(out)

@@ -10,6 +10,7 @@ so a reader can see at a glance what an omitted key means.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +33,25 @@ SCHEDULES: tuple[str, ...] = ("prejoin", "postjoin", "precleanup", "postcleanup"
 Runtime = Literal["containerd", "docker", "iSulad"]
 KeyAlgorithm = Literal["ecdsa-p256", "rsa-2048", "rsa-4096"]
 
+# What a config value may look like where it becomes a word on a command line or a file
+# name on a host (issue 15): a package name cannot start with `-` (it would be an option
+# of apt-get/dnf/rpm), a flag name is one lower-case flag, a file name has no `/` or `..`.
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@:-]*$")
+FLAG_NAME = re.compile(r"^--[a-z0-9][a-z0-9.-]*$")
+
+
+def plain_name(name: str) -> bool:
+    """A file name that stays in its dir on the host: no `/` (or `\\`), no `..`, and no
+    leading `-`, so it can be neither a path out of the dir nor an option of a command."""
+    return (
+        bool(name)
+        and not any(c in name for c in "/\\")
+        and ".." not in name
+        and name != "."
+        and not name.startswith("-")
+    )
+
+
 # Upstream's dst whitelist (pathwhitelist.go): `exact_or_below` may be the dir itself or
 # anything under it, `strictly_below` only what is under it. We enforce it at load time,
 # after normalisation, instead of only at removal time as upstream does.
@@ -47,7 +67,6 @@ DST_WHITELIST_STRICTLY_BELOW: tuple[str, ...] = (
     "/usr/local/bin",
     "/usr/lib/systemd/system",
     "/etc/systemd/system",
-    "/tmp",
 )
 
 # install categories of the upstream dialect and the role each one installs on

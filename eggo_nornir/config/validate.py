@@ -16,6 +16,7 @@ import difflib
 import ipaddress
 import posixpath
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from eggo_nornir.config.model import (
     CATEGORY_ROLE,
     DST_WHITELIST_EXACT_OR_BELOW,
     DST_WHITELIST_STRICTLY_BELOW,
+    PACKAGE_NAME,
     ClusterConfig,
+    plain_name,
 )
-from eggo_nornir.errors import Problem, join_key, problem
+from eggo_nornir.errors import SECRET_KEYS, Problem, join_key, problem
 
 # ------------------------------------------------------------------------- schema
 # A dict is a mapping with known keys; a one-element list is a list of that shape; ANY
@@ -160,6 +163,38 @@ def unknown_keys(data: Any, spec: Any = SCHEMA, path: str = "") -> list[Problem]
             problems.append(problem(child, f"unknown key; {_suggest(str(key), spec, path)}"))
             continue
         problems += unknown_keys(value, spec[key], child)
+    return problems
+
+
+# ------------------------------------------------------------------------- control characters
+def has_control(text: str) -> bool:
+    """A C0/C1 control (newline, CR, NUL, ESC, DEL...) or a Unicode line/paragraph separator:
+    anything that can end a line of a systemd unit, an EnvironmentFile, a YAML or TOML file
+    or a shell command, or rewrite a terminal."""
+    return any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029" for c in text)
+
+
+def control_characters(data: Any, path: str = "") -> list[Problem]:
+    """Every key and string value, anywhere in the raw document, that holds a control
+    character (issue 15): such a value would reach a unit, a file or a command line, where a
+    newline starts a new directive. Checked on the raw data, before the loader strips
+    whitespace, so `"x\\n"` cannot slip through as `x`."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = join_key(path, key)
+            if isinstance(key, str) and has_control(key):
+                problems.append(problem(child, "key holds a control character (newline, tab, NUL...)"))
+                continue
+            if isinstance(value, str) and has_control(value) and str(key) in SECRET_KEYS:
+                problems.append(problem(child, "holds a control character (newline, tab, NUL...)"))
+                continue
+            problems += control_characters(value, child)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            problems += control_characters(item, f"{path}[{i}]")
+    elif isinstance(data, str) and has_control(data):
+        problems.append(problem(path, "holds a control character (newline, tab, NUL...)", data))
     return problems
 
 
@@ -511,6 +546,7 @@ def _check_pki(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
 
 def _check_packages(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
     for pkg, path in zip(cfg.packages, o.packages, strict=True):
+        yield from _check_package_name(pkg.name, pkg.type, f"{path}.name")
         if pkg.dst is not None:
             dst_path = f"{path}.{'dst' if path.startswith('install.') else 'dstpath'}"
             yield from _check_dst(pkg.name, pkg.type, pkg.dst, dst_path)
@@ -520,6 +556,22 @@ def _check_packages(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
             )
         if pkg.type != "shell" and pkg.schedule is not None:
             yield problem(f"{path}.schedule", f"only shell packages have a schedule (type is {pkg.type})")
+
+
+def _check_package_name(name: str, ptype: str, path: str) -> Iterator[Problem]:
+    """A repo or pkg name becomes a word on an apt-get/dnf/rpm command line, the other types a
+    file name under the bundle's dirs and on the host (a yaml may also be a URL)."""
+    if ptype in ("repo", "pkg"):
+        if not PACKAGE_NAME.match(name):
+            yield problem(
+                path,
+                "not a package name (letters, digits, '.', '_', '+', '@', ':', '-'; no leading '-')",
+                name,
+            )
+    elif not (ptype == "yaml" and name.startswith(("http://", "https://"))) and not plain_name(name):
+        yield problem(
+            path, f"a {ptype} package must be a plain file name (no '/', no '..', no leading '-')", name
+        )
 
 
 def _check_dst(name: str, ptype: str, dst: str, path: str) -> Iterator[Problem]:

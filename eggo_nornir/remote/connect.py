@@ -11,6 +11,8 @@ What it guarantees, whoever calls it:
   disabled: the chacha20-poly1305 cipher and every `-etm@openssh.com` MAC (paramiko 2.12
   cannot do chacha20 anyway; it is listed so a later paramiko stays safe). What remains,
   AES-CTR or AES-CBC with encrypt-and-MAC SHA-2, is not affected;
+- the weak algorithms paramiko still offers (3des-cbc, hmac-md5, diffie-hellman-group1-sha1,
+  ssh-dss) are disabled too (`WEAK_ALGORITHMS`);
 - host keys are trusted on first use and verified afterwards (`hostkeys`);
 - a dead link fails instead of hanging: TCP keepalives plus `TCP_USER_TIMEOUT` on the
   socket make the kernel drop a connection whose peer stops answering for
@@ -53,9 +55,23 @@ def terrapin_macs() -> list[str]:
     return sorted(m for m in known if m.endswith("-etm@openssh.com"))
 
 
+# Issue 15: algorithms paramiko still offers that are broken or deprecated by OpenSSH
+# (3DES, MD5 MACs, the 1024-bit group1 kex, DSA keys); no supported host needs them.
+WEAK_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "ciphers": ("3des-cbc",),
+    "macs": ("hmac-md5", "hmac-md5-96", "hmac-sha1-96"),
+    "kex": ("diffie-hellman-group1-sha1",),
+    "keys": ("ssh-dss",),
+    "pubkeys": ("ssh-dss",),
+}
+
+
 def disabled_algorithms(extra: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
-    """The Terrapin exclusions merged with whatever the inventory disables on top."""
+    """The Terrapin exclusions and the weak algorithms, merged with whatever the inventory
+    disables on top."""
     merged: dict[str, list[str]] = {"ciphers": list(TERRAPIN_CIPHERS), "macs": terrapin_macs()}
+    for kind, names in WEAK_ALGORITHMS.items():
+        merged[kind] = sorted(set(merged.get(kind, [])) | set(names))
     for kind, names in (extra or {}).items():
         merged[kind] = sorted(set(merged.get(kind, [])) | set(names))
     return merged

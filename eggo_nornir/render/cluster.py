@@ -17,14 +17,17 @@ Per node:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import secrets as secrets_mod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eggo_nornir.config.model import ClusterConfig, Node
+from eggo_nornir.errors import UsageError
 from eggo_nornir.render import addons, coredns, network, nginx, runtime, system, units
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
@@ -143,44 +146,125 @@ def manifest(files: list[HostFile]) -> bytes:
     ).encode()
 
 
-def _write(path: Path, content: bytes, mode: int) -> None:
-    """Write with the final mode from the first byte (a secret is never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_dir(root_fd: int, parts: list[str], create: bool) -> int:
+    """An fd of `root/<parts>`, walked one component at a time without following a symlink
+    (`O_NOFOLLOW` on each step), so a planted link cannot redirect a write or a removal."""
+    fd = os.dup(root_fd)
     try:
-        os.write(fd, content)
-        os.fchmod(fd, mode)
-    finally:
+        for part in parts:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise UsageError(
+                    f"render: refusing {part!r} in the output dir: not a plain directory ({exc.strerror})"
+                ) from None
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
         os.close(fd)
-    os.replace(tmp, path)
+        raise
+
+
+def _write_at(root_fd: int, rel: str, content: bytes, mode: int) -> None:
+    """Write `root/rel` atomically: a fresh random temp name created `O_EXCL|O_NOFOLLOW` with
+    the final mode from the first byte, then renamed over the target (a rename replaces a
+    symlink, it never writes through one)."""
+    *parts, name = rel.split("/")
+    dfd = _open_dir(root_fd, parts, create=True)
+    try:
+        tmp = f".{name}.{secrets_mod.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+        try:
+            os.write(fd, content)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
+def _previous(out: Path, node_name: str) -> set[str]:
+    """The paths the last render listed for this node; nothing else is ever removed."""
+    path = out / f"{node_name}{MANIFEST_SUFFIX}"
+    if path.is_symlink() or not path.is_file():
+        return set()
+    try:
+        files = json.loads(path.read_text())["files"]
+        return {str(f["path"]).lstrip("/") for f in files}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"render: {path} is not a manifest eggo wrote; refusing to manage {out}") from None
+
+
+def _prune(root_fd: int, node_name: str, stale: set[str]) -> None:
+    """Remove files of the previous render that this one no longer produces, then their
+    dirs if emptied; every step relative to a no-follow dir fd."""
+    for rel in sorted(stale, reverse=True):
+        parts = [node_name, *[x for x in rel.split("/") if x not in ("", ".", "..")]]
+        try:
+            dfd = _open_dir(root_fd, parts[:-1], create=False)
+        except UsageError:
+            continue
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(parts[-1], dir_fd=dfd)
+        finally:
+            os.close(dfd)
+        for depth in range(len(parts) - 1, 1, -1):
+            pfd = _open_dir(root_fd, parts[: depth - 1], create=False)
+            try:
+                os.rmdir(parts[depth - 1], dir_fd=pfd)
+            except OSError:
+                break
+            finally:
+                os.close(pfd)
+
+
+def _check_output(out: Path, nodes: list[str]) -> None:
+    """Refuse to take over a dir that eggo did not fill: a non-empty one without any manifest,
+    or a node dir without its manifest (`render -o /` must never empty `/etc`)."""
+    if out.is_symlink():
+        raise UsageError(f"render: the output dir {out} is a symlink; give the real path")
+    if not out.exists():
+        return
+    entries = list(out.iterdir())
+    if entries and not any(e.name.endswith(MANIFEST_SUFFIX) for e in entries):
+        raise UsageError(f"render: {out} is not empty and holds no eggo manifest; use an empty or new dir")
+    for node in nodes:
+        if (out / node).exists() and not (out / f"{node}{MANIFEST_SUFFIX}").is_file():
+            raise UsageError(
+                f"render: {out / node} exists but {node}{MANIFEST_SUFFIX} does not; refusing to write into it"
+            )
 
 
 def write_tree(rendered: Mapping[str, list[HostFile]], out_dir: Path | str) -> None:
     """Write `out_dir/<node>/<absolute path>` with each file's mode, plus `out_dir/<node>.manifest.json`.
 
     The manifest sits next to the node's dir, not in it, so the node dir holds exactly what
-    the node receives. Files under a node dir that the render no longer produces are removed,
-    so re-rendering into the same dir gives the same tree. Owners are recorded in the manifest,
-    not applied (rendering does not need root).
+    the node receives. Only files the previous render listed in its manifest and this one no
+    longer produces are removed, so re-rendering gives the same tree and nothing else in the
+    dir is ever touched. The root is created 0700 (the tree holds keys); no symlink in it is
+    ever followed. Owners are recorded in the manifest, not applied (rendering needs no root).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for node_name, files in sorted(rendered.items()):
-        root = out / node_name
-        wanted: set[Path] = set()
-        for hf in files:
-            target = root / hf.path.lstrip("/")
-            wanted.add(target)
-            _write(target, hf.content, hf.mode)
-        if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-                for name in filenames:
-                    path = Path(dirpath) / name
-                    if path not in wanted:
-                        path.unlink()
-                for name in dirnames:
-                    sub = Path(dirpath) / name
-                    if not any(sub.iterdir()):
-                        sub.rmdir()
-        _write(out / f"{node_name}{MANIFEST_SUFFIX}", manifest(files), 0o644)
+    _check_output(out, sorted(rendered))
+    if not out.exists():
+        out.mkdir(parents=True, mode=0o700)
+    root_fd = os.open(out, _DIR_FLAGS)
+    try:
+        for node_name, files in sorted(rendered.items()):
+            wanted = {hf.path.lstrip("/") for hf in files}
+            stale = _previous(out, node_name) - wanted
+            for hf in files:
+                _write_at(root_fd, f"{node_name}/{hf.path.lstrip('/')}", hf.content, hf.mode)
+            _prune(root_fd, node_name, stale)
+            _write_at(root_fd, f"{node_name}{MANIFEST_SUFFIX}", manifest(files), 0o644)
+    finally:
+        os.close(root_fd)

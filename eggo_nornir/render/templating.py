@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from typing import Any
 
 import jinja2
@@ -19,14 +20,23 @@ import jinja2
 _SYSTEMD_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./*\-\[\]]*$")
 
 
+def _no_control(text: str, where: str) -> str:
+    """Defence in depth behind the config loader's check: a newline in a unit or an
+    EnvironmentFile starts a new directive (`ExecStartPre=...`), so no quoting can make a
+    control character safe there; refuse to render it."""
+    if any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029" for c in text):
+        raise ValueError(f"refusing to render a control character into {where}: {text!r}")
+    return text
+
+
 def systemd_arg(value: object) -> str:
     """Quote one command-line word for a unit's ExecStart=.
 
     systemd expands `%` specifiers and `$VAR` in ExecStart, so both are doubled; words with
     spaces, quotes or backslashes are wrapped in double quotes with C-style escapes, which
-    systemd's own parser undoes.
+    systemd's own parser undoes. A control character raises ValueError.
     """
-    text = str(value).replace("%", "%%").replace("$", "$$")
+    text = _no_control(str(value), "a systemd command line").replace("%", "%%").replace("$", "$$")
     if text and _SYSTEMD_SAFE.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -34,8 +44,8 @@ def systemd_arg(value: object) -> str:
 
 def env_value(value: object) -> str:
     """A value in a systemd EnvironmentFile: no specifier or `$` expansion there, but whitespace,
-    quotes and backslashes need double quotes with escapes."""
-    text = str(value)
+    quotes and backslashes need double quotes with escapes. A control character raises ValueError."""
+    text = _no_control(str(value), "an EnvironmentFile")
     if text and _SYSTEMD_SAFE.match(text.replace("$", "").replace("%", "")):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -261,6 +261,7 @@ def snapshot_fake(content: bytes = b"SNAPSHOT-BYTES") -> FakeRemote:
         path = call.command.split()[-1]
         return 0, f"{hashlib.sha256(f.files[path].content).hexdigest()}  {path}\n", ""
 
+    fake.on(re.compile(r"mktemp -d /var/tmp/eggo-run\.X+$"), stdout="/var/tmp/eggo-run.Ab3dE5gH9k\n")
     fake.on(re.compile(r"snapshot save"), handler=save)
     fake.on(re.compile(r"^sha256sum "), handler=sha)
     return fake
@@ -283,7 +284,9 @@ def test_backup_writes_private_snapshot_and_sidecar(tmp_path: Path) -> None:
     assert result.checksum_path.read_text() == f"{digest}  {result.path.name}\n"  # type: ignore[union-attr]
     save = next(c for c in fake.commands if "snapshot save" in c)
     assert save.startswith("umask 077") and "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt" in save
-    assert fake.commands[-1].startswith("rm -f /var/tmp/eggo-etcd-snapshot-")  # never left on the member
+    assert "/var/tmp/eggo-run.Ab3dE5gH9k/" in save  # a private random dir made for the run...
+    assert any(c.startswith("umask 077 && mktemp -d ") for c in fake.commands)
+    assert fake.commands[-1] == "rm -rf -- /var/tmp/eggo-run.Ab3dE5gH9k"  # ...removed whatever happens
     assert json.loads(result.to_json())["sha256"] == digest
 
 

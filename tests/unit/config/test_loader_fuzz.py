@@ -46,7 +46,7 @@ from eggo_nornir.config import (
     load_config_dict,
     to_json_dict,
 )
-from eggo_nornir.config.validate import SCHEMA
+from eggo_nornir.config.validate import SCHEMA, has_control
 from eggo_nornir.errors import Problem, join_key
 from eggo_nornir.render.network import node_pod_cidrs
 
@@ -203,8 +203,17 @@ _BAD_TEXT = st.sampled_from(
         "v1",
     ]
 )
+# Issue 15: control characters must never pass `check` (they would start a new line in a
+# unit, an EnvironmentFile or a command); mixed into plain-looking words so the mutated
+# value often passes every other rule.
+_CONTROL_TEXT = st.text(
+    alphabet=st.one_of(st.sampled_from("az09.-/:"), st.sampled_from("\n\r\t\x00\x1b\x7f\x85\u2028\u2029")),
+    min_size=1,
+    max_size=8,
+).filter(lambda t: has_control(t))
 _SCALARS = st.one_of(
     st.none(),
+    _CONTROL_TEXT,
     st.booleans(),
     st.integers(),
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -244,6 +253,7 @@ _KEYS = st.one_of(
     st.sampled_from(sorted(SCHEMA_KEYS)).map(str.upper),
     st.text(max_size=12),
     _BAD_TEXT,
+    _CONTROL_TEXT,
     st.integers(-5, 5),
     st.booleans(),
     st.none(),
@@ -567,6 +577,7 @@ def _accepted(cfg: ClusterConfig, *, secret_safe: bool) -> None:
     CIDRs that render accepts (the cheap part of rendering; keys would cost seconds), and a
     dump that reloads to the same model (what a saved config and `cleanup --id` rely on)."""
     assert isinstance(cfg, ClusterConfig) and cfg.masters and cfg.nodes
+    assert not any(has_control(t) for t in _strings(dataclasses.asdict(cfg))), cfg
     assert not secret_safe or SECRET not in str(to_json_dict(cfg))
     assert len(node_pod_cidrs(cfg)) == len(cfg.workers)  # render's own config rules agree with check
     text = dump_config(cfg)
@@ -581,6 +592,19 @@ def _accepted(cfg: ClusterConfig, *, secret_safe: bool) -> None:
             _package_key(p) for p in cfg.packages
         )
     assert dump_config(again) == text  # stable after one round
+
+
+def _strings(node: Any) -> Iterator[str]:
+    """Every string (keys too) in a nest of dicts, lists and tuples."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _strings(item)
 
 
 def _package_key(p: Package) -> tuple[Any, ...]:

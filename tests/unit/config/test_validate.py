@@ -136,7 +136,7 @@ def test_pacakges_typo_is_accepted_on_purpose() -> None:
         ("/opt/cni/bin", True),
         ("/root/.eggo/package", True),
         ("/tmp", False),
-        ("/tmp/x", True),
+        ("/tmp/x", False),  # issue 15: /tmp is no longer a destination
         ("//usr/bin/x", True),
         ("/", False),
     ],

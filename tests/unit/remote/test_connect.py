@@ -20,15 +20,15 @@ def test_terrapin_exclusions_cover_every_etm_mac_paramiko_knows() -> None:
     for mac in paramiko.Transport._preferred_macs:
         assert (mac in macs) == mac.endswith("-etm@openssh.com")
     d = disabled_algorithms()
-    assert d["ciphers"] == ["chacha20-poly1305@openssh.com"]
+    assert d["ciphers"] == ["3des-cbc", "chacha20-poly1305@openssh.com"]
     usable = [m for m in paramiko.Transport._preferred_macs if m not in d["macs"]]
     assert usable and not any("etm" in m for m in usable)
 
 
 def test_disabled_algorithms_merge_with_the_inventory() -> None:
-    d = disabled_algorithms({"macs": ["hmac-md5"], "kex": ["diffie-hellman-group1-sha1"]})
-    assert "hmac-md5" in d["macs"] and "hmac-sha2-256-etm@openssh.com" in d["macs"]
-    assert d["kex"] == ["diffie-hellman-group1-sha1"]
+    d = disabled_algorithms({"macs": ["hmac-sha1"], "kex": ["diffie-hellman-group14-sha1"]})
+    assert "hmac-sha1" in d["macs"] and "hmac-sha2-256-etm@openssh.com" in d["macs"]
+    assert d["kex"] == ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1"]
 
 
 def test_connect_kwargs_never_mutate_shared_extras() -> None:
@@ -84,7 +84,7 @@ def test_auth_failure_names_user_and_method_not_password(
         )
     assert "authentication failed as eggo@10.0.0.1:22" in str(info.value)
     assert "a password" in str(info.value) and PW not in str(info.value)
-    assert seen[0]["disabled_algorithms"]["ciphers"] == ["chacha20-poly1305@openssh.com"]
+    assert seen[0]["disabled_algorithms"]["ciphers"] == ["3des-cbc", "chacha20-poly1305@openssh.com"]
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,21 @@ def test_dead_link_key_is_not_passed_to_paramiko() -> None:
         extras={connect.DEAD_LINK_KEY: 5},
     )
     assert connect.DEAD_LINK_KEY not in kwargs
+
+
+def test_weak_algorithms_are_never_offered() -> None:
+    """Issue 15: what a real paramiko Transport offers once our exclusions apply."""
+    import socket
+
+    import paramiko
+
+    a, b = socket.socketpair()
+    try:
+        t = paramiko.Transport(a, disabled_algorithms=disabled_algorithms())
+        offered = {*t.preferred_ciphers, *t.preferred_macs, *t.preferred_kex, *t.preferred_keys}
+        for weak in ("3des-cbc", "hmac-md5", "diffie-hellman-group1-sha1", "ssh-dss"):
+            assert weak not in offered
+        assert "aes256-ctr" in t.preferred_ciphers and "hmac-sha2-256" in t.preferred_macs
+    finally:
+        a.close()
+        b.close()

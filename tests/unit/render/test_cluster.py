@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
 import subprocess
 import warnings
@@ -14,7 +15,7 @@ import yaml
 from render_support import file_at, snapshot, units_of
 
 from eggo_nornir.config.model import ClusterConfig, DNSConfig, NetworkConfig, ServiceConfig
-from eggo_nornir.errors import ConfigError
+from eggo_nornir.errors import ConfigError, UsageError
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster, write_tree
 from eggo_nornir.render.diagnostics import RenderWarning
@@ -224,30 +225,78 @@ def test_write_tree_modes_and_manifest(
     cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
 ) -> None:
     rendered = render_cluster(cluster_config, state_dir)
-    write_tree(rendered, tmp_path)
+    out = tmp_path / "out"
+    write_tree(rendered, out)
+    assert out.stat().st_mode & 0o777 == 0o700
     for hf in rendered["m1"]:
-        on_disk = tmp_path / "m1" / hf.path.lstrip("/")
+        on_disk = out / "m1" / hf.path.lstrip("/")
         assert on_disk.read_bytes() == hf.content
         assert on_disk.stat().st_mode & 0o777 == hf.mode
-    assert (tmp_path / "m1/etc/kubernetes/pki/ca.key").stat().st_mode & 0o777 == 0o600
-    manifest = json.loads((tmp_path / "m1.manifest.json").read_text())
+    assert (out / "m1/etc/kubernetes/pki/ca.key").stat().st_mode & 0o777 == 0o600
+    manifest = json.loads((out / "m1.manifest.json").read_text())
     entries = {e["path"]: e for e in manifest["files"]}
     assert set(entries) == {hf.path for hf in rendered["m1"]}
     api = entries["/etc/systemd/system/kube-apiserver.service"]
     assert api["mode"] == "0644" and api["owner"] == "root:root" and api["restarts"] == ["kube-apiserver"]
     assert len(api["sha256"]) == 64
-    assert "BEGIN" not in (tmp_path / "m1.manifest.json").read_text()
+    assert "BEGIN" not in (out / "m1.manifest.json").read_text()
+    assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_write_tree_removes_stale_files(
+def test_write_tree_prunes_only_what_its_manifest_listed(
     cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
 ) -> None:
     rendered = render_cluster(cluster_config, state_dir)
-    stale = tmp_path / "w1/etc/old/file"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("x")
-    write_tree(rendered, tmp_path)
-    assert not stale.exists() and not stale.parent.exists()
+    out = tmp_path / "out"
+    write_tree(rendered, out)
+    mine = out / "w1/etc/old/file"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("x")
+    manifest = out / "w1.manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["files"].append({"path": "/etc/old/file"})
+    manifest.write_text(json.dumps(doc))
+    foreign = out / "w1/etc/not-mine"
+    foreign.write_text("y")
+    write_tree(rendered, out)
+    assert not mine.exists() and not mine.parent.exists()
+    assert foreign.read_text() == "y"  # never listed by a render: left alone
+
+
+def test_write_tree_refuses_a_dir_it_did_not_fill(
+    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
+) -> None:
+    rendered = render_cluster(cluster_config, state_dir)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/etc").mkdir()
+    with pytest.raises(UsageError, match="holds no eggo manifest"):
+        write_tree(rendered, tmp_path / "out")
+    other = tmp_path / "out2"
+    write_tree(rendered, other)
+    (other / "m1.manifest.json").unlink()
+    with pytest.raises(UsageError, match=r"m1\.manifest\.json does not"):
+        write_tree(rendered, other)
+
+
+def test_write_tree_never_follows_a_planted_symlink(
+    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
+) -> None:
+    rendered = render_cluster(cluster_config, state_dir)
+    out = tmp_path / "out"
+    write_tree(rendered, out)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    key = out / "m1/etc/kubernetes/pki/ca.key"
+    key.unlink()
+    key.symlink_to(victim / "stolen.key")
+    write_tree(rendered, out)  # the link itself is replaced, never written through
+    assert not (victim / "stolen.key").exists() and not key.is_symlink()
+    pki = out / "m1/etc/kubernetes/pki"
+    shutil.rmtree(pki)
+    pki.symlink_to(victim)
+    with pytest.raises(UsageError, match="not a plain directory"):
+        write_tree(rendered, out)
+    assert list(victim.iterdir()) == []
 
 
 def test_rendering_is_pure(

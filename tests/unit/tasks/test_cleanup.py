@@ -423,10 +423,10 @@ def test_packages_removed_by_name_only_those_eggo_installed(ctx: DeployContext) 
 @pytest.mark.parametrize(
     ("tools", "expected"),
     [
-        ({"rpm", "dnf", "yum"}, "dnf remove -y containerd runc socat"),
-        ({"rpm", "yum"}, "yum remove -y containerd runc socat"),
-        ({"rpm"}, "rpm -e containerd runc socat"),
-        ({"dpkg", "dpkg-query"}, "dpkg --purge containerd runc socat"),
+        ({"rpm", "dnf", "yum"}, "dnf remove -y -- containerd runc socat"),
+        ({"rpm", "yum"}, "yum remove -y -- containerd runc socat"),
+        ({"rpm"}, "rpm -e -- containerd runc socat"),
+        ({"dpkg", "dpkg-query"}, "dpkg --purge -- containerd runc socat"),
     ],
 )
 def test_package_tool_per_host(ctx: DeployContext, tools: set[str], expected: str) -> None:
@@ -616,8 +616,7 @@ def test_protected_paths() -> None:
 
 def test_bundle_dst_whitelist() -> None:
     assert cp.dst_removable("/root/.eggo/package") and cp.dst_removable("/etc/kubernetes/bundle")
-    assert cp.dst_removable("/tmp/eggo-pkg")
-    for bad in ("/tmp", "/usr/bin", "/srv/eggo", "/", "relative"):
+    for bad in ("/tmp/eggo-pkg", "/tmp", "/usr/bin", "/srv/eggo", "/", "relative"):
         assert not cp.dst_removable(bad), bad
 
 

@@ -58,7 +58,7 @@ def test_plan_installs_only_what_is_missing_in_config_order() -> None:
     assert "runc" in p.up_to_date and "/etc/cni/net.d/10-x.conflist" in p.up_to_date
     script = action_script(p, DST)
     assert script.count("dpkg -i") == 1 and "--force-all" not in script
-    assert "apt-get install -y socat" in script
+    assert "apt-get install -y -- socat" in script
     assert f"printf '%s\\n' containerd >> {PACKAGES_LIST}" in script
     # records come before the install, so a half-failed install is still cleaned up
     assert script.index(PACKAGES_LIST) < script.index("dpkg -i")
@@ -98,7 +98,7 @@ def test_rpm_and_dnf_commands() -> None:
     )
     p = plan([Package("runc", "pkg", "worker", "c"), Package("socat", "repo", "worker", "c")], facts, DST)
     script = action_script(p, DST)
-    assert "rpm -U --replacepkgs runc-1.rpm" in script and "dnf -y install socat" in script
+    assert "rpm -U --replacepkgs -- runc-1.rpm" in script and "dnf -y install -- socat" in script
     assert "--nodeps" not in script and "--force " not in script
 
 
@@ -146,12 +146,12 @@ class SimPkgHost:
         self.actions.append(call.command)
         for line in call.command.splitlines():
             if "dpkg -i" in line:
-                for f in line.split("--force-confold ", 1)[1].rstrip(")").split():
+                for f in line.split("--force-confold -- ", 1)[1].rstrip(")").split():
                     n, v, _pat = self.debs[f]
                     self.installed[n] = v
                     if n == "nginx":
                         self.nginx = ("enabled", "active")  # the distro package auto-starts it
-            if m := re.search(r"apt-get install -y (.*)", line):
+            if m := re.search(r"apt-get install -y -- (.*)", line):
                 self.installed.update({n: "1" for n in m.group(1).split()})
             if m := re.search(r"install -m (\d+) -o root -g root (\S+) \S+ && mv -f \S+ (\S+)", line):
                 self.copied[m.group(3)] = f"src{m.group(2)}:{int(m.group(1), 8):o}"
@@ -283,10 +283,15 @@ def test_copy_up_to_date_reads_every_probe_answer() -> None:
     assert copy_up_to_date("dir", "dir:x", "dir:x", 0o644) and not copy_up_to_date("dir", "dir:x", "-", 0o644)
 
 
-def test_copy_probe_in_a_real_shell(tmp_path) -> None:
+def test_copy_probe_in_a_real_shell(tmp_path, monkeypatch) -> None:
     """`compare` on real files: equal bytes need no hash, a missing target none either."""
     import os
     import subprocess
+
+    from eggo_nornir.tasks import packages
+
+    monkeypatch.setattr(packages, "dst_allowed", lambda _p: True)  # /tmp is not a real destination
+    monkeypatch.setattr(packages, "dst_dir_allowed", lambda _p: True)
 
     dst = tmp_path / "pkgs"
     (dst / "bin").mkdir(parents=True)

@@ -205,3 +205,18 @@ def test_disk_needs_twice_the_bundle(cluster) -> None:
         skew=0,
     )
     assert checks(problems) == ["disk"]
+
+
+def test_a_dstpath_another_user_can_write_is_refused(cluster) -> None:
+    """Issue 15: the bundle must not sit where anyone but root could swap it before `tar -x`."""
+    ok = ["0 700 /root/.eggo", "0 700 /root", "0 755 /"]
+    _f, problems, _w = run_judge(cluster, dst_dirs=ok)
+    assert problems == []
+    for bad in ("0 1777 /tmp", "1000 755 /home/u/pkg", "0 775 /opt/pkg", "0 757 /srv"):
+        _f, problems, _w = run_judge(cluster, dst_dirs=[bad, "0 755 /"])
+        assert checks(problems) == ["dstpath"] and bad.split()[-1] in problems[0]["message"]
+
+
+def test_probe_lists_the_dstpath_and_its_parents() -> None:
+    facts = parse_facts("dst_dir=0 700 /root/.eggo\ndst_dir=0 755 /\n")
+    assert facts["dst_dirs"] == ["0 700 /root/.eggo", "0 755 /"]
