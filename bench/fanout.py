@@ -10,9 +10,11 @@ images), small enough that 40 copies, unpacked, fit in RAM next to other people'
 this shared host. The full worker sub-bundle (`--payload worker`, about 100 MB packed and
 240 MB unpacked per host) needs about 14 GB of tmpfs for 40 machines.
 
-For each N, both modes run on the same machines, emptied in between (the order of the modes
-alternates with N), each through a fresh Nornir, so SSH set-up is inside the figure as in a
-real run. Timed: the `preflight` and `bundle` phases; not timed: rendering the cluster and
+For each N, every mode (`ansible`, `direct`, `peer`; ansible through `bench/ansible_baseline.py`,
+the same sub-bundle copied, sha256-checked and unpacked) runs on the same machines, emptied in
+between (the order of the modes rotates with N), each through a fresh Nornir, so SSH set-up is
+inside the figure as in a real run (ansible has no preflight: compare it with `bundle_seconds`).
+Timed: the `preflight` and `bundle` phases; not timed: rendering the cluster and
 cutting the sub-bundle (cached after the first run). Preflight's `systemd` and `conflict`
 checks are waived: the machines share the host's PID 1 and process table.
 
@@ -117,12 +119,51 @@ def one_run(doc: dict[str, Any], state: Path, mode: str, machine_cpu: Any = None
         "mode": mode,
         "seconds": round(seconds, 2),
         "preflight_seconds": round(preflight_done - started, 2),
+        "bundle_seconds": round(seconds - (preflight_done - started), 2),
         "via": via,
         "slowest_host_seconds": max((float(r[0].result.get("seconds", 0)) for r in agg.values()), default=0),
         "controller_bytes_sent": sent,
         "cpu_seconds": cpu,
         "sub_bundle_bytes": sub.size,
         **({"fallbacks": fallbacks} if fallbacks else {}),
+    }
+
+
+def ansible_run(doc: dict[str, Any], state: Path, machines_: Any, work: Path) -> dict[str, Any]:
+    """The same job by ansible-core (`bench/ansible_baseline.py`) on the same machines."""
+    import ansible_baseline
+
+    from eggo_nornir import Cluster
+    from eggo_nornir.tasks import bundle
+
+    cluster = Cluster.from_dict(doc, state_dir=state)
+    ctx = cluster.context()
+    workers = list(cluster.config.workers)
+    node = cluster.config.node(workers[0])
+    sub = bundle.sub_bundle_for(ctx, node)
+    assert sub is not None
+    ips = [cluster.config.node(w).ip for w in workers]
+    cpu0 = machines_.cpu_seconds()
+    ran = ansible_baseline.run(
+        ips,
+        machines_.key,
+        sub.path,
+        sub.sha256,
+        bundle.dstpath(cluster.config),
+        bundle.remote_bundle_name(ctx, node),
+        work,
+    )
+    time.sleep(1)
+    return {
+        "n": len(workers),
+        "mode": "ansible",
+        "seconds": ran["seconds"],
+        "bundle_seconds": ran["seconds"],
+        "cpu_seconds": {
+            "controller": ran["controller_cpu"],
+            "machines": round(machines_.cpu_seconds() - cpu0, 2),
+        },
+        "sub_bundle_bytes": sub.size,
     }
 
 
@@ -137,7 +178,7 @@ def main() -> int:
     parser.add_argument("--subnet", default="10.220.1.0/24", help="a /24 nobody else uses")
     parser.add_argument("--prefix", default="eggofob", help="netns/bridge name prefix (eggofo...)")
     parser.add_argument("--payload", choices=sorted(PAYLOADS), default="runtime")
-    parser.add_argument("--modes", default="direct,peer")
+    parser.add_argument("--modes", default="ansible,direct,peer", help="ansible needs the bench extra")
     parser.add_argument("--repeat", type=int, default=1, help="runs per N and mode; t(N) is their median")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -157,11 +198,16 @@ def main() -> int:
             master_ip = str(ipaddress.ip_network(args.subnet).broadcast_address - 1)
             for rep in range(args.repeat):
                 for k, n in enumerate(sizes):
-                    order = modes if (k + rep) % 2 == 0 else list(reversed(modes))
+                    shift = (k + rep) % len(modes)
+                    order = modes[shift:] + modes[:shift]
                     doc = deploy_doc(m.ips[:n], m.key, bundle, args.payload, master_ip)
                     for mode in order:
                         m.wipe()
-                        run = one_run(doc, state, mode, m.cpu_seconds)
+                        if mode == "ansible":
+                            run = ansible_run(doc, state, m, work / "ansible")
+                        else:
+                            run = one_run(doc, state, mode, m.cpu_seconds)
+                        run["load_average"] = round(os.getloadavg()[0], 2)
                         print(json.dumps(run), file=sys.stderr, flush=True)
                         runs.append(run)
             m.wipe()
@@ -182,6 +228,18 @@ def main() -> int:
         "sub_bundle_bytes": runs[0]["sub_bundle_bytes"] if runs else None,
         "runs": runs,
         "t": t,
+    }
+    result["controller_cpu_per_host"] = {
+        mode: {
+            str(n): round(
+                statistics.median(
+                    r["cpu_seconds"]["controller"] / n for r in runs if r["mode"] == mode and r["n"] == n
+                ),
+                3,
+            )
+            for n in sizes
+        }
+        for mode in modes
     }
     lo, hi = str(min(sizes)), str(max(sizes))
     result[f"ratio_{hi}_{lo}"] = {mode: round(t[mode][hi] / t[mode][lo], 2) for mode in modes}

@@ -13,6 +13,13 @@ accepts connections, or a starting one that listens before it is ready (its RBAC
 empty: requests get 403; `/readyz` answers 500), would get client requests that fail, and
 `max_fails` only reacts after they have failed. Marking the upstream `down` and reloading
 (old workers finish their connections) means no new request reaches it.
+
+Why not always roll: on a first deploy no apiserver serves yet, so there is nothing to drain
+and no client to protect, and rolling would only serialise the masters (about 10 s each).
+`stage_control_plane` therefore also probes each master for a serving apiserver (the unit
+active, or anything accepting on the secure port); when every master answers "nothing", the
+control planes start in parallel (`start_control_planes`) and the per-master drain/restart
+steps find nothing left to do. Join and delete always roll (`parallel_start=False`).
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
+from eggo_nornir.render.kubeconfig import secure_port
 from eggo_nornir.render.nginx import nginx_conf
 from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.controlplane import deploy_control_plane
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.loadbalancer import swap_config
 from eggo_nornir.tasks.services import parse_probe, probe_script
@@ -38,6 +47,10 @@ from eggo_nornir.tasks.waiting import CLOCK, option_seconds
 # holds the phase's own hosts.
 RESTARTS_OPTION = "renew_restarts"
 APISERVER_UNIT = "kube-apiserver"
+# master -> whether an apiserver serves there (filled by `stage_control_plane`), and the masters
+# whose control plane `start_control_planes` already converged in this run.
+SERVING_OPTION = "apiserver_serving"
+STARTED_OPTION = "control_planes_started"
 
 
 def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
@@ -71,11 +84,66 @@ def stage_files(
     )
 
 
+def serving_probe(port: int) -> str:
+    """A shell line printing `unit` if kube-apiserver is active and `port` if anything accepts
+    on the secure port over loopback (an apiserver we did not start counts as serving too)."""
+    return (
+        f"systemctl is-active --quiet {APISERVER_UNIT} && echo unit; "
+        f"timeout 2 bash -c ': </dev/tcp/127.0.0.1/{int(port)}' 2>/dev/null && echo port; true"
+    )
+
+
+def serving_apiservers(ctx: DeployContext) -> dict[str, bool]:
+    """master -> whether an apiserver served there when its files were staged in this run."""
+    return ctx.options.setdefault(SERVING_OPTION, {})  # type: ignore[return-value]
+
+
+def nothing_serving(ctx: DeployContext) -> bool:
+    """True when every master was probed and none serves: nothing to drain, no client to keep.
+
+    A master that was not probed (its staging failed) may be serving, so it means "roll".
+    """
+    probed = serving_apiservers(ctx)
+    return all(m in probed and not probed[m] for m in ctx.cfg.masters)
+
+
 def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """The control-plane step's files on this master, staged: the drain phase then knows whether
-    this master's apiserver will restart (the restart itself is `deploy_control_plane`'s)."""
+    this master's apiserver will restart (the restart itself is `deploy_control_plane`'s).
+
+    Also probes whether an apiserver serves here (before anything restarted), which decides
+    between a parallel start and a rolling one (see the module docstring).
+    """
     files = files_for(ctx, "control-plane", task.host.name)
-    return stage_files(task, ctx, files, CONTROL_PLANE_UNITS, dry_run=dry_run)
+    staged = stage_files(task, ctx, files, CONTROL_PLANE_UNITS, dry_run=dry_run)
+    probe = remote_for(task).run(serving_probe(secure_port(ctx.cfg)), timeout=30, check=False)
+    serving = probe.rc != 0 or bool(probe.stdout.split())
+    serving_apiservers(ctx)[task.host.name] = serving
+    staged.result["serving"] = serving
+    return staged
+
+
+def started_in_parallel(ctx: DeployContext) -> set[str]:
+    """The masters whose control plane `start_control_planes` converged in this run."""
+    return ctx.options.setdefault(STARTED_OPTION, set())  # type: ignore[return-value]
+
+
+def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """On a first deploy (no master serves), converge this master's control plane now, in
+    parallel with the others; otherwise leave it to the rolling steps that follow."""
+    if not nothing_serving(ctx):
+        return Result(host=task.host, changed=False, result="an apiserver serves: rolling one at a time")
+    deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
+    started_in_parallel(ctx).add(task.host.name)
+    return Result(host=task.host, changed=bool(deployed.changed), diff=deployed.diff, result=deployed.result)
+
+
+def roll_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """`deploy_control_plane`, unless `start_control_planes` already converged this master."""
+    if task.host.name in started_in_parallel(ctx):
+        return Result(host=task.host, changed=False, result="started in parallel")
+    deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
+    return Result(host=task.host, changed=bool(deployed.changed), diff=deployed.diff, result=deployed.result)
 
 
 def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
@@ -92,6 +160,8 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     """
     if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
         return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
+    if master in started_in_parallel(ctx):
+        return Result(host=task.host, changed=False, result=f"{master}: started in parallel, nothing served")
     if len(ctx.cfg.masters) < 2:
         return Result(host=task.host, changed=False, result="single master: nothing to fail over to")
     if task.is_dry_run(dry_run):

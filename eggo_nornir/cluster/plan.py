@@ -119,8 +119,12 @@ def deploy_phases(
     cli_prehooks: Sequence[object] = (),
     cli_posthooks: Sequence[object] = (),
     joined: Sequence[str] | None = None,
+    parallel_start: bool | None = None,
 ) -> list[Phase]:
     """Every phase of a deploy, in order.
+
+    `parallel_start` (default: not a join) lets the control planes start in parallel when the
+    run finds no apiserver serving (see `control_plane_phases`); delete and join always roll.
 
     `joined` makes it a join: the CLI hooks are join's `--prehook`/`--posthook` and run on the
     joined hosts only, and the etcd members among them (`ctx.option("etcd_joining")`) are added
@@ -168,7 +172,9 @@ def deploy_phases(
         Phase("etcd-health", etcd.etcd_health, "etcd", policy="abort", params=c),
         Phase("loadbalancer", loadbalancer.deploy_loadbalancer, "loadbalance", policy="abort", params=c),
     ]
-    phases += control_plane_phases(cfg, ctx)
+    if parallel_start is None:
+        parallel_start = joined is None
+    phases += control_plane_phases(cfg, ctx, parallel_start=parallel_start)
     phases += [
         Phase("bootstrap", bootstrap.apply_bootstrap, first_master, policy="abort", params=c),
         Phase("runtime", runtime.deploy_runtime, "worker", policy="continue", params=c),
@@ -194,14 +200,19 @@ def deploy_phases(
     return phases
 
 
-def control_plane_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
+def control_plane_phases(
+    cfg: ClusterConfig, ctx: DeployContext, *, parallel_start: bool = True
+) -> list[Phase]:
     """The masters' control planes, one master at a time, so the API stays up behind the LB.
 
     With a load balancer and more than one master, every master's files are staged first (in
-    parallel; nothing restarts), then per master: drain its apiserver from the LB if it will
+    parallel; nothing restarts) while each master is probed for a serving apiserver. With
+    `parallel_start`, when none serves (a first deploy), every control plane then starts at once
+    (`control-plane-start`). Otherwise per master: drain its apiserver from the LB if it will
     restart, converge and wait for its `/readyz`, and put the LB config back (see
-    eggo_nornir.tasks.rolling). A re-deploy that restarts nothing drains nothing. Without an LB
-    (or with one master) there is nothing to drain to: the first master, then the others in turn.
+    eggo_nornir.tasks.rolling); after a parallel start these steps find nothing to do. A
+    re-deploy that restarts nothing drains nothing. Without an LB (or with one master) there is
+    nothing to drain to: the first master, then the others in turn.
     """
     c = {"ctx": ctx}
     if cfg.loadbalance is None or len(cfg.masters) < 2:
@@ -227,13 +238,25 @@ def control_plane_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
             params=c,
         )
     ]
+    if parallel_start:
+        phases.append(
+            Phase(
+                "control-plane-start",
+                rolling.start_control_planes,
+                "master",
+                policy="continue",
+                critical=first_master,
+                params=c,
+            )
+        )
+    converge = rolling.roll_control_plane if parallel_start else controlplane.deploy_control_plane
     for i, master in enumerate(cfg.masters):
         at = {**c, "master": master}
         phases += [
             Phase(f"drain {master}", rolling.drain_apiserver, lb, params=at),
             Phase(
                 f"control-plane {master}",
-                controlplane.deploy_control_plane,
+                converge,
                 hosts_named(master),
                 policy="abort" if i == 0 else "continue",
                 params=c,
@@ -335,7 +358,7 @@ def delete_phases(
         phases.append(
             Phase("etcd-remove", etcd.remove_etcd_members, first_member, policy="abort", params=remove)
         )
-    phases += deploy_phases(new_cfg, new_ctx)
+    phases += deploy_phases(new_cfg, new_ctx, parallel_start=False)
     phases.append(Phase("remove-nodes", cleanup.cleanup_node, deleted, policy="continue", params=old))
     if kubelets:
         phases.append(

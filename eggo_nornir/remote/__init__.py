@@ -8,6 +8,7 @@ Modules, one job each:
   files with compare-then-atomic-install);
 - `sudo`: how a command is wrapped for sudo and env, and redaction;
 - `put`: the pure compare/plan half of `put`, shared with the fake;
+- `paramiko_speed`: a fix for paramiko 2.x's per-packet `repr` (half an upload's CPU);
 - `tempdirs`: removing the temp dirs of uploads a dead connection left behind;
 - `hostkeys`: trust-on-first-use known_hosts in the cluster state dir;
 - `connect`: opening the paramiko client (copied extras, no ~/.ssh/config, Terrapin, dead-link

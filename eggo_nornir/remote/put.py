@@ -19,8 +19,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import os
 import posixpath
 import shlex
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from typing import BinaryIO
 from eggo_nornir.remote.results import PutAction, PutResult
 
 CHUNK = 1024 * 1024
+_described: dict[tuple[str, int, int, int], LocalContent] = {}
+_memo_lock = threading.Lock()
 DIFF_MAX_BYTES = 256 * 1024
 ABSENT = "absent"
 NOT_A_FILE = "notfile"
@@ -57,9 +61,27 @@ class LocalContent:
 
 
 def describe_local(content: bytes | None, src: Path | None) -> LocalContent:
-    """Hash `content` or stream `src` (never loaded whole), and note whether it is text."""
+    """Hash `content` or stream `src` (never loaded whole), and note whether it is text.
+
+    A file's description is memoised by (path, size, mtime, inode): a bundle that goes to 40
+    hosts is hashed once, not 40 times (0.1 CPU-s per host for 37 MB).
+    """
     if (content is None) == (src is None):
         raise ValueError("put needs exactly one of content= or src=")
+    if src is None:
+        return _describe(content, None)
+    st = os.stat(src)
+    key = (os.path.abspath(src), st.st_size, st.st_mtime_ns, st.st_ino)
+    with _memo_lock:
+        known = _described.get(key)
+    if known is None:
+        known = _describe(None, src)
+        with _memo_lock:
+            _described[key] = known
+    return known
+
+
+def _describe(content: bytes | None, src: Path | None) -> LocalContent:
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0

@@ -15,7 +15,7 @@ import secrets
 import select
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from eggo_nornir.engine.runner import Interrupted, stop_requested
+from eggo_nornir.remote import paramiko_speed, tempdirs
 from eggo_nornir.remote import put as putlib
-from eggo_nornir.remote import tempdirs
 from eggo_nornir.remote.connect import open_client
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout, RemoteError, SudoError, Unreachable
 from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
@@ -35,9 +35,14 @@ if TYPE_CHECKING:
     from eggo_nornir.config.model import Node
 
 log = logging.getLogger("eggo_nornir.remote")
+paramiko_speed.apply()
 
 RECV_CHUNK = 64 * 1024
 SEND_CHUNK = 32 * 1024
+# Files from disk at least this big go up through `cat` on an exec channel instead of SFTP
+# (see `Remote._stream_file`), read in STREAM_CHUNK pieces.
+STREAM_MIN = 4 * 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
 DEFAULT_TIMEOUT = 300.0
 # after the exit status, how long to wait for more output before giving up on EOF
 EXIT_GRACE = 2.0
@@ -406,7 +411,7 @@ class Remote:
         if action == "attrs":
             self.run(putlib.attrs_script(dest, mode, owner, group), timeout=timeout)
             return result
-        self._upload_and_install(dest, content, src, local.size, mode, owner, group, timeout)
+        self._upload_and_install(dest, content, src, local, mode, owner, group, timeout)
         return result
 
     def put_many(
@@ -522,17 +527,18 @@ class Remote:
         dest: str,
         content: bytes | None,
         src: Path | None,
-        size: int,
+        local: putlib.LocalContent,
         mode: int,
         owner: str,
         group: str,
         timeout: float,
     ) -> None:
-        """SFTP into a fresh 0700 dir, then install+rename under sudo; always remove the temp copy.
+        """Upload into a fresh 0700 dir, then install+rename under sudo; always remove the temp copy.
 
         The dir name is random and `mkdir` fails if it exists, so nobody can pre-plant a
         symlink there; the upload never touches DEST, so an interrupted upload leaves DEST
-        as it was.
+        as it was. Small content goes over SFTP; a big file from disk is streamed
+        (`_stream_file`), which costs the controller half the CPU.
         """
         token = secrets.token_hex(6)
         try:
@@ -553,8 +559,11 @@ class Remote:
         try:
             sftp.mkdir(tmp_dir, 0o700)
             tempdirs.sweep_stale(sftp, base, tmp_dir)
-            with putlib.open_local(content, src) as fh:
-                sftp.putfo(fh, tmp_file, file_size=size, callback=progress, confirm=True)
+            if src is not None and local.size >= STREAM_MIN:
+                self._stream_file(src, tmp_file, local, dest, progress, timeout)
+            else:
+                with putlib.open_local(content, src) as fh:
+                    sftp.putfo(fh, tmp_file, file_size=local.size, callback=progress, confirm=True)
             self._stats.add(sent=sent, uploads=1)
             self.run(putlib.install_script(tmp_file, dest, mode, owner, group, token), timeout=timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -563,6 +572,61 @@ class Remote:
             raise RemoteError(self.host, f"upload of {dest} failed: {reason}") from exc
         finally:
             self._remove_temp(sftp, [tmp_file], tmp_dir)
+
+    def _stream_file(
+        self,
+        src: Path,
+        tmp_file: str,
+        local: putlib.LocalContent,
+        dest: str,
+        progress: Callable[[int, int], None],
+        timeout: float,
+    ) -> None:
+        """Write `src` to `tmp_file` (in the private dir just made) through `cat` on an exec
+        channel, then check the sha256 the host computed of what it wrote.
+
+        Why not SFTP for big files: paramiko's SFTP sends each 32 KiB write as two SSH packets
+        (the data plus the request header no longer fit one), waits on a status reply per
+        write, and does Python work per packet; a plain byte stream goes out in full 32 KiB
+        packets, and `sendall` blocks on the window in C-backed waits. Measured on a 37 MB
+        file: about half the controller CPU of `putfo`. The login user writes its own temp
+        file, as with SFTP (no sudo); the install that follows is the same.
+        """
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise Unreachable(self.host, f"the SSH connection is closed; cannot upload {dest}")
+        q = shlex.quote(tmp_file)
+        chan = transport.open_session(timeout=min(timeout, 30.0))
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(f"umask 077 && cat > {q} && sha256sum < {q}")
+            sent = 0
+            try:
+                with open(src, "rb") as fh:
+                    while chunk := fh.read(STREAM_CHUNK):
+                        chan.sendall(chunk)
+                        sent += len(chunk)
+                        progress(sent, local.size)
+                chan.shutdown_write()
+            except OSError:
+                if not chan.exit_status_ready():
+                    raise
+                # the command ended early (a full disk, say): its stderr says why, below
+            out = chan.makefile("rb").read()
+            err = chan.makefile_stderr("rb").read()
+            rc = chan.recv_exit_status()
+        finally:
+            chan.close()
+        text = self.redact(err.decode("utf-8", "replace")).strip()
+        if rc != 0:
+            raise RemoteError(self.host, f"upload of {dest} failed: cat exited with {rc}: {text}")
+        got = out.decode("ascii", "replace")[:64]
+        if got != local.sha256 or sent != local.size:
+            raise RemoteError(
+                self.host,
+                f"upload of {dest} arrived damaged: sha256 {got or 'none'} of {sent} bytes, "
+                f"want {local.sha256} of {local.size}",
+            )
 
     @staticmethod
     def _remove_temp(sftp: paramiko.SFTPClient, files: Sequence[str], tmp_dir: str) -> None:

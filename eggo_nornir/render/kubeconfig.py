@@ -85,11 +85,12 @@ def apiserver_url(cfg: ClusterConfig) -> str:
     if cfg.loadbalance is not None:
         host, port = cfg.loadbalance.ip, cfg.loadbalance.bind_port
     else:
-        host, port = cfg.first_master.ip, _secure_port(cfg)
+        host, port = cfg.first_master.ip, secure_port(cfg)
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
-def _secure_port(cfg: ClusterConfig) -> int:
+def secure_port(cfg: ClusterConfig) -> int:
+    """The apiserver's secure port."""
     # honour a `--secure-port` override in config-extra-args, or loopback would miss it
     value = str(cfg.extra_args("kube-apiserver").get("--secure-port", ""))
     return int(value) if value.isdigit() else DEFAULT_SECURE_PORT
@@ -97,14 +98,14 @@ def _secure_port(cfg: ClusterConfig) -> int:
 
 def local_apiserver_url(cfg: ClusterConfig) -> str:
     """The apiserver on this very master, over loopback (covered by the 127.0.0.1 SAN)."""
-    return f"https://127.0.0.1:{_secure_port(cfg)}"
+    return f"https://127.0.0.1:{secure_port(cfg)}"
 
 
 def node_apiserver_url(cfg: ClusterConfig, node: Node) -> str:
     """The apiserver of `node` at its own address: what the LB forwards to, so a check through
     it proves this master serves (loopback would pass with a firewall or bind-address wrong)."""
     host = f"[{node.ip}]" if ":" in node.ip else node.ip
-    return f"https://{host}:{_secure_port(cfg)}"
+    return f"https://{host}:{secure_port(cfg)}"
 
 
 def admin_kubeconfig(cfg: ClusterConfig, pki: ClusterPKI, server: str | None = None) -> bytes:

@@ -84,6 +84,21 @@ def test_join_adds_etcd_members_one_at_a_time_after_the_founders(tmp_path: Path)
     assert by["control-plane k8s-master-0"].policy == "abort" and by["control-plane m9"].policy == "continue"
 
 
+def test_a_deploy_may_start_the_control_planes_at_once_join_and_delete_never(tmp_path: Path) -> None:
+    from eggo_nornir.cluster.plan import delete_phases
+    from eggo_nornir.config.membership import JoinNode, delete_nodes, join_nodes
+
+    cfg = load_config(DATA / "upstream-template.yaml")
+    full, _ = join_nodes(cfg, [JoinNode("192.168.0.9", ("master",), "m9")])
+    ctx = DeployContext.build(full, tmp_path / "a")
+    names = [p.name for p in deploy_phases(full, ctx)]
+    assert names.index("control-plane-files") + 1 == names.index("control-plane-start")
+    assert "control-plane-start" not in [p.name for p in deploy_phases(full, ctx, joined=["m9"])]
+    remaining, removed = delete_nodes(full, ["m9"])
+    new_ctx = DeployContext.build(remaining, tmp_path / "b")
+    assert "control-plane-start" not in [p.name for p in delete_phases(remaining, ctx, new_ctx, removed)]
+
+
 def test_delete_drains_and_removes_the_member_before_converging(tmp_path: Path) -> None:
     from eggo_nornir.cluster.plan import delete_phases
     from eggo_nornir.config.membership import JoinNode, delete_nodes, join_nodes

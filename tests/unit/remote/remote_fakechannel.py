@@ -7,6 +7,7 @@ password) before going on.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,17 @@ class FakeChannel:
 
     def shutdown_write(self) -> None:
         self.stdin_closed = True
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def makefile(self, mode: str = "rb") -> io.BytesIO:
+        self._advance()
+        return io.BytesIO(self.recv(len(self._out)))
+
+    def makefile_stderr(self, mode: str = "rb") -> io.BytesIO:
+        self._advance()
+        return io.BytesIO(self.recv_stderr(len(self._err)))
 
     def exit_status_ready(self) -> bool:
         self._advance()

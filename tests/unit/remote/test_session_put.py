@@ -10,6 +10,7 @@ import pytest
 from remote_fakechannel import FakeChannel, FakeClient, Step
 
 from eggo_nornir.remote import Remote, RemoteError
+from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote import session as session_mod
 
 NEW = b"new content\n"
@@ -207,7 +208,9 @@ def test_ctrl_c_abandons_the_upload_and_removes_the_temp_copy(monkeypatch: pytes
     sftp = FakeSFTP()
     r, client = root_remote(b"absent\n", sftp)
     with pytest.raises(runner.Interrupted, match="n1: interrupted while uploading /etc/x"):
-        r._upload_and_install("/etc/x", NEW, None, len(NEW), 0o644, "root", "root", 60)
+        r._upload_and_install(
+            "/etc/x", NEW, None, putlib.describe_local(NEW, None), 0o644, "root", "root", 60
+        )
     assert len(client.transport.opened) == 0  # no install ran
     assert [o for o, _ in sftp.ops] == ["mkdir", "remove", "rmdir", "close"]
 
@@ -223,3 +226,45 @@ def test_eof_while_the_transport_still_looks_alive_is_a_lost_connection() -> Non
     assert str(info.value) == (
         "n1: upload of /etc/x failed: the SSH connection was lost: the host or the link to it went down"
     )
+
+
+def _streamed(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, answer: bytes, rc: int = 0):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(session_mod, "STREAM_MIN", 10)
+    monkeypatch.setattr(session_mod, "STREAM_CHUNK", 7)
+    src = tmp_path / "big"
+    src.write_bytes(b"0123456789" * 5)
+    sftp = FakeSFTP()
+    channels = [
+        FakeChannel([Step(out=b"absent\n", exit=0)]),
+        FakeChannel([Step(out=answer, err=b"" if rc == 0 else b"No space left on device\n", exit=rc)]),
+        FakeChannel([Step(exit=0)]),
+    ]
+    client = Client(channels, sftp)
+    return Remote(client, host="n1", username="root"), client, sftp, src  # type: ignore[arg-type]
+
+
+def test_a_big_file_streams_through_cat_and_is_checked_by_its_sha256(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sha = hashlib.sha256(b"0123456789" * 5).hexdigest()
+    r, client, sftp, src = _streamed(monkeypatch, tmp_path, f"{sha}  -\n".encode())
+    res = r.put("/root/.eggo/package/b.tar.gz", src=src, mode=0o600)
+    assert res.changed and res.action == "write"
+    stream = client.transport.opened[1]
+    assert stream.command.startswith("umask 077 && cat > /tmp/.eggo-put-") and stream.stdin_closed
+    assert bytes(stream.stdin) == src.read_bytes()
+    assert "putfo" not in [o for o, _ in sftp.ops]  # SFTP only made and removed the private dir
+    assert [o for o, _ in sftp.ops] == ["mkdir", "remove", "rmdir", "close"]
+    assert "install" in client.transport.opened[2].command
+    assert r.stats()["bytes_sent"] >= 50 and r.stats()["uploads"] == 1
+
+
+def test_a_damaged_stream_fails_before_the_install(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r, client, sftp, src = _streamed(monkeypatch, tmp_path, b"0" * 64 + b"  -\n")
+    with pytest.raises(RemoteError, match="arrived damaged: sha256 0000"):
+        r.put("/root/x", src=src)
+    assert len(client.transport.opened) == 2 and ("rmdir", sftp.ops[-2][1]) in sftp.ops
+
+
+def test_a_failing_cat_says_why(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r, _client, _sftp, src = _streamed(monkeypatch, tmp_path, b"", rc=1)
+    with pytest.raises(RemoteError, match="cat exited with 1: No space left on device"):
+        r.put("/root/x", src=src)
