@@ -72,3 +72,22 @@ def finished(plan: JobPlan, ok: bool = True, end: str = "2026-12-05T09:50:00Z", 
 
 def running(plan: JobPlan) -> JobView:
     return JobView(plan.name, plan.action, "active", plan.digest, plan.attempt, plan.revision, plan.target)
+
+
+class MemoryStore:
+    """A SecretStore in a dict."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, dict[str, bytes]] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+
+    def read(self, name: str) -> dict[str, bytes] | None:
+        found = self.secrets.get(name)
+        return dict(found) if found is not None else None
+
+    def write(self, name: str, data: dict[str, bytes], labels: dict[str, str]) -> None:
+        self.secrets[name] = dict(data)
+        self.labels[name] = dict(labels)
+
+    def delete(self, name: str) -> None:
+        self.secrets.pop(name, None)
