@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "certs",
     "etcd",
     "testbed",
+    "operator",
 )
 
 

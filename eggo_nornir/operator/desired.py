@@ -91,8 +91,11 @@ def check_document(text: str, cluster_name: str) -> Desired:
         return _invalid("ConfigInvalid", problem(where, f"is not valid YAML: {getattr(exc, 'problem', exc)}"))
     if not isinstance(doc, dict):
         return _invalid("ConfigInvalid", problem("", "a deploy.yaml is a mapping", type(doc).__name__))
-    found = [problem(key, "credentials come from spec.credentialsSecretRef, never the deploy.yaml")
-             for key in CREDENTIAL_KEYS if doc.get(key)]  # fmt: skip
+    found = [
+        problem(key, "credentials come from spec.credentialsSecretRef, never the deploy.yaml")
+        for key in CREDENTIAL_KEYS
+        if doc.get(key)
+    ]
     for key in (*HOST_LISTS, "nodes"):
         entries = doc.get(key)
         for i, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -176,10 +179,15 @@ def diff(applied: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> Chang
     added = [new[ip] for ip in new if ip not in old]
     if _rest(applied) == _rest(desired) and kept_same and added and all(_joinable(h) for h in added):
         specs = tuple(
-            {"ip": h["ip"], "roles": [r for r in h["roles"] if r in JOIN_ROLES], "name": h["name"],
-             "arch": h["arch"], "port": h["port"]}
+            {
+                "ip": h["ip"],
+                "roles": [r for r in h["roles"] if r in JOIN_ROLES],
+                "name": h["name"],
+                "arch": h["arch"],
+                "port": h["port"],
+            }
             for h in added
-        )  # fmt: skip
+        )
         return Change("join", tuple(h["ip"] for h in added), specs)
     return Change("deploy")
 

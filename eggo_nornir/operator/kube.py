@@ -92,3 +92,117 @@ class SecretsAPI:
         except ApiException as exc:
             if not is_status(exc, 404):
                 raise
+
+
+class Kube:
+    """The reads and writes the operator makes, as plain dicts (tests replace this class)."""
+
+    def __init__(self, api: Any) -> None:
+        from kubernetes import client
+
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    def _crd_args(self, namespace: str) -> tuple[str, str, str, str]:
+        from eggo_nornir.operator import crd
+
+        return crd.GROUP, crd.VERSION, namespace, crd.PLURAL
+
+    def list_clusters(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self.custom.list_namespaced_custom_object(*self._crd_args(namespace)).get("items") or [])
+
+    def create_cluster(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(*self._crd_args(namespace), dict(body))
+
+    def patch_cluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            *self._crd_args(namespace), name, dict(patch), _content_type="application/merge-patch+json"
+        )
+
+    def delete_cluster(self, namespace: str, name: str) -> None:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(*self._crd_args(namespace), name)
+        except ApiException as exc:
+            if not is_status(exc, 404):
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            *self._crd_args(namespace),
+            name,
+            {"status": dict(status)},
+            _content_type="application/merge-patch+json",
+        )
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items = self.batch.list_namespaced_job(namespace, label_selector=selector).items
+        return [plain(self.api, j) for j in items]
+
+    def create_job(self, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create the Job; False when it exists already (adopted, not duplicated)."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.batch.create_namespaced_job(namespace, dict(body))
+        except ApiException as exc:
+            if is_status(exc, 409):
+                return False
+            raise
+        return True
+
+    def job_message(self, namespace: str, job: str) -> str:
+        """The termination message of the Job's pod ("" if none)."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        for pod in pods:
+            for cs in (pod.status.container_statuses if pod.status else None) or []:
+                term = cs.state.terminated if cs.state else None
+                if term is not None and term.message:
+                    return str(term.message)
+        return ""
+
+    def configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            return dict(self.core.read_namespaced_config_map(name, namespace).data or {})
+        except ApiException as exc:
+            if is_status(exc, 404):
+                return None
+            raise
+
+    def create_event(
+        self, namespace: str, obj: Mapping[str, Any], etype: str, reason: str, message: str
+    ) -> None:
+        import datetime as dt
+
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.core.create_namespaced_event(
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+                "involvedObject": {
+                    "apiVersion": obj.get("apiVersion"),
+                    "kind": obj.get("kind"),
+                    "name": meta["name"],
+                    "namespace": namespace,
+                    "uid": meta.get("uid"),
+                },
+                "type": etype,
+                "reason": reason,
+                "message": message[:1000],
+                "source": {"component": "eggo-nornir-operator"},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        SecretsAPI(self.api, namespace).delete(name)

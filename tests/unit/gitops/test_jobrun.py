@@ -47,8 +47,13 @@ def run(tmp_path: Path, store: MemoryStore, name: str, capsys: pytest.CaptureFix
     work = tmp_path / name
     work.mkdir()
     log = work / "termination-log"
-    code = execute(JobInput("alpha", "deploy", "", target()), store, creds(tmp_path) if name == "one" else
-                   tmp_path / "creds", work, log)  # fmt: skip
+    code = execute(
+        JobInput("alpha", "deploy", "", target()),
+        store,
+        creds(tmp_path) if name == "one" else tmp_path / "creds",
+        work,
+        log,
+    )
     out = capsys.readouterr()
     return code, log.read_text() + "\n" + out.out + out.err
 

@@ -32,8 +32,16 @@ def test_job_names_fit_a_label_value() -> None:
 
 
 def plan(action: str = "join") -> JobPlan:
-    return JobPlan("alpha", action, "base: 1\n", "target: 2\n", "c0ffee", 2, ("10.0.0.5",),
-                   ({"ip": "10.0.0.5", "roles": ["worker"]},))  # fmt: skip
+    return JobPlan(
+        "alpha",
+        action,
+        "base: 1\n",
+        "target: 2\n",
+        "c0ffee",
+        2,
+        ("10.0.0.5",),
+        ({"ip": "10.0.0.5", "roles": ["worker"]},),
+    )
 
 
 def test_manifest_mounts_credentials_from_the_secret_and_never_inlines_them() -> None:

@@ -92,8 +92,9 @@ def test_an_added_worker_is_joined_not_redeployed() -> None:
     d2 = decide(obj(deploy=doc(workers=2), generation=2, status=d.status))
     assert d2.job.action == "join"
     assert d2.job.nodes == ("10.237.1.21",)
-    assert d2.job.join == ({"ip": "10.237.1.21", "roles": ["worker"], "name": "alpha-w1", "arch": "amd64",
-                            "port": 22},)  # fmt: skip
+    assert d2.job.join == (
+        {"ip": "10.237.1.21", "roles": ["worker"], "name": "alpha-w1", "arch": "amd64", "port": 22},
+    )
     assert d2.status["phase"] == "Joining"
 
 
@@ -223,8 +224,9 @@ def test_a_failed_run_waits_for_the_retry_interval_then_tries_attempt_two() -> N
 def test_a_new_config_after_a_failure_does_not_wait() -> None:
     o = obj()
     first = decide(o).job
-    failed = reconcile(dict(o, status={}), [finished(first, ok=False, end="2026-12-05T09:59:59Z")],
-                       desired_of(o, {}), NOW)  # fmt: skip
+    failed = reconcile(
+        dict(o, status={}), [finished(first, ok=False, end="2026-12-05T09:59:59Z")], desired_of(o, {}), NOW
+    )
     o2 = obj(deploy=doc(workers=2), generation=2, status=failed.status)
     assert decide(o2).job.attempt == 1
 
@@ -232,8 +234,12 @@ def test_a_new_config_after_a_failure_does_not_wait() -> None:
 def test_a_run_repeated_later_gets_a_fresh_name() -> None:
     d, _ = applied_after(obj())
     join = decide(obj(deploy=doc(workers=2), status=d.status)).job
-    joined = reconcile(obj(deploy=doc(workers=2), status=d.status), [finished(join)],
-                       desired_of(obj(deploy=doc(workers=2)), {}), NOW)  # fmt: skip
+    joined = reconcile(
+        obj(deploy=doc(workers=2), status=d.status),
+        [finished(join)],
+        desired_of(obj(deploy=doc(workers=2)), {}),
+        NOW,
+    )
     delete = decide(obj(status=joined.status)).job
     deleted = reconcile(obj(status=joined.status), [finished(delete)], desired_of(obj(), {}), NOW)
     rejoin = decide(obj(deploy=doc(workers=2), status=deleted.status)).job
