@@ -77,6 +77,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     manifests.add_argument("--crd-only", action="store_true", help="print only the CRD")
     manifests.set_defaults(func=run_manifests)
 
+    image = sub.add_parser(
+        "image",
+        help="build the operator/Job image as a docker-archive (offline, no docker)",
+        description="Debian minbase + python3 + git, eggo-nornir's dependencies as wheels for that Python, "
+        "and eggo-nornir itself, as one docker-archive layer for `ctr images import` or a bundle's "
+        "images. Parts are cached under ~/.cache/eggo-nornir/operator-image/.",
+    )
+    image.add_argument("--arch", default="amd64", choices=("amd64", "arm64"), help="image arch (amd64)")
+    image.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write the .tar (default: in the cache)"
+    )
+    image.add_argument(
+        "--ref", metavar="NAME:TAG", help="the image reference (default: the manifests' image)"
+    )
+    image.set_defaults(func=run_image)
+
     job = sub.add_parser("job", help="(inside a Job) run one action for the operator")
     job.add_argument("action", choices=("deploy", "join", "delete", "cleanup"))
     job.set_defaults(func=run_job)
@@ -145,6 +161,19 @@ def run_operator(args: argparse.Namespace) -> int:
         run_forever(operator, args.interval, source)
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def run_image(args: argparse.Namespace) -> int:
+    from eggo_nornir.operator.image import build_image
+
+    result = build_image(args.arch, Path(args.output) if args.output else None, args.ref)
+    cached = "rootfs cached" if result.rootfs_cached else "rootfs built"
+    cached += ", wheels cached" if result.wheels_cached else ", wheels installed"
+    print(
+        f"{result.path} ({result.ref}, {result.path.stat().st_size // (1 << 20)} MiB, {cached}, "
+        f"{result.seconds:.1f}s)"
+    )
     return 0
 
 
