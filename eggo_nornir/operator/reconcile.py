@@ -62,10 +62,12 @@ def _ts(now: dt.datetime) -> str:
 
 
 def _parse_ts(text: str) -> dt.datetime | None:
+    """An API timestamp: `...Z` from JSON, `...+00:00` from the client's serialized datetimes."""
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    except (TypeError, ValueError):
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError):
         return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
 
 
 def set_condition(

@@ -296,3 +296,11 @@ def test_condition_transition_time_moves_only_on_flips() -> None:
     t0 = condition(d.status, "ConfigValid")["lastTransitionTime"]
     later = decide(dict(obj(), status=d.status), now=NOW + dt.timedelta(minutes=5))
     assert condition(later.status, "ConfigValid")["lastTransitionTime"] == t0
+
+
+def test_retry_pause_reads_the_clients_timestamp_format() -> None:
+    o = obj(retryIntervalSeconds=60)
+    first = decide(o).job
+    bad = finished(first, ok=False, end="2026-12-05T09:59:30+00:00")
+    failed = reconcile(dict(o, status={}), [bad], desired_of(o, {}), NOW)
+    assert failed.requeue_after == 30
