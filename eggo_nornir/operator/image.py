@@ -220,11 +220,9 @@ def write_layer(out: Path, rootfs: Path, site: Path, ours: dict[str, bytes]) -> 
             info = _norm(tarfile.TarInfo(rel))
             info.size, info.mode = len(data), 0o755 if rel.startswith("usr/local/bin/") else 0o644
             tar.addfile(info, io.BytesIO(data))
-    digest = hashlib.sha256()
-    with out.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from eggo_nornir.cluster.etcd_snapshot import sha256_file
+
+    return sha256_file(out)
 
 
 def default_ref() -> str:
