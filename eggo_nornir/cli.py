@@ -44,6 +44,7 @@ COMMANDS: tuple[str, ...] = (
     "etcd",
     "kubeconfig",
     "testbed",
+    "operator",
     "completion",
 )
 

@@ -14,6 +14,7 @@ import json
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from eggo_nornir.testbed import spec
 from eggo_nornir.testbed.proc import TestbedError, run
@@ -66,8 +67,32 @@ def docker_archive(
 ) -> bytes:
     """Bytes of a docker-archive holding one image `ref` (name:tag) with one layer."""
     blob = layer_tar(layer)
-    diff_id = "sha256:" + hashlib.sha256(blob).hexdigest()
-    container_config: dict[str, object] = {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]}
+    out = io.BytesIO()
+    write_archive(
+        out, ref, io.BytesIO(blob), len(blob), hashlib.sha256(blob).hexdigest(), arch, entrypoint, cmd
+    )
+    return out.getvalue()
+
+
+def write_archive(
+    out: IO[bytes],
+    ref: str,
+    layer: IO[bytes],
+    layer_size: int,
+    layer_sha256: str,
+    arch: str,
+    entrypoint: list[str] | None = None,
+    cmd: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Write a docker-archive of one image with one layer, read from `layer` (any size: streamed)."""
+    diff_id = "sha256:" + layer_sha256
+    container_config: dict[str, object] = {
+        "Env": [
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            *(f"{k}={v}" for k, v in (env or {}).items()),
+        ]
+    }
     if entrypoint:
         container_config["Entrypoint"] = entrypoint
     if cmd:
@@ -82,22 +107,19 @@ def docker_archive(
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    layer_name = diff_id.split(":", 1)[1] + "/layer.tar"
+    layer_name = layer_sha256 + "/layer.tar"
     manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": [layer_name]}]
     repo, _, tag = ref.rpartition(":")
-    repositories = {repo: {tag: diff_id.split(":", 1)[1]}}
-    out = io.BytesIO()
+    repositories = {repo: {tag: layer_sha256}}
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        entries = [
-            (config_name, config_bytes),
-            (layer_name, blob),
+        tar.addfile(_info(layer_sha256, tarfile.DIRTYPE, 0o755))
+        tar.addfile(_info(config_name, tarfile.REGTYPE, 0o644, len(config_bytes)), io.BytesIO(config_bytes))
+        tar.addfile(_info(layer_name, tarfile.REGTYPE, 0o644, layer_size), layer)
+        for name, data in (
             ("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()),
             ("repositories", json.dumps(repositories, separators=(",", ":")).encode()),
-        ]
-        tar.addfile(_info(layer_name.split("/")[0], tarfile.DIRTYPE, 0o755))
-        for name, data in entries:
+        ):
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
-    return out.getvalue()
 
 
 GCC_BY_ARCH = {"amd64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
