@@ -12,15 +12,20 @@ import os
 import sys
 from pathlib import Path
 
+from eggo_nornir.commands._common import add_parser
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from eggo_nornir.operator.manifests import DEFAULT_IMAGE, DEFAULT_NAMESPACE
 
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "operator",
-        help="the GitOps operator: EggoCluster objects deployed by Jobs (run, manifests, job)",
-        description="A meta-cluster deploys clusters: each EggoCluster (from git or kubectl) is "
+        "the GitOps operator: EggoCluster objects deployed by Jobs (run, manifests, job)",
+        "A meta-cluster deploys clusters: each EggoCluster (from git or kubectl) is "
         "reconciled by eggo-nornir running in a Kubernetes Job. See docs/gitops.md.",
+        "eggo-nornir operator manifests | kubectl apply -f -",
+        "eggo-nornir operator run --kubeconfig meta.conf",
     )
     sub = parser.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
 

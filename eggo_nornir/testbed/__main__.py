@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from eggo_nornir.cli import _add_global_flags
 from eggo_nornir.commands import testbed
 from eggo_nornir.errors import EggoError
 
@@ -19,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eggo_nornir.testbed")
     sub = parser.add_subparsers(dest="command")
     testbed.register(sub)
+    _add_global_flags(parser)  # `--json` and `-d` are global flags of the full CLI, read by testbed too
     args = parser.parse_args(["testbed", *(sys.argv[1:] if argv is None else argv)])
+    args.json = getattr(args, "json", False)
+    args.debug = getattr(args, "debug", False)
     logging.basicConfig(
-        level=logging.DEBUG if os.environ.get("EGGO_DEBUG") else logging.WARNING,
+        level=logging.DEBUG if os.environ.get("EGGO_DEBUG") or args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
