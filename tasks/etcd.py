@@ -20,6 +20,7 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.flags import etcd_peer_url
@@ -54,7 +55,7 @@ def local_endpoint(ip: str) -> str:
     return f"https://{host}:2379"
 
 
-def _has_data(remote: Any) -> bool:
+def _has_data(remote: Remote) -> bool:
     """Whether the member has bootstrapped before (etcd then ignores the initial cluster)."""
     probe = f"if test -d {p.ETCD_DATA_DIR}/member; then echo data; else echo empty; fi"
     return remote.run(probe, check=False, timeout=30).stdout.strip() == "data"
@@ -137,7 +138,7 @@ def leader_of(status: Any, members: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _health_once(remote: Any, endpoint: str) -> tuple[bool, dict[str, Any]]:
+def _health_once(remote: Remote, endpoint: str) -> tuple[bool, dict[str, Any]]:
     res = remote.run(
         etcdctl_argv(endpoint, "endpoint", "health", "--cluster", "-w", "json"), check=False, timeout=60
     )
@@ -223,7 +224,7 @@ def _wait_healthy(task: Task, ctx: DeployContext, endpoints: str, when: str) -> 
     return seen
 
 
-def _member_list(remote: Any, endpoints: str) -> list[dict[str, Any]]:
+def _member_list(remote: Remote, endpoints: str) -> list[dict[str, Any]]:
     res = remote.run(etcdctl_argv(endpoints, "member", "list", "-w", "json"), timeout=60)
     return _members(parse_json(res.stdout, "member list"))
 

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from nornir.core import Nornir
 
     from eggo_nornir.remote import Remote
-    from eggo_nornir.remote_fake import FakeRemote
 
 DEFAULT_LIFETIME = 3600  # seconds a server may live at most, if nobody stops it
 DEFAULT_POOL = 20
@@ -56,7 +55,7 @@ class _Host:
 
     name: str
     node: Node
-    remote: Remote | FakeRemote | None = None
+    remote: Remote | None = None
     sub: bundle.SubBundle | None = None
     probe: bundle.HostBundle | None = None
     plan: fanout_plan.Assignment | None = None

@@ -16,10 +16,10 @@ through this one process, so
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
@@ -40,7 +40,7 @@ def has_exec_reload(unit: HostFile | None) -> bool:
     )
 
 
-def _probe(remote: Any, port: int) -> dict[str, str]:
+def _probe(remote: Remote, port: int) -> dict[str, str]:
     """One round trip: is the LB active, is a restart pending, who listens on the port."""
     q = shlex.quote
     script = (
@@ -53,7 +53,7 @@ def _probe(remote: Any, port: int) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _test_config(remote: Any, conf: HostFile) -> None:
+def _test_config(remote: Remote, conf: HostFile) -> None:
     """`nginx -t` of the new config at a temporary path; raise with nginx's message if bad."""
     remote.put(CANDIDATE, conf.content, mode=0o644)
     try:
@@ -117,7 +117,7 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     )
 
 
-def swap_config(remote: Any, conf: HostFile) -> bool:
+def swap_config(remote: Remote, conf: HostFile) -> bool:
     """Install `conf` (the LB config) and reload nginx, if it differs from the file on the host.
 
     Returns whether it did. The config passes `nginx -t` first, and no pending-restart marker
@@ -132,7 +132,7 @@ def swap_config(remote: Any, conf: HostFile) -> bool:
     return True
 
 
-def _wait_listening(remote: Any, host: str, port: int, ctx: DeployContext) -> None:
+def _wait_listening(remote: Remote, host: str, port: int, ctx: DeployContext) -> None:
     """nginx runs as `Type=simple`: `systemctl start` returns before it binds; check it did."""
     check = f"ss -Hltn {shlex.quote(f'( sport = :{port} )')} | grep -q . || ! command -v ss >/dev/null"
 

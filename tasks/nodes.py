@@ -23,6 +23,7 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.kubectl import get_json, items, kubectl, readyz
@@ -50,7 +51,7 @@ def kubelet_nodes(ctx: DeployContext, task: Task) -> tuple[list[str], list[str]]
     return [n for n in names if n not in failed], [n for n in names if n in failed]
 
 
-def _nodes_by_name(remote: Any) -> dict[str, dict[str, Any]]:
+def _nodes_by_name(remote: Remote) -> dict[str, dict[str, Any]]:
     return {n.get("metadata", {}).get("name", ""): n for n in items(get_json(remote, "nodes"))}
 
 

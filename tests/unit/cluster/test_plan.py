@@ -121,7 +121,7 @@ def test_cluster_preflight_sees_every_hosts_facts(tmp_path: Path) -> None:
     from k8s_fakes import k8s_cluster, run_on
 
     from eggo_nornir.cluster.plan import FACTS_KEY, preflight_cluster
-    from eggo_nornir.remote_fake import FakeRemote
+    from eggo_nornir.remote.fake import FakeRemote
 
     cfg = k8s_cluster()
     ctx = DeployContext.build(cfg, tmp_path)

@@ -12,7 +12,7 @@ from task_fakes import fake_nornir
 
 from eggo_nornir.cluster.renew import prepare, renew_phases
 from eggo_nornir.engine import run_phases
-from eggo_nornir.remote_fake import FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster
 from eggo_nornir.tasks.certs import cert_files, roll_units
