@@ -446,7 +446,7 @@ def remote_bundle_name(ctx: DeployContext, node: Node) -> str:
 
 def distribution_mode(ctx: DeployContext) -> str:
     """`direct`, `peer` or `auto` (the default), from the run option `distribution`."""
-    return fanout_plan.check_mode(str(ctx.option("distribution", fanout_plan.DEFAULT_MODE)))
+    return fanout_plan.check_mode(ctx.options.distribution)
 
 
 def base_result(ctx: DeployContext, node: Node, sub: SubBundle) -> dict[str, object]:
@@ -472,7 +472,7 @@ def upload(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle) -> in
         f"{dst}/{remote_bundle_name(ctx, node)}",
         src=sub.path,
         mode=0o600,
-        timeout=float(ctx.option("upload_timeout", 1800)),
+        timeout=ctx.options.upload_timeout,
     )
     return remote.stats().get("bytes_sent", 0) - before
 
@@ -481,7 +481,7 @@ def unpack(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle, verif
     """Unpack the host's copy and write the marker (`verify`: check its sha256 first)."""
     remote.run(
         unpack_script(dstpath(ctx.cfg), remote_bundle_name(ctx, node), sub.sha256, verify=verify),
-        timeout=float(ctx.option("unpack_timeout", 900)),
+        timeout=ctx.options.unpack_timeout,
     )
 
 

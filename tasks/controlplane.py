@@ -27,14 +27,15 @@ from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
 
 
 def wait_apiserver_ready(task: Task, ctx: DeployContext, server: str | None = None) -> str:
-    """Poll the local apiserver's /readyz until it says ok, for `ctx.option("apiserver_timeout", 180)` s.
+    """Poll the local apiserver's /readyz until it says ok, for
+    `ctx.options.apiserver_timeout` s (default 180).
 
     `server` defaults to loopback; `certs renew` passes the master's own address (what the LB
     forwards to). Raises with the last answer and the kube-apiserver journal tail on timeout.
     """
     remote = remote_for(task)
     server = server or local_apiserver_url(ctx.cfg)
-    timeout = option_seconds(ctx.option("apiserver_timeout", 180), 180.0)
+    timeout = option_seconds(ctx.options.apiserver_timeout, 180.0)
     ok, last = poll(lambda: readyz(remote, server, ADMIN_CONF), timeout, interval=2.0)
     if not ok:
         raise RuntimeError(

@@ -30,7 +30,7 @@ from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.kubectl import parse_json
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import journal_tail, poll
 
 ETCD_UNIT = "etcd"
 ETCDCTL = p.binary("etcdctl")
@@ -63,7 +63,7 @@ def _has_data(remote: Remote) -> bool:
 
 def joining(ctx: DeployContext) -> tuple[str, ...]:
     """The etcd members this run adds to a running cluster (`Cluster.join` sets them)."""
-    return tuple(str(n) for n in ctx.option("etcd_joining", ()) or ())
+    return ctx.options.etcd_joining
 
 
 def founding_members(ctx: DeployContext) -> list[tuple[str, str]]:
@@ -106,7 +106,7 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 
 def _restart_lock(ctx: DeployContext) -> threading.Lock:
     """One etcd restart at a time per run (the lock lives in the run's context)."""
-    return ctx.options.setdefault("etcd_restart_lock", threading.Lock())  # type: ignore[return-value]
+    return ctx.state.etcd_restart_lock
 
 
 def _members(doc: Any) -> list[dict[str, Any]]:
@@ -158,7 +158,7 @@ def _health_once(remote: Remote, endpoint: str) -> tuple[bool, dict[str, Any]]:
 def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait until every etcd member is healthy over mTLS; report members and the leader.
 
-    Retries for `ctx.option("etcd_health_timeout", 120)` seconds. Fails with the last
+    Retries for `ctx.options.etcd_health_timeout` seconds. Fails with the last
     etcdctl output and the local etcd journal when the cluster does not become healthy, or
     when a configured member is missing from the member list. Read-only, so `changed` is
     False; a dry run checks once and never fails (etcd may not be installed yet).
@@ -167,7 +167,7 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     node = ctx.node(task.host.name)
     endpoint = local_endpoint(node.ip)
     dry = task.is_dry_run(dry_run)
-    timeout = 0.0 if dry else option_seconds(ctx.option("etcd_health_timeout", 120), 120.0)
+    timeout = 0.0 if dry else ctx.options.etcd_health_timeout
     ok, seen = poll(lambda: _health_once(remote, endpoint), timeout, interval=3.0)
     if dry:
         state = "healthy" if ok else "not healthy (yet)"
@@ -214,7 +214,7 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 def _wait_healthy(task: Task, ctx: DeployContext, endpoints: str, when: str) -> dict[str, Any]:
     """The health gate of a membership change: every member in the member list answers."""
     remote = remote_for(task)
-    timeout = option_seconds(ctx.option("etcd_health_timeout", 120), 120.0)
+    timeout = ctx.options.etcd_health_timeout
     ok, seen = poll(lambda: _health_once(remote, endpoints), timeout, interval=3.0)
     if not ok:
         raise RuntimeError(

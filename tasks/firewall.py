@@ -103,12 +103,12 @@ def action_script(runtime: list[str], permanent: list[str], zone: str | None) ->
 
 def open_firewall(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add the node's missing ports to firewalld's runtime and permanent config (default zone,
-    or `ctx.option("firewall_zone")`).
+    or `ctx.options.firewall_zone`).
 
     Result: `{"active": bool, "ports": [...wanted], "added_runtime": [...], "added_permanent": [...]}`.
     """
     node = ctx.node(task.host.name)
-    zone = ctx.option("firewall_zone")
+    zone = ctx.options.firewall_zone
     zone = str(zone) if zone else None
     want = ports_for(ctx.cfg, node)
     remote = remote_for(task)

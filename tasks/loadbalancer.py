@@ -27,7 +27,7 @@ from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR, push_files
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import journal_tail, poll
 
 LB_UNIT = "kube-nginx"
 PID_GLOBAL = "pid /run/kube-nginx.pid;"
@@ -74,7 +74,7 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
 
     Order: test the new config, push, then reload (config-only change on a running LB, no
     pending restart from an earlier run) or converge (start / restart), then wait until the
-    bind port listens (`ctx.option("lb_start_timeout", 20)`).
+    bind port listens (`ctx.options.lb_start_timeout`).
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -88,8 +88,8 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     conf_changes = (
         conf is not None and remote.put(conf.path, conf.content, mode=conf.mode, dry_run=True).changed
     )
-    if conf_changes and not dry:
-        _test_config(remote, conf)  # type: ignore[arg-type]
+    if conf is not None and conf_changes and not dry:
+        _test_config(remote, conf)
     if not running and before.get("listeners", "").strip() and not dry:
         raise RuntimeError(
             f"port {port} on {task.host.name} is already in use, so {LB_UNIT} cannot start: "
@@ -139,7 +139,7 @@ def _wait_listening(remote: Remote, host: str, port: int, ctx: DeployContext) ->
     def attempt() -> tuple[bool, None]:
         return remote.run(check, check=False, timeout=30).rc == 0, None
 
-    ok, _ = poll(attempt, option_seconds(ctx.option("lb_start_timeout", 20), 20.0), interval=1.0)
+    ok, _ = poll(attempt, ctx.options.lb_start_timeout, interval=1.0)
     if not ok:
         raise RuntimeError(
             f"{LB_UNIT} on {host} does not listen on port {port}:\n{journal_tail(remote, [LB_UNIT])}"

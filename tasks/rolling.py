@@ -31,18 +31,17 @@ from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.loadbalancer import swap_config
 from eggo_nornir.tasks.services import parse_probe, probe_script
 from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, files_for
-from eggo_nornir.tasks.waiting import CLOCK, option_seconds
+from eggo_nornir.tasks.waiting import CLOCK
 
 # What `stage_files` learned per host: the units to restart. Kept in the run's context (not on
 # host.data) because the LB's drain phase must read a master's entry, and a phase's Nornir only
 # holds the phase's own hosts.
-RESTARTS_OPTION = "renew_restarts"
 APISERVER_UNIT = "kube-apiserver"
 
 
 def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
     """host -> units still to restart in this run (filled by `push_certs`, emptied by `roll_node`)."""
-    return ctx.options.setdefault(RESTARTS_OPTION, {})  # type: ignore[return-value]
+    return ctx.state.renew_restarts
 
 
 def stage_files(
@@ -97,7 +96,7 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would drain {master} from the LB\n")
     swap_config(remote_for(task), _lb_conf(ctx, task.host.name, (master,)))
-    CLOCK.sleep(option_seconds(ctx.option("lb_drain_seconds", 2), 2.0))
+    CLOCK.sleep(ctx.options.lb_drain_seconds)
     return Result(host=task.host, changed=True, result=f"drained {master}")
 
 

@@ -32,7 +32,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.context import DeployContext, DeployOptions
 
 # ---- what runs where -------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ def node_units(cfg: ClusterConfig, node: Node) -> list[str]:
 
 def probe_context(cfg: ClusterConfig, state_dir: Path, **options: object) -> DeployContext:
     """A DeployContext with no rendered files: the probes need the config, never the files."""
-    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), dict(options))
+    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options))
 
 
 # ---- certificates ------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
             states = {u: (lines[i] if i < len(lines) else "unknown") for i, u in enumerate(units)}
         out["services"] = states
     if certs:
-        now = datetime.fromisoformat(str(ctx.option("now")))
+        now = ctx.options.now or datetime.now(timezone.utc)
         res = remote.run(cert_listing_script(), check=False, timeout=60)
         if res.rc != 0:
             raise RuntimeError(f"listing certificates failed (rc={res.rc}): {res.stderr.strip()[-500:]}")
@@ -590,7 +590,7 @@ def collect_status(
 ) -> StatusResult:
     """Probe every host of `nr` in parallel, then the API and etcd once; never raises for a host."""
     now = now or utcnow()
-    ctx = probe_context(cfg, state_dir, now=now.isoformat())
+    ctx = probe_context(cfg, state_dir, now=now)
     nodes = _collect_nodes(nr, ctx, services=True)
     reachable = {n.name for n in nodes if n.reachable}
     masters = [m for m in cfg.masters if m in reachable]
@@ -628,7 +628,7 @@ def collect_certs(
 ) -> CertsResult:
     """Certificate expiries only: the controller's copies and every node's files."""
     now = now or utcnow()
-    ctx = probe_context(cfg, state_dir, now=now.isoformat())
+    ctx = probe_context(cfg, state_dir, now=now)
     nodes = _collect_nodes(nr, ctx, services=False)
     return CertsResult(
         cfg.cluster_id, now, cfg.pki.renew_before_days, controller_certs(state_dir, cfg, now), nodes
