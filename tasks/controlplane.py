@@ -17,6 +17,7 @@ from __future__ import annotations
 from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.kubeconfig import local_apiserver_url
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
@@ -63,5 +64,5 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
     if not task.is_dry_run(dry_run):
         result["readyz"] = wait_apiserver_ready(task, ctx)
         if converged.changed:
-            wait_stays_active(task, ctx, [u for u in CONTROL_PLANE_UNITS if u != "kube-apiserver"])
+            wait_stays_active(task, ctx, [u for u in CONTROL_PLANE_UNITS if u != unit_names.APISERVER])
     return Result(host=task.host, changed=combine_changed(pushed, converged), result=result)

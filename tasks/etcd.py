@@ -23,6 +23,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.units import etcd_bootstrap_file
 from eggo_nornir.tasks.context import DeployContext
@@ -32,7 +33,7 @@ from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
 from eggo_nornir.tasks.waiting import journal_tail, poll
 
-ETCD_UNIT = "etcd"
+ETCD_UNIT = unit_names.ETCD
 ETCDCTL = p.binary("etcdctl")
 
 

@@ -21,15 +21,8 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render.roles import COREDNS_PORTS, ROLE_PORTS
 from eggo_nornir.tasks.context import DeployContext
-
-NODEPORT_RANGE = "30000-32767/tcp"
-ROLE_PORTS: dict[str, tuple[str, ...]] = {
-    "master": ("6443/tcp", "10257/tcp", "10259/tcp"),
-    "worker": ("10250/tcp", "10256/tcp", NODEPORT_RANGE),
-    "etcd": ("2379-2380/tcp",),
-}
-COREDNS_PORTS = ("53/tcp", "53/udp", "9153/tcp")
 
 Range = tuple[int, int, str]
 

@@ -22,6 +22,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR, push_files
@@ -29,7 +30,7 @@ from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
 from eggo_nornir.tasks.waiting import journal_tail, poll
 
-LB_UNIT = "kube-nginx"
+LB_UNIT = unit_names.NGINX
 PID_GLOBAL = "pid /run/kube-nginx.pid;"
 CANDIDATE = f"{p.K8S_DIR}/.kube-nginx.conf.eggo-candidate"
 

@@ -24,6 +24,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.nginx import nginx_conf
 from eggo_nornir.tasks.context import DeployContext
@@ -36,7 +37,7 @@ from eggo_nornir.tasks.waiting import CLOCK
 # What `stage_files` learned per host: the units to restart. Kept in the run's context (not on
 # host.data) because the LB's drain phase must read a master's entry, and a phase's Nornir only
 # holds the phase's own hosts.
-APISERVER_UNIT = "kube-apiserver"
+APISERVER_UNIT = unit_names.APISERVER
 
 
 def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:

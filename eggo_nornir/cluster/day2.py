@@ -30,13 +30,13 @@ from cryptography import x509
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
-from eggo_nornir.config.model import ClusterConfig, Node
+from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render.rendered import Rendered
+from eggo_nornir.render.roles import node_units
 from eggo_nornir.tasks.context import DeployContext, DeployOptions
 
 # ---- what runs where -------------------------------------------------------------------------
 
-POD_ROUTES_UNIT = "eggo-pod-routes"
 # Certificates on a node: the PKI we ship, and what the kubelet writes itself (its TLS-bootstrap
 # client pair, a bundle of cert and key, and its self-signed serving cert).
 CERT_GLOBS: tuple[str, ...] = (
@@ -49,26 +49,6 @@ KUBECONFIG_GLOB = "/etc/kubernetes/*.conf"
 _OPENSSL_MARK = "@openssl"
 _FILE_MARK = "@@file "
 _CONF_MARK = "@@conf "
-
-
-def node_units(cfg: ClusterConfig, node: Node) -> list[str]:
-    """The systemd units the node's roles run, in start order (what `status` checks)."""
-    from eggo_nornir.render.runtime import runtime_units
-
-    units: list[str] = []
-    if node.is_etcd and not cfg.etcd_external:
-        units.append("etcd")
-    if node.is_master:
-        units += ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-        if cfg.service.dns.corednstype == "binary":
-            units.append("coredns")
-        if not node.is_worker:
-            units.append(POD_ROUTES_UNIT)
-    if node.is_worker:
-        units += [*runtime_units(cfg), "kubelet", "kube-proxy"]
-    if node.is_loadbalance:
-        units.append("kube-nginx")
-    return list(dict.fromkeys(units))
 
 
 def probe_context(cfg: ClusterConfig, state_dir: Path, **options: object) -> DeployContext:
