@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             # etcd_health needs a DeployContext: the config plus the rendered files. Building it
             # on the cluster's own state dir reuses its PKI; any other dir gets a fresh PKI, which
             # is fine for this read-only task. (Its minimal path: the task only reads ctx.cfg and
-            # ctx.options, so `DeployContext(cfg, Rendered({}, cfg.cluster_id), state_dir)`
+            # ctx.options (defaults), so `DeployContext(cfg, Rendered({}, cfg.cluster_id), state_dir)`
             # would do without rendering.)
             state_dir = args.state_dir or state.cluster_dir(cfg.cluster_id)
             ctx = DeployContext.build(cfg, state_dir, etcd_health_timeout=60)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
@@ -90,7 +90,7 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
     return unique
 
 
-def _read_first(remote: Any, candidates: tuple[str, ...]) -> tuple[str, bytes] | None:
+def _read_first(remote: Remote, candidates: tuple[str, ...]) -> tuple[str, bytes] | None:
     for path in candidates:
         data = remote.read_if_exists(path)
         if data is not None:

@@ -12,10 +12,10 @@ does not leave the controller at all. A dry run never uploads it.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import addons
 from eggo_nornir.render.kubeconfig import local_apiserver_url, super_admin_kubeconfig
@@ -40,7 +40,7 @@ def _rendered(ctx: DeployContext, host: str, path: str) -> bytes:
     return next(f.content for f in ctx.files(host, paths=[path]))
 
 
-def _apply_cluster_admins(remote: Any, ctx: DeployContext, host: str, server: str, dry: bool) -> Applied:
+def _apply_cluster_admins(remote: Remote, ctx: DeployContext, host: str, server: str, dry: bool) -> Applied:
     path = addons.CLUSTER_ADMINS_MANIFEST
     # a dry run wrote nothing, so it diffs the rendered bytes through stdin
     stdin = _rendered(ctx, host, path) if dry else None

@@ -46,7 +46,6 @@ from eggo_nornir.tasks.context import DeployContext
 
 if TYPE_CHECKING:
     from eggo_nornir.remote import Remote
-    from eggo_nornir.remote_fake import FakeRemote
 
 DEFAULT_DSTPATH = "/root/.eggo/package"
 MANIFEST = "MANIFEST.sha256"
@@ -447,7 +446,7 @@ def remote_bundle_name(ctx: DeployContext, node: Node) -> str:
 
 def distribution_mode(ctx: DeployContext) -> str:
     """`direct`, `peer` or `auto` (the default), from the run option `distribution`."""
-    return fanout_plan.check_mode(str(ctx.option("distribution", fanout_plan.DEFAULT_MODE)))
+    return fanout_plan.check_mode(ctx.options.distribution)
 
 
 def base_result(ctx: DeployContext, node: Node, sub: SubBundle) -> dict[str, object]:
@@ -464,7 +463,7 @@ def base_result(ctx: DeployContext, node: Node, sub: SubBundle) -> dict[str, obj
     }
 
 
-def upload(remote: Remote | FakeRemote, ctx: DeployContext, node: Node, sub: SubBundle) -> int:
+def upload(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle) -> int:
     """Upload the sub-bundle from the controller to `<dstpath>/<name>`; return the bytes sent."""
     dst = dstpath(ctx.cfg)
     before = remote.stats().get("bytes_sent", 0)
@@ -473,18 +472,16 @@ def upload(remote: Remote | FakeRemote, ctx: DeployContext, node: Node, sub: Sub
         f"{dst}/{remote_bundle_name(ctx, node)}",
         src=sub.path,
         mode=0o600,
-        timeout=float(ctx.option("upload_timeout", 1800)),
+        timeout=ctx.options.upload_timeout,
     )
     return remote.stats().get("bytes_sent", 0) - before
 
 
-def unpack(
-    remote: Remote | FakeRemote, ctx: DeployContext, node: Node, sub: SubBundle, verify: bool = True
-) -> None:
+def unpack(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle, verify: bool = True) -> None:
     """Unpack the host's copy and write the marker (`verify`: check its sha256 first)."""
     remote.run(
         unpack_script(dstpath(ctx.cfg), remote_bundle_name(ctx, node), sub.sha256, verify=verify),
-        timeout=float(ctx.option("unpack_timeout", 900)),
+        timeout=ctx.options.unpack_timeout,
     )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from nornir.core.task import Result, Task
 
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
 from eggo_nornir.tasks.context import DeployContext
@@ -52,11 +53,11 @@ CERT_PATHS: tuple[str, ...] = (
 ROLL_ORDER: tuple[str, ...] = (
     ETCD_UNIT,
     APISERVER_UNIT,
-    "kube-controller-manager",
-    "kube-scheduler",
-    "coredns",
-    "kubelet",
-    "kube-proxy",
+    unit_names.CONTROLLER_MANAGER,
+    unit_names.SCHEDULER,
+    unit_names.COREDNS,
+    unit_names.KUBELET,
+    unit_names.KUBE_PROXY,
 )
 
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import Node
-from eggo_nornir.remote import CommandResult, RemoteError, Unreachable
+from eggo_nornir.remote import CommandResult, Remote, RemoteError, Unreachable
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST
@@ -93,7 +93,7 @@ def _tail(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def run_steps(remote: object, steps: Sequence[Step]) -> tuple[list[str], list[str]]:
+def run_steps(remote: Remote, steps: Sequence[Step]) -> tuple[list[str], list[str]]:
     """Run every step, whatever happened to the previous ones; return (removed, errors).
 
     Only a lost connection stops the loop, since every later command would fail the same
@@ -107,9 +107,7 @@ def run_steps(remote: object, steps: Sequence[Step]) -> tuple[list[str], list[st
             errors.append(f"{step.describe()}: not run, {lost}")
             continue
         try:
-            res = remote.run(  # type: ignore[attr-defined]
-                step.command, check=False, timeout=step.timeout, stdin=step.stdin
-            )
+            res = remote.run(step.command, check=False, timeout=step.timeout, stdin=step.stdin)
         except Unreachable as exc:
             lost = f"host unreachable: {exc}"
             errors.append(f"{step.describe()}: {lost}")
@@ -131,21 +129,21 @@ def run_steps(remote: object, steps: Sequence[Step]) -> tuple[list[str], list[st
     return removed, errors
 
 
-def _retry_replanned(remote: object, step: Step, res: object, attempts: int = 2) -> object:
+def _retry_replanned(remote: Remote, step: Step, res: CommandResult, attempts: int = 2) -> CommandResult:
     """Re-plan `step` from a fresh read of the host and run it again, up to `attempts` times.
 
     Returns the last command result; a replan with nothing left to do counts as success.
     """
 
     def read(cmd: str) -> str:
-        return remote.run(cmd, check=False, timeout=PROBE_TIMEOUT).stdout  # type: ignore[attr-defined]
+        return remote.run(cmd, check=False, timeout=PROBE_TIMEOUT).stdout
 
     for _ in range(attempts):
         fresh = step.replan(read) if step.replan is not None else None
         if fresh is None:
             return CommandResult(0, "", "", 0.0, step.command)
-        res = remote.run(fresh.command, check=False, timeout=fresh.timeout, stdin=fresh.stdin)  # type: ignore[attr-defined]
-        if res.rc == 0:  # type: ignore[attr-defined]
+        res = remote.run(fresh.command, check=False, timeout=fresh.timeout, stdin=fresh.stdin)
+        if res.rc == 0:
             return res
     return res
 
@@ -180,14 +178,14 @@ def _result(
     return Result(host=task.host, changed=bool(removed), diff=diff, result=result)
 
 
-def probe_node(remote: object, spec: NodeSpec) -> Plan:
+def probe_node(remote: Remote, spec: NodeSpec) -> Plan:
     """The two read-only probes (facts, then the state of the candidates they name) and the plan."""
-    out = remote.run(facts_script(), check=False, timeout=PROBE_TIMEOUT)  # type: ignore[attr-defined]
+    out = remote.run(facts_script(), check=False, timeout=PROBE_TIMEOUT)
     facts = parse_facts(out.stdout)
     own = ownership(spec, facts)
     names = [n for n in facts.lines("packages.installed") or [] if valid_package(n)]
     paths = candidate_paths(spec, facts)
-    state_out = remote.run(  # type: ignore[attr-defined]
+    state_out = remote.run(
         state_script(
             [*own.units, *((KUBEPODS_SLICE,) if own.worker else ())], package_tool(facts.tools), names
         ),

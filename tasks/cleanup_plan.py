@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 from eggo_nornir.config.model import DST_WHITELIST_EXACT_OR_BELOW, DST_WHITELIST_STRICTLY_BELOW, PACKAGE_NAME
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names as names
+from eggo_nornir.render.roles import ROLE_UNITS
 from eggo_nornir.tasks import addons, bundle, packages, system
 from eggo_nornir.tasks.files import FILES_LIST, STATE_DIR
 
@@ -51,12 +53,13 @@ KUBECTL_CACHE = f"{STATE_DIR}/kubectl-cache"
 
 
 # ---- what each role owns --------------------------------------------------------------------
-WORKER_UNITS = ("kubelet", "kube-proxy")
-MASTER_UNITS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns")
-LB_UNITS = ("kube-nginx",)
-ETCD_UNITS = ("etcd",)
-ROUTES_UNIT = "eggo-pod-routes"
-RUNTIME_UNITS = ("cri-docker", "docker", "containerd", "isulad")  # stop order: cri-docker before docker
+WORKER_UNITS = ROLE_UNITS["worker"]
+MASTER_UNITS = ROLE_UNITS["master"]
+LB_UNITS = ROLE_UNITS["loadbalance"]
+ETCD_UNITS = ROLE_UNITS["etcd"]
+ROUTES_UNIT = names.POD_ROUTES
+# stop order: cri-docker before docker
+RUNTIME_UNITS = (names.CRI_DOCKERD, names.DOCKER, names.CONTAINERD, names.ISULAD)
 ALL_UNITS = (*WORKER_UNITS, *RUNTIME_UNITS, ROUTES_UNIT, *MASTER_UNITS, *LB_UNITS, *ETCD_UNITS)
 
 # Mount points under these are unmounted before the dirs go (kubelet volumes, container rootfs, shm).
@@ -988,10 +991,10 @@ class Ownership:
 
 def ownership(spec: NodeSpec, facts: HostFacts) -> Ownership:
     recorded_units = {u for u in (unit_of(x) for x in (*recorded_paths(facts), *spec.rendered)) if u}
-    worker = "worker" in spec.roles or "kubelet" in recorded_units
-    master = "master" in spec.roles or "kube-apiserver" in recorded_units
-    lb = "loadbalance" in spec.roles or "kube-nginx" in recorded_units
-    etcd = ("etcd" in spec.roles and not spec.etcd_external) or "etcd" in recorded_units
+    worker = "worker" in spec.roles or names.KUBELET in recorded_units
+    master = "master" in spec.roles or names.APISERVER in recorded_units
+    lb = "loadbalance" in spec.roles or names.NGINX in recorded_units
+    etcd = ("etcd" in spec.roles and not spec.etcd_external) or names.ETCD in recorded_units
     units: list[str] = []
     if worker:
         units += [*WORKER_UNITS, *spec.runtime_units]
@@ -1014,7 +1017,7 @@ def data_dirs(spec: NodeSpec, own: Ownership) -> list[str]:
     dirs: list[str] = []
     if own.worker:
         dirs += [*WORKER_DATA_DIRS, *WORKER_GENERATED]
-        if "containerd" in spec.runtime_units or "containerd" in own.units:
+        if names.CONTAINERD in spec.runtime_units or names.CONTAINERD in own.units:
             dirs += CONTAINERD_DATA_DIRS
     if own.etcd:
         dirs += ETCD_DATA_DIRS

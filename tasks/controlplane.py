@@ -17,6 +17,7 @@ from __future__ import annotations
 from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.kubeconfig import local_apiserver_url
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
@@ -27,14 +28,15 @@ from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
 
 
 def wait_apiserver_ready(task: Task, ctx: DeployContext, server: str | None = None) -> str:
-    """Poll the local apiserver's /readyz until it says ok, for `ctx.option("apiserver_timeout", 180)` s.
+    """Poll the local apiserver's /readyz until it says ok, for
+    `ctx.options.apiserver_timeout` s (default 180).
 
     `server` defaults to loopback; `certs renew` passes the master's own address (what the LB
     forwards to). Raises with the last answer and the kube-apiserver journal tail on timeout.
     """
     remote = remote_for(task)
     server = server or local_apiserver_url(ctx.cfg)
-    timeout = option_seconds(ctx.option("apiserver_timeout", 180), 180.0)
+    timeout = option_seconds(ctx.options.apiserver_timeout, 180.0)
     ok, last = poll(lambda: readyz(remote, server, ADMIN_CONF), timeout, interval=2.0)
     if not ok:
         raise RuntimeError(
@@ -62,5 +64,5 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
     if not task.is_dry_run(dry_run):
         result["readyz"] = wait_apiserver_ready(task, ctx)
         if converged.changed:
-            wait_stays_active(task, ctx, [u for u in CONTROL_PLANE_UNITS if u != "kube-apiserver"])
+            wait_stays_active(task, ctx, [u for u in CONTROL_PLANE_UNITS if u != unit_names.APISERVER])
     return Result(host=task.host, changed=combine_changed(pushed, converged), result=result)

@@ -20,8 +20,10 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.units import etcd_bootstrap_file
 from eggo_nornir.tasks.context import DeployContext
@@ -29,9 +31,9 @@ from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.kubectl import parse_json
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import journal_tail, poll
 
-ETCD_UNIT = "etcd"
+ETCD_UNIT = unit_names.ETCD
 ETCDCTL = p.binary("etcdctl")
 
 
@@ -54,7 +56,7 @@ def local_endpoint(ip: str) -> str:
     return f"https://{host}:2379"
 
 
-def _has_data(remote: Any) -> bool:
+def _has_data(remote: Remote) -> bool:
     """Whether the member has bootstrapped before (etcd then ignores the initial cluster)."""
     probe = f"if test -d {p.ETCD_DATA_DIR}/member; then echo data; else echo empty; fi"
     return remote.run(probe, check=False, timeout=30).stdout.strip() == "data"
@@ -62,7 +64,7 @@ def _has_data(remote: Any) -> bool:
 
 def joining(ctx: DeployContext) -> tuple[str, ...]:
     """The etcd members this run adds to a running cluster (`Cluster.join` sets them)."""
-    return tuple(str(n) for n in ctx.option("etcd_joining", ()) or ())
+    return ctx.options.etcd_joining
 
 
 def founding_members(ctx: DeployContext) -> list[tuple[str, str]]:
@@ -105,7 +107,7 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 
 def _restart_lock(ctx: DeployContext) -> threading.Lock:
     """One etcd restart at a time per run (the lock lives in the run's context)."""
-    return ctx.options.setdefault("etcd_restart_lock", threading.Lock())  # type: ignore[return-value]
+    return ctx.state.etcd_restart_lock
 
 
 def _members(doc: Any) -> list[dict[str, Any]]:
@@ -137,7 +139,7 @@ def leader_of(status: Any, members: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _health_once(remote: Any, endpoint: str) -> tuple[bool, dict[str, Any]]:
+def _health_once(remote: Remote, endpoint: str) -> tuple[bool, dict[str, Any]]:
     res = remote.run(
         etcdctl_argv(endpoint, "endpoint", "health", "--cluster", "-w", "json"), check=False, timeout=60
     )
@@ -157,7 +159,7 @@ def _health_once(remote: Any, endpoint: str) -> tuple[bool, dict[str, Any]]:
 def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait until every etcd member is healthy over mTLS; report members and the leader.
 
-    Retries for `ctx.option("etcd_health_timeout", 120)` seconds. Fails with the last
+    Retries for `ctx.options.etcd_health_timeout` seconds. Fails with the last
     etcdctl output and the local etcd journal when the cluster does not become healthy, or
     when a configured member is missing from the member list. Read-only, so `changed` is
     False; a dry run checks once and never fails (etcd may not be installed yet).
@@ -166,7 +168,7 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     node = ctx.node(task.host.name)
     endpoint = local_endpoint(node.ip)
     dry = task.is_dry_run(dry_run)
-    timeout = 0.0 if dry else option_seconds(ctx.option("etcd_health_timeout", 120), 120.0)
+    timeout = 0.0 if dry else ctx.options.etcd_health_timeout
     ok, seen = poll(lambda: _health_once(remote, endpoint), timeout, interval=3.0)
     if dry:
         state = "healthy" if ok else "not healthy (yet)"
@@ -213,7 +215,7 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 def _wait_healthy(task: Task, ctx: DeployContext, endpoints: str, when: str) -> dict[str, Any]:
     """The health gate of a membership change: every member in the member list answers."""
     remote = remote_for(task)
-    timeout = option_seconds(ctx.option("etcd_health_timeout", 120), 120.0)
+    timeout = ctx.options.etcd_health_timeout
     ok, seen = poll(lambda: _health_once(remote, endpoints), timeout, interval=3.0)
     if not ok:
         raise RuntimeError(
@@ -223,7 +225,7 @@ def _wait_healthy(task: Task, ctx: DeployContext, endpoints: str, when: str) -> 
     return seen
 
 
-def _member_list(remote: Any, endpoints: str) -> list[dict[str, Any]]:
+def _member_list(remote: Remote, endpoints: str) -> list[dict[str, Any]]:
     res = remote.run(etcdctl_argv(endpoints, "member", "list", "-w", "json"), timeout=60)
     return _members(parse_json(res.stdout, "member list"))
 

@@ -40,9 +40,7 @@ if TYPE_CHECKING:
     from nornir.core import Nornir
 
     from eggo_nornir.remote import Remote
-    from eggo_nornir.remote_fake import FakeRemote
 
-DEFAULT_LIFETIME = 3600  # seconds a server may live at most, if nobody stops it
 DEFAULT_POOL = 20
 FETCHED = "fetched=ok"  # printed between a fetch and what the same command does next
 
@@ -56,7 +54,7 @@ class _Host:
 
     name: str
     node: Node
-    remote: Remote | FakeRemote | None = None
+    remote: Remote | None = None
     sub: bundle.SubBundle | None = None
     probe: bundle.HostBundle | None = None
     plan: fanout_plan.Assignment | None = None
@@ -81,14 +79,14 @@ class FanOutRun:
         self.done = threading.Event()
         self.crash: BaseException | None = None
         self.mode = bundle.distribution_mode(ctx)
-        self.zone = str(ctx.option("firewall_zone") or "") or None
+        self.zone = ctx.options.firewall_zone or None
         self._lock = threading.Lock()
 
     # -- the whole run -----------------------------------------------------------------------
 
     def deliver_all(self) -> None:
         """Probe every host, plan each sub-bundle's fan-out, deliver in wave order, stop servers."""
-        workers = int(self.ctx.option("fanout_workers", 0) or getattr(self.nornir.runner, "num_workers", 0))
+        workers = int(self.ctx.options.fanout_workers or getattr(self.nornir.runner, "num_workers", 0))
         workers = max(1, min(workers or DEFAULT_POOL, len(self.hosts)))
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="eggo-fanout") as pool:
@@ -129,8 +127,8 @@ class FanOutRun:
         for h in self.hosts.values():
             if h.error is None and h.sub is not None and h.probe is not None:
                 groups.setdefault(h.sub.sha256, []).append(h)
-        seeds = int(self.ctx.option("fanout_seeds", fanout_plan.DEFAULT_SEEDS))
-        per_source = int(self.ctx.option("fanout_per_source", fanout_plan.DEFAULT_PER_SOURCE))
+        seeds = self.ctx.options.fanout_seeds
+        per_source = self.ctx.options.fanout_per_source
         order: list[tuple[int, int, _Host]] = []
         for members in groups.values():
             facts = [self._facts(h) for h in members]
@@ -209,7 +207,7 @@ class FanOutRun:
         good fetch fails the host: an upload would land on the same full or broken disk.
         """
         assert h.sub is not None and h.remote is not None and h.probe is not None
-        timeout = int(float(self.ctx.option("upload_timeout", 1800)))
+        timeout = int(self.ctx.options.upload_timeout)
         if not src.ready.wait(timeout):
             return self._fallback(h, f"{src.name} was not serving after {timeout}s")
         if src.port is None or src.token is None:
@@ -270,8 +268,8 @@ class FanOutRun:
             token=h.token,
             directory=self._dst,
             name=self._name(h),
-            lifetime=int(float(self.ctx.option("fanout_server_lifetime", DEFAULT_LIFETIME))),
-            port=int(float(self.ctx.option("fanout_port", 0))),
+            lifetime=self.ctx.options.fanout_server_lifetime,
+            port=self.ctx.options.fanout_port,
             zone=self.zone,
         )
 

@@ -21,15 +21,8 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render.roles import COREDNS_PORTS, ROLE_PORTS
 from eggo_nornir.tasks.context import DeployContext
-
-NODEPORT_RANGE = "30000-32767/tcp"
-ROLE_PORTS: dict[str, tuple[str, ...]] = {
-    "master": ("6443/tcp", "10257/tcp", "10259/tcp"),
-    "worker": ("10250/tcp", "10256/tcp", NODEPORT_RANGE),
-    "etcd": ("2379-2380/tcp",),
-}
-COREDNS_PORTS = ("53/tcp", "53/udp", "9153/tcp")
 
 Range = tuple[int, int, str]
 
@@ -103,12 +96,12 @@ def action_script(runtime: list[str], permanent: list[str], zone: str | None) ->
 
 def open_firewall(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add the node's missing ports to firewalld's runtime and permanent config (default zone,
-    or `ctx.option("firewall_zone")`).
+    or `ctx.options.firewall_zone`).
 
     Result: `{"active": bool, "ports": [...wanted], "added_runtime": [...], "added_permanent": [...]}`.
     """
     node = ctx.node(task.host.name)
-    zone = ctx.option("firewall_zone")
+    zone = ctx.options.firewall_zone
     zone = str(zone) if zone else None
     want = ports_for(ctx.cfg, node)
     remote = remote_for(task)

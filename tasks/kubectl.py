@@ -24,6 +24,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout
 from eggo_nornir.remote.results import CommandResult
 from eggo_nornir.render import paths as p
@@ -45,8 +46,6 @@ _TRANSIENT = re.compile(
     r"serviceunavailable|the object has been modified|unexpected eof",
     re.IGNORECASE,
 )
-
-Remote = Any  # eggo_nornir.remote.Remote or FakeRemote: both have the same `run`
 
 
 def is_transient(res: CommandResult) -> bool:

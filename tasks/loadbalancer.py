@@ -16,20 +16,21 @@ through this one process, so
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR, push_files
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import journal_tail, poll
 
-LB_UNIT = "kube-nginx"
+LB_UNIT = unit_names.NGINX
 PID_GLOBAL = "pid /run/kube-nginx.pid;"
 CANDIDATE = f"{p.K8S_DIR}/.kube-nginx.conf.eggo-candidate"
 
@@ -40,7 +41,7 @@ def has_exec_reload(unit: HostFile | None) -> bool:
     )
 
 
-def _probe(remote: Any, port: int) -> dict[str, str]:
+def _probe(remote: Remote, port: int) -> dict[str, str]:
     """One round trip: is the LB active, is a restart pending, who listens on the port."""
     q = shlex.quote
     script = (
@@ -53,7 +54,7 @@ def _probe(remote: Any, port: int) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _test_config(remote: Any, conf: HostFile) -> None:
+def _test_config(remote: Remote, conf: HostFile) -> None:
     """`nginx -t` of the new config at a temporary path; raise with nginx's message if bad."""
     remote.put(CANDIDATE, conf.content, mode=0o644)
     try:
@@ -74,7 +75,7 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
 
     Order: test the new config, push, then reload (config-only change on a running LB, no
     pending restart from an earlier run) or converge (start / restart), then wait until the
-    bind port listens (`ctx.option("lb_start_timeout", 20)`).
+    bind port listens (`ctx.options.lb_start_timeout`).
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -88,8 +89,8 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     conf_changes = (
         conf is not None and remote.put(conf.path, conf.content, mode=conf.mode, dry_run=True).changed
     )
-    if conf_changes and not dry:
-        _test_config(remote, conf)  # type: ignore[arg-type]
+    if conf is not None and conf_changes and not dry:
+        _test_config(remote, conf)
     if not running and before.get("listeners", "").strip() and not dry:
         raise RuntimeError(
             f"port {port} on {task.host.name} is already in use, so {LB_UNIT} cannot start: "
@@ -117,7 +118,7 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     )
 
 
-def swap_config(remote: Any, conf: HostFile) -> bool:
+def swap_config(remote: Remote, conf: HostFile) -> bool:
     """Install `conf` (the LB config) and reload nginx, if it differs from the file on the host.
 
     Returns whether it did. The config passes `nginx -t` first, and no pending-restart marker
@@ -132,14 +133,14 @@ def swap_config(remote: Any, conf: HostFile) -> bool:
     return True
 
 
-def _wait_listening(remote: Any, host: str, port: int, ctx: DeployContext) -> None:
+def _wait_listening(remote: Remote, host: str, port: int, ctx: DeployContext) -> None:
     """nginx runs as `Type=simple`: `systemctl start` returns before it binds; check it did."""
     check = f"ss -Hltn {shlex.quote(f'( sport = :{port} )')} | grep -q . || ! command -v ss >/dev/null"
 
     def attempt() -> tuple[bool, None]:
         return remote.run(check, check=False, timeout=30).rc == 0, None
 
-    ok, _ = poll(attempt, option_seconds(ctx.option("lb_start_timeout", 20), 20.0), interval=1.0)
+    ok, _ = poll(attempt, ctx.options.lb_start_timeout, interval=1.0)
     if not ok:
         raise RuntimeError(
             f"{LB_UNIT} on {host} does not listen on port {port}:\n{journal_tail(remote, [LB_UNIT])}"

@@ -14,11 +14,11 @@ one found nowhere is an error that names it.
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import ClusterConfig
+from eggo_nornir.remote import Remote
 from eggo_nornir.render import network
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files, record_script
@@ -52,7 +52,7 @@ def plugin_probe_script(
     )
 
 
-def ensure_cni_plugins(remote: Any, cfg: ClusterConfig, dry: bool) -> tuple[list[str], list[str]]:
+def ensure_cni_plugins(remote: Remote, cfg: ClusterConfig, dry: bool) -> tuple[list[str], list[str]]:
     """Make the bridge network's plugins findable by the runtime; (links made, notes).
 
     Without the bridge network the addon (calico, flannel...) installs its own plugins, so

@@ -23,10 +23,11 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.kubectl import get_json, items, kubectl, readyz
-from eggo_nornir.tasks.waiting import option_seconds, poll
+from eggo_nornir.tasks.waiting import poll
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 MASTER_LABEL = "node-role.kubernetes.io/master"
@@ -50,7 +51,7 @@ def kubelet_nodes(ctx: DeployContext, task: Task) -> tuple[list[str], list[str]]
     return [n for n in names if n not in failed], [n for n in names if n in failed]
 
 
-def _nodes_by_name(remote: Any) -> dict[str, dict[str, Any]]:
+def _nodes_by_name(remote: Remote) -> dict[str, dict[str, Any]]:
     return {n.get("metadata", {}).get("name", ""): n for n in items(get_json(remote, "nodes"))}
 
 
@@ -72,7 +73,7 @@ def _has_taint(node: dict[str, Any], spec: str) -> bool:
 def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Label (and, for master+worker nodes, taint) every kubelet node that registered.
 
-    Waits up to `ctx.option("node_register_timeout", 120)` s for the Node objects; nodes that
+    Waits up to `ctx.options.node_register_timeout` s for the Node objects; nodes that
     have not registered by then are listed in the result (`wait_nodes_ready` reports them).
     """
     remote = remote_for(task)
@@ -82,7 +83,7 @@ def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None)
         return Result(
             host=task.host, changed=bool(expected), diff="the API is not up yet: would label nodes\n"
         )
-    timeout = 0.0 if dry else option_seconds(ctx.option("node_register_timeout", 120), 120.0)
+    timeout = 0.0 if dry else ctx.options.node_register_timeout
 
     def attempt() -> tuple[bool, dict[str, dict[str, Any]]]:
         nodes = _nodes_by_name(remote)
@@ -142,7 +143,7 @@ def describe_not_ready(name: str, node: dict[str, Any] | None) -> str:
 
 
 def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """Wait up to `ctx.option("node_ready_timeout", 300)` s until every kubelet node that did not
+    """Wait up to `ctx.options.node_ready_timeout` s until every kubelet node that did not
     fail earlier is Ready; fail naming the others with their conditions. Read-only.
     """
     remote = remote_for(task)
@@ -152,7 +153,7 @@ def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None
         return Result(
             host=task.host, changed=False, result={"dry_run": True, "note": "the API is not up yet"}
         )
-    timeout = 0.0 if dry else option_seconds(ctx.option("node_ready_timeout", 300), 300.0)
+    timeout = 0.0 if dry else ctx.options.node_ready_timeout
 
     def attempt() -> tuple[bool, dict[str, dict[str, Any]]]:
         nodes = _nodes_by_name(remote)
@@ -225,7 +226,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
 
     Only CSRs of signer kubernetes.io/kubelet-serving, from `system:node:<one of our kubelet
     nodes>` in group system:nodes, for serving usages, pass (see `_csr_problem`); others are
-    left alone and listed. Waits up to `ctx.option("csr_timeout", 60)` s for every expected
+    left alone and listed. Waits up to `ctx.options.csr_timeout` s for every expected
     node to have asked; nodes that did not are listed, not failed (as upstream).
     """
     if not ctx.cfg.enable_kubelet_serving:
@@ -236,7 +237,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
     names = set(expected)
     if dry and not readyz(remote)[0]:
         return Result(host=task.host, changed=False, result={"note": "the API is not up yet"})
-    timeout = 0.0 if dry else option_seconds(ctx.option("csr_timeout", 60), 60.0)
+    timeout = 0.0 if dry else ctx.options.csr_timeout
 
     def attempt() -> tuple[bool, list[dict[str, Any]]]:
         csrs = [

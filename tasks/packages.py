@@ -398,7 +398,7 @@ def install_packages(task: Task, ctx: DeployContext, dry_run: bool | None = None
         return Result(
             host=task.host, changed=True, diff="".join(f"would {d}\n" for d in p.describe()), result=out
         )
-    remote.run(action_script(p, dst), timeout=float(ctx.option("package_timeout", 1200)))
+    remote.run(action_script(p, dst), timeout=ctx.options.package_timeout)
     return Result(host=task.host, changed=True, result=out)
 
 
@@ -507,5 +507,5 @@ def import_images(task: Task, ctx: DeployContext, dry_run: bool | None = None) -
         )
     load = RUNTIME_CLI[runtime][1]
     script = " && ".join(load.format(file=shlex.quote(t), arch=node.arch) for t in todo)
-    remote.run(script, timeout=float(ctx.option("image_timeout", 600)))
+    remote.run(script, timeout=ctx.options.image_timeout)
     return Result(host=task.host, changed=True, result=out)

@@ -333,7 +333,7 @@ def preflight(
         node,
         raw,
         bundle_size=size,
-        max_skew=float(ctx.option("max_clock_skew", 30)),  # type: ignore[arg-type]
+        max_skew=ctx.options.max_clock_skew,
         skew=skew,
         rtt=t1 - t0,
     )

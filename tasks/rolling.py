@@ -31,6 +31,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import secure_port
 from eggo_nornir.render.nginx import nginx_conf
@@ -40,22 +41,14 @@ from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.loadbalancer import swap_config
 from eggo_nornir.tasks.services import parse_probe, probe_script
 from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, files_for
-from eggo_nornir.tasks.waiting import CLOCK, option_seconds
+from eggo_nornir.tasks.waiting import CLOCK
 
-# What `stage_files` learned per host: the units to restart. Kept in the run's context (not on
-# host.data) because the LB's drain phase must read a master's entry, and a phase's Nornir only
-# holds the phase's own hosts.
-RESTARTS_OPTION = "renew_restarts"
-APISERVER_UNIT = "kube-apiserver"
-# master -> whether an apiserver serves there (filled by `stage_control_plane`), and the masters
-# whose control plane `start_control_planes` already converged in this run.
-SERVING_OPTION = "apiserver_serving"
-STARTED_OPTION = "control_planes_started"
+APISERVER_UNIT = unit_names.APISERVER
 
 
 def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
     """host -> units still to restart in this run (filled by `push_certs`, emptied by `roll_node`)."""
-    return ctx.options.setdefault(RESTARTS_OPTION, {})  # type: ignore[return-value]
+    return ctx.state.renew_restarts
 
 
 def stage_files(
@@ -95,7 +88,7 @@ def serving_probe(port: int) -> str:
 
 def serving_apiservers(ctx: DeployContext) -> dict[str, bool]:
     """master -> whether an apiserver served there when its files were staged in this run."""
-    return ctx.options.setdefault(SERVING_OPTION, {})  # type: ignore[return-value]
+    return ctx.state.apiserver_serving
 
 
 def nothing_serving(ctx: DeployContext) -> bool:
@@ -125,7 +118,7 @@ def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = N
 
 def started_in_parallel(ctx: DeployContext) -> set[str]:
     """The masters whose control plane `start_control_planes` converged in this run."""
-    return ctx.options.setdefault(STARTED_OPTION, set())  # type: ignore[return-value]
+    return ctx.state.control_planes_started
 
 
 def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
@@ -167,7 +160,7 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would drain {master} from the LB\n")
     swap_config(remote_for(task), _lb_conf(ctx, task.host.name, (master,)))
-    CLOCK.sleep(option_seconds(ctx.option("lb_drain_seconds", 2), 2.0))
+    CLOCK.sleep(ctx.options.lb_drain_seconds)
     return Result(host=task.host, changed=True, result=f"drained {master}")
 
 

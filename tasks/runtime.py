@@ -22,7 +22,7 @@ from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import journal_tail, poll
 
 
 def cri_socket(cfg: ClusterConfig) -> str:
@@ -60,7 +60,7 @@ def cri_check_script(cfg: ClusterConfig) -> str:
 def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the runtime's config and units plus the CNI config (STEP_FILES["runtime"]), converge
     the configured runtime's units (`render.runtime.runtime_units`), then wait until the runtime
-    answers, for `ctx.option("runtime_timeout", 60)` seconds (not in a dry run).
+    answers, for `ctx.options.runtime_timeout` seconds (not in a dry run).
     """
     cfg = ctx.cfg
     remote = remote_for(task)
@@ -69,7 +69,7 @@ def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     converged = task.run(converge_services, units=units, dry_run=dry_run)
     if not task.is_dry_run(dry_run):
         script = cri_check_script(cfg)
-        timeout = option_seconds(ctx.option("runtime_timeout", 60), 60.0)
+        timeout = ctx.options.runtime_timeout
 
         def attempt() -> tuple[bool, str]:
             res = remote.run(script, check=False, timeout=60)

@@ -20,7 +20,7 @@ from eggo_nornir.remote import CommandFailed
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR
-from eggo_nornir.tasks.waiting import CLOCK, journal_tail, option_seconds, poll
+from eggo_nornir.tasks.waiting import CLOCK, journal_tail, poll
 
 # `is-enabled` states that need no `systemctl enable`
 _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked"}
@@ -161,7 +161,7 @@ def wait_stays_active(task: Task, ctx: DeployContext, units: Sequence[str]) -> N
     """
     remote = remote_for(task)
     check = "systemctl is-active " + " ".join(shlex.quote(u) for u in units)
-    timeout = option_seconds(ctx.option("unit_timeout", 60), 60.0)
+    timeout = ctx.options.unit_timeout
 
     def active() -> tuple[bool, str]:
         res = remote.run(check, check=False, timeout=30)
@@ -169,7 +169,7 @@ def wait_stays_active(task: Task, ctx: DeployContext, units: Sequence[str]) -> N
 
     ok, said = poll(active, timeout, interval=1.0)
     if ok:
-        CLOCK.sleep(option_seconds(ctx.option("unit_settle_seconds", 3), 3.0))
+        CLOCK.sleep(ctx.options.unit_settle_seconds)
         ok, said = active()
     if not ok:
         raise RuntimeError(

@@ -24,9 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from eggo_nornir.render import addons, coredns, network
+from eggo_nornir.render import addons, coredns
 from eggo_nornir.render import paths as p
-from eggo_nornir.render import runtime as rt
+from eggo_nornir.render import unit_names as names
+from eggo_nornir.render.roles import ROLE_UNITS
 
 if TYPE_CHECKING:
     from eggo_nornir.config.model import ClusterConfig, Node
@@ -44,9 +45,9 @@ Where = Literal[
     "master_not_worker",
 ]
 
-CONTROL_PLANE_UNITS: tuple[str, ...] = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-ALL_RUNTIME_UNITS: tuple[str, ...] = (rt.CONTAINERD_UNIT, rt.DOCKER_UNIT, rt.CRI_DOCKERD_UNIT, rt.ISULAD_UNIT)
-NODE_UNITS: tuple[str, ...] = ("kubelet", "kube-proxy", network.ROUTES_UNIT)
+CONTROL_PLANE_UNITS: tuple[str, ...] = names.CONTROL_PLANE
+ALL_RUNTIME_UNITS: tuple[str, ...] = names.RUNTIMES
+NODE_UNITS: tuple[str, ...] = (*ROLE_UNITS["worker"], names.POD_ROUTES)
 BOOTSTRAP_MANIFESTS: tuple[str, ...] = (
     addons.CLUSTER_ADMINS_MANIFEST,
     addons.TOKEN_MANIFEST,
@@ -68,16 +69,16 @@ class StepFiles:
 
 STEP_FILES: dict[str, StepFiles] = {
     # the system colleague's step (tasks/system.py): kernel settings on every Kubernetes node
-    "system": StepFiles(units=("systemd-sysctl", "systemd-modules-load"), where="k8s"),
-    "etcd": StepFiles(units=("etcd",), paths=(p.ETCD_PKI_DIR,), where="etcd"),
-    "loadbalancer": StepFiles(units=("kube-nginx",), where="loadbalance"),
+    "system": StepFiles(units=(names.SYSCTL, names.MODULES_LOAD), where="k8s"),
+    "etcd": StepFiles(units=ROLE_UNITS["etcd"], paths=(p.ETCD_PKI_DIR,), where="etcd"),
+    "loadbalancer": StepFiles(units=ROLE_UNITS["loadbalance"], where="loadbalance"),
     "control-plane": StepFiles(units=CONTROL_PLANE_UNITS, paths=(p.ADMIN_CONF, p.ADDONS_DIR), where="master"),
     "bootstrap": StepFiles(paths=BOOTSTRAP_MANIFESTS, where="first_master"),
     "runtime": StepFiles(units=ALL_RUNTIME_UNITS, paths=(p.CNI_CONF_DIR,), where="worker"),
     "node": StepFiles(units=NODE_UNITS, where="worker"),
-    "pod-routes": StepFiles(units=(network.ROUTES_UNIT,), where="master_not_worker"),
+    "pod-routes": StepFiles(units=(names.POD_ROUTES,), where="master_not_worker"),
     # every master: binary mode runs coredns.service on each; the first master applies the manifest
-    "coredns": StepFiles(units=(coredns.COREDNS_UNIT,), paths=(coredns.MANIFEST,), where="master"),
+    "coredns": StepFiles(units=(names.COREDNS,), paths=(coredns.MANIFEST,), where="master"),
 }
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from eggo_nornir.remote import Remote
 
 T = TypeVar("T")
 
@@ -44,15 +47,12 @@ def poll(attempt: Callable[[], tuple[bool, T]], timeout: float, interval: float 
         CLOCK.sleep(min(interval, remaining))
 
 
-def option_seconds(value: object, default: float) -> float:
-    """A timeout from `ctx.option(...)`: numbers and numeric strings, else the default."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
+def option_seconds(value: float | None, default: float) -> float:
+    """An optional timeout of `DeployOptions` (None: the caller's default)."""
+    return default if value is None else float(value)
 
 
-def journal_tail(remote: object, units: tuple[str, ...] | list[str], lines: int = 30) -> str:
+def journal_tail(remote: Remote, units: tuple[str, ...] | list[str], lines: int = 30) -> str:
     """The last `lines` journal lines of each unit: what an operator reads first when a wait fails.
 
     Never raises: a diagnostic that fails must not hide the error it was meant to explain.
@@ -68,7 +68,7 @@ def journal_tail(remote: object, units: tuple[str, ...] | list[str], lines: int 
         + f" | tail -n {int(lines)}; done"
     )
     try:
-        out = remote.run(script, check=False, timeout=60)  # type: ignore[attr-defined]
+        out = remote.run(script, check=False, timeout=60)
     except Exception as exc:
         return f"(journal unavailable: {exc})"
     return str(out.stdout)[-6000:]

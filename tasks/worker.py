@@ -15,6 +15,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
+from eggo_nornir.render.roles import ROLE_UNITS
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.network import DEFAULT_CNI_BIN, ensure_cni_plugins
@@ -50,7 +51,7 @@ def deploy_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     notes += link_notes
     files = files_for(ctx, "node", task.host.name)
     pushed = task.run(push_files, files=files, dry_run=dry_run)
-    units = ["kubelet", "kube-proxy"]
+    units = list(ROLE_UNITS["worker"])
     if network.uses_bridge(cfg) and any(f.path == p.unit_path(network.ROUTES_UNIT) for f in files):
         units.append(network.ROUTES_UNIT)
     converged = task.run(converge_services, units=units, dry_run=dry_run)

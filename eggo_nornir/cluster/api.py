@@ -31,7 +31,7 @@ from eggo_nornir.engine.redact import Redactor
 from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.context import DeployContext, DeployOptions
 from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, check_mode
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Cluster:
         if self.accept_new_host_keys:
             options.setdefault("accept_new_host_keys", True)
         options.setdefault("distribution", self.distribution)
-        return DeployContext(self.config, self.render(), self.state_dir, dict(options))
+        return DeployContext(self.config, self.render(), self.state_dir, DeployOptions.of(**options))
 
     def nornir(
         self, *, dry_run: bool = False, log_file: Path | str | None = None, redactor: Redactor | None = None
@@ -479,7 +479,7 @@ class Cluster:
         """
         from eggo_nornir.cluster.renew import prepare, renew_phases
 
-        options: dict[str, object] = {"accept_new_host_keys": True} if self.accept_new_host_keys else {}
+        options = DeployOptions(accept_new_host_keys=self.accept_new_host_keys)
         with ClusterLock(self.state_dir, "certs renew"):
             prepared = prepare(
                 self.config,

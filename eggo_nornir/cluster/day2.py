@@ -30,13 +30,13 @@ from cryptography import x509
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
-from eggo_nornir.config.model import ClusterConfig, Node
+from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.render.roles import node_units
+from eggo_nornir.tasks.context import DeployContext, DeployOptions
 
 # ---- what runs where -------------------------------------------------------------------------
 
-POD_ROUTES_UNIT = "eggo-pod-routes"
 # Certificates on a node: the PKI we ship, and what the kubelet writes itself (its TLS-bootstrap
 # client pair, a bundle of cert and key, and its self-signed serving cert).
 CERT_GLOBS: tuple[str, ...] = (
@@ -51,29 +51,9 @@ _FILE_MARK = "@@file "
 _CONF_MARK = "@@conf "
 
 
-def node_units(cfg: ClusterConfig, node: Node) -> list[str]:
-    """The systemd units the node's roles run, in start order (what `status` checks)."""
-    from eggo_nornir.render.runtime import runtime_units
-
-    units: list[str] = []
-    if node.is_etcd and not cfg.etcd_external:
-        units.append("etcd")
-    if node.is_master:
-        units += ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-        if cfg.service.dns.corednstype == "binary":
-            units.append("coredns")
-        if not node.is_worker:
-            units.append(POD_ROUTES_UNIT)
-    if node.is_worker:
-        units += [*runtime_units(cfg), "kubelet", "kube-proxy"]
-    if node.is_loadbalance:
-        units.append("kube-nginx")
-    return list(dict.fromkeys(units))
-
-
 def probe_context(cfg: ClusterConfig, state_dir: Path, **options: object) -> DeployContext:
     """A DeployContext with no rendered files: the probes need the config, never the files."""
-    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), dict(options))
+    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options))
 
 
 # ---- certificates ------------------------------------------------------------------------------
@@ -221,7 +201,7 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
             states = {u: (lines[i] if i < len(lines) else "unknown") for i, u in enumerate(units)}
         out["services"] = states
     if certs:
-        now = datetime.fromisoformat(str(ctx.option("now")))
+        now = ctx.options.now or datetime.now(timezone.utc)
         res = remote.run(cert_listing_script(), check=False, timeout=60)
         if res.rc != 0:
             raise RuntimeError(f"listing certificates failed (rc={res.rc}): {res.stderr.strip()[-500:]}")
@@ -602,7 +582,7 @@ def collect_status(
     never raises for a host. Masters and members outside `limit` may still answer for the API
     and etcd: their health is the cluster's, whichever nodes are listed."""
     now = now or utcnow()
-    ctx = probe_context(cfg, state_dir, now=now.isoformat())
+    ctx = probe_context(cfg, state_dir, now=now)
     nodes = _collect_nodes(nr, ctx, services=True, limit=limit)
     probed = {n.name for n in nodes}
     reachable = {n.name for n in nodes if n.reachable} | {n.name for n in cfg.nodes if n.name not in probed}
@@ -641,7 +621,7 @@ def collect_certs(
 ) -> CertsResult:
     """Certificate expiries only: the controller's copies and every node's files."""
     now = now or utcnow()
-    ctx = probe_context(cfg, state_dir, now=now.isoformat())
+    ctx = probe_context(cfg, state_dir, now=now)
     nodes = _collect_nodes(nr, ctx, services=False)
     return CertsResult(
         cfg.cluster_id, now, cfg.pki.renew_before_days, controller_certs(state_dir, cfg, now), nodes

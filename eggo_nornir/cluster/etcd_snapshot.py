@@ -246,7 +246,7 @@ def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) 
     remote = remote_for(task)
     remote.run(["install", "-d", "-m", "0700", WORK_DIR], timeout=60)
     found = remote.run("command -v etcdutl", check=False, timeout=30).stdout.strip()
-    local = ctx.option("etcdutl_local")
+    local = ctx.options.etcdutl_local
     binary = found
     if not found:
         if not local:
@@ -315,11 +315,12 @@ def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
     """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both)."""
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks.kubectl import readyz
-    from eggo_nornir.tasks.waiting import option_seconds, poll
+    from eggo_nornir.tasks.waiting import poll
 
     remote = remote_for(task)
     server = f"https://{_url_host(ctx.node(task.host.name).ip)}:6443"
-    timeout = option_seconds(ctx.option("apiserver_timeout", ctx.cfg.apiserver_timeout_seconds), 120.0)
+    configured = ctx.options.apiserver_timeout
+    timeout = ctx.cfg.apiserver_timeout_seconds if configured is None else configured
     ok, said = poll(lambda: readyz(remote, server), timeout, interval=2.0)
     if not ok:
         raise RuntimeError(f"{server} not ready after {timeout:.0f}s: {said}")

@@ -39,8 +39,6 @@ from eggo_nornir.tasks import (
 )
 from eggo_nornir.tasks.context import DeployContext
 
-FACTS_KEY = "eggo_preflight_facts"
-
 
 class PreflightError(EggoError):
     """Cluster-wide preflight problems (duplicate hostnames or machine-ids)."""
@@ -52,7 +50,7 @@ def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
     Why not on `host.data`: the cluster-wide check runs as a phase on one host, and a phase's
     Nornir holds only that phase's hosts, so the other hosts' data is out of its reach.
     """
-    return ctx.options.setdefault(FACTS_KEY, {})  # type: ignore[return-value]
+    return ctx.state.preflight_facts
 
 
 def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
@@ -127,7 +125,7 @@ def deploy_phases(
     run finds no apiserver serving (see `control_plane_phases`); delete and join always roll.
 
     `joined` makes it a join: the CLI hooks are join's `--prehook`/`--posthook` and run on the
-    joined hosts only, and the etcd members among them (`ctx.option("etcd_joining")`) are added
+    joined hosts only, and the etcd members among them (`ctx.options.etcd_joining`) are added
     to the running cluster one at a time instead of starting with the founders. Everything else
     is the same convergence as a re-deploy, which is what updates the rest of the cluster: every
     apiserver's `--etcd-servers` (rolling, one master at a time), the LB upstreams (a reload),

@@ -38,7 +38,7 @@ from eggo_nornir.errors import EggoError
 from eggo_nornir.render.pki import ClusterPKI, leaf_specs
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.tasks.certs import push_certs, roll_node
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.context import DeployContext, DeployOptions
 from eggo_nornir.tasks.rolling import drain_apiserver, restore_upstreams
 
 NOTES: tuple[str, ...] = (
@@ -170,7 +170,7 @@ def prepare(
     force: bool = False,
     dry_run: bool = False,
     now: datetime | None = None,
-    options: dict[str, object] | None = None,
+    options: DeployOptions | None = None,
 ) -> Prepared:
     """Re-issue the chosen leaves in `state_dir/pki` (in memory only with `dry_run`) and render.
 
@@ -195,7 +195,7 @@ def prepare(
         renewed.append(LeafRenewal(name, why, old_after, new_after, old_serial, new_serial))
     secrets = ClusterSecrets.ensure(Path(state_dir))
     rendered = Rendered(render_nodes(cfg, pki, secrets), cfg.cluster_id)
-    ctx = DeployContext(cfg, rendered, Path(state_dir), dict(options or {}))
+    ctx = DeployContext(cfg, rendered, Path(state_dir), options or DeployOptions())
     return Prepared(ctx, admin_kubeconfig(cfg, pki), renewed, [*notes, *NOTES])
 
 

@@ -25,20 +25,23 @@ Inventory contract (all optional; `EggoInventory` already provides what is neede
     connection (default 30; see `connect`);
 - sudo password: `data["eggo_node"].sudo_password`, else data `eggo_sudo_password`,
   else the login password (read from the inventory, never from task kwargs, which
-  Nornir logs);
-- data `eggo_fake_remote`: a `FakeRemote` (or True for a fresh one per host) to use
-  instead of SSH, for unit tests of tasks.
+  Nornir logs).
+
+`remote_for` asks the host's `eggo_ssh` connection for its `Remote` through
+`RemoteConnection.remote_of`, and knows nothing else about it: that is how unit tests put
+a fake in (`eggo_nornir.remote.fake.use_fakes`) without production code looking for one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from nornir.core.plugins.connections import ConnectionPluginRegister
 from nornir_paramiko.plugins.connections import Paramiko
 
 from eggo_nornir.remote.connect import open_client
-from eggo_nornir.remote.session import Remote, known_hosts_path
+from eggo_nornir.remote.protocol import Remote
+from eggo_nornir.remote.session import SSHRemote, known_hosts_path
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -46,18 +49,28 @@ if TYPE_CHECKING:
     from nornir.core.inventory import Host
     from nornir.core.task import Task
 
-    from eggo_nornir.remote_fake import FakeRemote
-
 CONNECTION_NAME = "eggo_ssh"
-FAKE_KEY = "eggo_fake_remote"
 SUDO_PASSWORD_KEY = "eggo_sudo_password"
 _EGGO_EXTRAS = ("eggo_known_hosts", "eggo_cluster_id", "eggo_trust_new_host_keys", "eggo_host_label")
 
 
-class EggoSSH(Paramiko):
-    """nornir-paramiko's connection, opened safely; also caches the host's `Remote`."""
+@runtime_checkable
+class RemoteConnection(Protocol):
+    """What `remote_for` needs of the `eggo_ssh` connection: the host's `Remote`.
 
-    remote: Remote | None = None
+    `remote` is None until `remote_of` made it (so `remote_stats` lists only used hosts).
+    """
+
+    @property
+    def remote(self) -> Remote | None: ...
+
+    def remote_of(self, host: Host) -> Remote: ...
+
+
+class EggoSSH(Paramiko):
+    """nornir-paramiko's connection, opened safely; also caches the host's `SSHRemote`."""
+
+    remote: SSHRemote | None = None
 
     def open(
         self,
@@ -89,6 +102,27 @@ class EggoSSH(Paramiko):
         self._password = password
         self.remote = None
 
+    def remote_of(self, host: Host) -> SSHRemote:
+        """The host's `SSHRemote` on this connection, made on first use.
+
+        The sudo password comes from the inventory (see the module doc), never from task
+        kwargs; the login password is redacted from output too.
+        """
+        if self.remote is None:
+            login_password = self._password
+            node = host.get("eggo_node", None)
+            sudo_password = (
+                getattr(node, "sudo_password", None) or host.get(SUDO_PASSWORD_KEY, None) or login_password
+            )
+            self.remote = SSHRemote(
+                self.connection,
+                host=self.label,
+                username=self.username,
+                sudo_password=sudo_password,
+                secrets=(login_password,),
+            )
+        return self.remote
+
 
 def register() -> None:
     """Register `eggo_ssh` with Nornir (idempotent; also done on import of this module)."""
@@ -96,20 +130,6 @@ def register() -> None:
 
 
 register()
-
-
-def _fake_for(host: Host) -> FakeRemote | None:
-    from eggo_nornir.remote_fake import FakeRemote
-
-    fake = host.get(FAKE_KEY, None)
-    if fake is None or fake is False:
-        return None
-    if isinstance(fake, FakeRemote):
-        return fake
-    # True (possibly inherited from a group or the defaults): one fake per host, kept on the host
-    made = FakeRemote(host=host.name, username=host.username or "root")
-    host.data[FAKE_KEY] = made
-    return made
 
 
 def _has_connection_options(host: Host, name: str) -> bool:
@@ -147,56 +167,37 @@ def _open(host: Host, config: Config) -> None:
     )
 
 
-def remote_for(task: Task) -> Remote | FakeRemote:
+def remote_for(task: Task) -> Remote:
     """The `Remote` of the task's host, opened on first use and cached on its connection.
 
-    This is the only way tasks should reach a host: it honours `eggo_fake_remote`, opens
-    the `eggo_ssh` connection (which Nornir then reuses across phases and closes with
-    `nr.close_connections()`), and gives messages the inventory name of the host.
+    This is the only way tasks should reach a host: it opens the `eggo_ssh` connection
+    (which Nornir then reuses across phases and closes with `nr.close_connections()`), and
+    gives messages the inventory name of the host.
     """
     return remote_for_host(task.host, task.nornir)
 
 
-def remote_for_host(host: Host, nornir: Nornir) -> Remote | FakeRemote:
+def remote_for_host(host: Host, nornir: Nornir) -> Remote:
     """`remote_for` for a host other than the task's own, in the same run.
 
     Why: a phase that coordinates hosts (the peer bundle fan-out) must drive several hosts
     from one place. The caller must make sure the host's own task does not open the
     connection at the same time (Nornir's connection cache has no lock).
     """
-    fake = _fake_for(host)
-    if fake is not None:
-        return fake
     if CONNECTION_NAME not in host.connections:
         _open(host, nornir.config)
     plugin = host.connections[CONNECTION_NAME]
-    if not isinstance(plugin, EggoSSH):
-        raise TypeError(f"connection {CONNECTION_NAME!r} of {host.name} is not EggoSSH: {type(plugin)}")
-    if plugin.remote is None:
-        login_password = plugin._password
-        node = host.get("eggo_node", None)
-        sudo_password = (
-            getattr(node, "sudo_password", None) or host.get(SUDO_PASSWORD_KEY, None) or login_password
-        )
-        plugin.remote = Remote(
-            plugin.connection,
-            host=plugin.label,
-            username=plugin.username,
-            sudo_password=sudo_password,
-            secrets=(login_password,),
-        )
-    return plugin.remote
+    if not isinstance(plugin, RemoteConnection):
+        raise TypeError(f"connection {CONNECTION_NAME!r} of {host.name} has no Remote: {type(plugin)}")
+    return plugin.remote_of(host)
 
 
 def remote_stats(nr: Nornir) -> dict[str, dict[str, int]]:
-    """Commands and bytes per host, for every host whose Remote (or fake) was used."""
+    """Commands and bytes per host, for every host whose Remote was used."""
     stats: dict[str, dict[str, int]] = {}
     for name, host in nr.inventory.hosts.items():
-        fake = host.data.get(FAKE_KEY)
-        if fake is not None and not isinstance(fake, bool):
-            stats[name] = fake.stats()
-            continue
         plugin = host.connections.get(CONNECTION_NAME)
-        if isinstance(plugin, EggoSSH) and plugin.remote is not None:
-            stats[name] = plugin.remote.stats()
+        remote = plugin.remote if isinstance(plugin, RemoteConnection) else None
+        if remote is not None:
+            stats[name] = remote.stats()
     return stats

@@ -1,6 +1,6 @@
 """The pure half of `put`: what is on the host, what we want there, and what to do.
 
-Why pure functions: the real `Remote` and the `FakeRemote` both call `plan_put`, so the
+Why pure functions: the real `SSHRemote` and the `FakeRemote` both call `plan_put`, so the
 fake reports `changed` exactly as a real host would, and the shell snippets are tested
 without a host.
 
@@ -205,7 +205,7 @@ def parse_probe_many(stdout: str, count: int) -> list[RemoteFile | str | None]:
 
 
 def decide(req: PutRequest, local: LocalContent, current: RemoteFile | None) -> PutResult:
-    """The `PutResult` of putting `req` over `current`: shared by `Remote` and `FakeRemote`."""
+    """The `PutResult` of putting `req` over `current`: shared by `SSHRemote` and `FakeRemote`."""
     action = plan_put(current, local.sha256, req.mode, req.owner, req.group)
     return PutResult(
         changed=action != "none",

@@ -1,7 +1,7 @@
 """Plain result and statistics types of the remote seam.
 
 Why dataclasses and not Nornir `Result`s: the same values come back from the real
-`Remote`, the `FakeRemote` and the standalone Python API, none of which should depend on
+`SSHRemote`, the `FakeRemote` and the standalone Python API, none of which should depend on
 being inside a Nornir task. Tasks copy what they need into their own `Result`.
 """
 

@@ -1,4 +1,4 @@
-"""`Remote`: run commands and put/get files on one host over an open paramiko client.
+"""`SSHRemote`: the `Remote` Protocol over SSH: run commands and put/get files through a paramiko client.
 
 Why not nornir-paramiko's `paramiko_command`/`paramiko_sftp`: the first reads stdout to
 EOF before stderr (a command writing more than paramiko's 2 MiB window to stderr
@@ -28,6 +28,7 @@ from eggo_nornir.remote import paramiko_speed, tempdirs
 from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote.connect import open_client
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout, RemoteError, SudoError, Unreachable
+from eggo_nornir.remote.protocol import DEFAULT_TIMEOUT
 from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
 from eggo_nornir.remote.sudo import Wrapped, redact, sudo_hint, wrap_command
 
@@ -43,7 +44,6 @@ SEND_CHUNK = 32 * 1024
 # (see `Remote._stream_file`), read in STREAM_CHUNK pieces.
 STREAM_MIN = 4 * 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
-DEFAULT_TIMEOUT = 300.0
 # after the exit status, how long to wait for more output before giving up on EOF
 EXIT_GRACE = 2.0
 # rc of the read_if_exists snippet when the path does not exist; cat never exits with it
@@ -97,8 +97,10 @@ def known_hosts_path(cluster_id: str | None = None, known_hosts: Path | str | No
     return state.eggo_home() / "known_hosts"
 
 
-class Remote:
+class SSHRemote:
     """Commands and files on one host, as its SSH user, with sudo when that user is not root.
+
+    Implements the `eggo_nornir.remote.Remote` Protocol.
 
     Thread-safe in the way paramiko is: each `run` opens its own channel on the shared
     transport, and the counters take a lock.
@@ -124,7 +126,7 @@ class Remote:
         self._home: str | None = None
 
     def __repr__(self) -> str:
-        return f"Remote(host={self.host!r}, username={self.username!r})"
+        return f"SSHRemote(host={self.host!r}, username={self.username!r})"
 
     @classmethod
     def connect(
@@ -135,7 +137,7 @@ class Remote:
         known_hosts: Path | str | None = None,
         trust_new_host_keys: bool = False,
         extras: Mapping[str, Any] | None = None,
-    ) -> Remote:
+    ) -> SSHRemote:
         """Open a standalone connection to `node` (Python API and tests; tasks use `remote_for`).
 
         The sudo password is `node.sudo_password`, else the login password.
@@ -169,7 +171,7 @@ class Remote:
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> Remote:
+    def __enter__(self) -> SSHRemote:
         return self
 
     def __exit__(

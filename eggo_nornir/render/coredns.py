@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.diagnostics import warn
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
-COREDNS_UNIT = "coredns"
+COREDNS_UNIT = unit_names.COREDNS
 MANIFEST = f"{p.ADDONS_DIR}/coredns.yaml"
 
 

@@ -27,11 +27,12 @@ import re
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.errors import ConfigError, problem
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.diagnostics import warn
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
-ROUTES_UNIT = "eggo-pod-routes"
+ROUTES_UNIT = unit_names.POD_ROUTES
 BRIDGE_NAME = "cni0"
 CNI_VERSION = "0.4.0"  # understood by Debian's plugins 1.1 and older openEuler ones alike
 

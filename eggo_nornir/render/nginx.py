@@ -13,10 +13,11 @@ from collections.abc import Collection
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
-NGINX_UNIT = "kube-nginx"
+NGINX_UNIT = unit_names.NGINX
 PID_FILE = "/run/kube-nginx.pid"
 APISERVER_PORT = 6443
 

@@ -22,13 +22,14 @@ from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.errors import ConfigError, problem
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
-CONTAINERD_UNIT = "containerd"
-DOCKER_UNIT = "docker"
-CRI_DOCKERD_UNIT = "cri-docker"
-ISULAD_UNIT = "isulad"
+CONTAINERD_UNIT = unit_names.CONTAINERD
+DOCKER_UNIT = unit_names.DOCKER
+CRI_DOCKERD_UNIT = unit_names.CRI_DOCKERD
+ISULAD_UNIT = unit_names.ISULAD
 DOCKER_HUB = "docker.io"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
@@ -16,6 +17,6 @@ from eggo_nornir.render.templating import render
 def system_files(cfg: ClusterConfig) -> list[HostFile]:
     ipv6 = ":" in cfg.network.podcidr or ":" in cfg.service.cidr
     return [
-        HostFile(p.MODULES_CONF, render("system/modules-load.conf.j2"), restarts=("systemd-modules-load",)),
-        HostFile(p.SYSCTL_CONF, render("system/sysctl.conf.j2", ipv6=ipv6), restarts=("systemd-sysctl",)),
+        HostFile(p.MODULES_CONF, render("system/modules-load.conf.j2"), restarts=(unit_names.MODULES_LOAD,)),
+        HostFile(p.SYSCTL_CONF, render("system/sysctl.conf.j2", ipv6=ipv6), restarts=(unit_names.SYSCTL,)),
     ]

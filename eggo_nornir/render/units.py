@@ -15,15 +15,16 @@ import yaml
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
+from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
-ETCD_UNIT = "etcd"
-APISERVER_UNIT = "kube-apiserver"
-CONTROLLER_MANAGER_UNIT = "kube-controller-manager"
-SCHEDULER_UNIT = "kube-scheduler"
-KUBELET_UNIT = "kubelet"
-KUBE_PROXY_UNIT = "kube-proxy"
+ETCD_UNIT = unit_names.ETCD
+APISERVER_UNIT = unit_names.APISERVER
+CONTROLLER_MANAGER_UNIT = unit_names.CONTROLLER_MANAGER
+SCHEDULER_UNIT = unit_names.SCHEDULER
+KUBELET_UNIT = unit_names.KUBELET
+KUBE_PROXY_UNIT = unit_names.KUBE_PROXY
 
 
 def _description(component: str) -> str:

@@ -34,7 +34,7 @@ from eggo_nornir.remote import (
     CommandFailed,
     CommandTimeout,
     HostKeyChanged,
-    Remote,
+    SSHRemote,
     SudoError,
     Unreachable,
 )
@@ -182,9 +182,9 @@ class Lab:
         params.update(kw)
         return Node(**params)  # type: ignore[arg-type]
 
-    def connect(self, username: str = "root", **kw: object) -> Remote:
+    def connect(self, username: str = "root", **kw: object) -> SSHRemote:
         sudo_password = kw.pop("sudo_password", None)
-        return Remote.connect(
+        return SSHRemote.connect(
             self.node(username, sudo_password=sudo_password),
             known_hosts=self.tmp / "known_hosts",
             **kw,  # type: ignore[arg-type]
@@ -204,13 +204,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def root(lab: Lab) -> Iterator[Remote]:
+def root(lab: Lab) -> Iterator[SSHRemote]:
     with lab.connect("root") as r:
         yield r
 
 
 @pytest.fixture(params=["root", "eggo", "eggopw"])
-def anyuser(request: pytest.FixtureRequest, lab: Lab) -> Iterator[Remote]:
+def anyuser(request: pytest.FixtureRequest, lab: Lab) -> Iterator[SSHRemote]:
     kw = {"sudo_password": SUDO_PASSWORD} if request.param == "eggopw" else {}
     with lab.connect(request.param, **kw) as r:
         yield r
@@ -239,7 +239,7 @@ def _in_thread(fn, limit: float):  # type: ignore[no-untyped-def]
 # -- run -------------------------------------------------------------------------------------
 
 
-def test_run_as_each_user_gets_root(anyuser: Remote) -> None:
+def test_run_as_each_user_gets_root(anyuser: SSHRemote) -> None:
     res = anyuser.run("id -u; echo out; echo err >&2")
     assert res.rc == 0
     assert res.stdout == "0\nout\n"
@@ -247,7 +247,7 @@ def test_run_as_each_user_gets_root(anyuser: Remote) -> None:
     assert anyuser.run(["id", "-un"], sudo=False).stdout.strip() == anyuser.username
 
 
-def test_large_stderr_does_not_deadlock(anyuser: Remote) -> None:
+def test_large_stderr_does_not_deadlock(anyuser: SSHRemote) -> None:
     four_mib = 4 * 1024 * 1024
     cmd = f"head -c {four_mib} /dev/zero | tr '\\0' e >&2; head -c {four_mib} /dev/zero | tr '\\0' o"
     res = _in_thread(lambda: anyuser.run(cmd, timeout=60), limit=90)
@@ -256,7 +256,7 @@ def test_large_stderr_does_not_deadlock(anyuser: Remote) -> None:
     assert anyuser.stats()["bytes_received"] >= 2 * four_mib
 
 
-def test_timeout_fires_and_names_host(anyuser: Remote) -> None:
+def test_timeout_fires_and_names_host(anyuser: SSHRemote) -> None:
     start = time.monotonic()
     with pytest.raises(CommandTimeout) as info:
         anyuser.run("sleep 30", timeout=1.5)
@@ -265,13 +265,13 @@ def test_timeout_fires_and_names_host(anyuser: Remote) -> None:
     assert anyuser.run("true").rc == 0  # the connection is still usable
 
 
-def test_env_is_passed_quoted(anyuser: Remote) -> None:
+def test_env_is_passed_quoted(anyuser: SSHRemote) -> None:
     env = {"EGGO_A": 'it\'s a "test" $HOME', "EGGO_B": "x y"}
     res = anyuser.run('printf "%s|%s" "$EGGO_A" "$EGGO_B"', env=env)
     assert res.stdout == 'it\'s a "test" $HOME|x y'
 
 
-def test_stdin_reaches_the_command(anyuser: Remote) -> None:
+def test_stdin_reaches_the_command(anyuser: SSHRemote) -> None:
     data = os.urandom(3 * 1024 * 1024)
     res = anyuser.run("sha256sum", stdin=data)
     import hashlib
@@ -279,7 +279,7 @@ def test_stdin_reaches_the_command(anyuser: Remote) -> None:
     assert res.stdout.split()[0] == hashlib.sha256(data).hexdigest()
 
 
-def test_check_raises_command_failed(anyuser: Remote) -> None:
+def test_check_raises_command_failed(anyuser: SSHRemote) -> None:
     with pytest.raises(CommandFailed) as info:
         anyuser.run("echo boom >&2; exit 3")
     assert info.value.rc == 3 and "boom" in info.value.stderr_tail
@@ -340,7 +340,7 @@ def test_stdin_after_sudo_password(lab: Lab) -> None:
 # -- files -------------------------------------------------------------------------------------
 
 
-def test_put_is_idempotent_and_mode_change_alone_is_a_change(anyuser: Remote, root: Remote) -> None:
+def test_put_is_idempotent_and_mode_change_alone_is_a_change(anyuser: SSHRemote, root: SSHRemote) -> None:
     dest = f"/tmp/eggo-e2e-{anyuser.username}/sub/dir/file.conf"
     root.run(["rm", "-rf", f"/tmp/eggo-e2e-{anyuser.username}"])
     first = anyuser.put(dest, b"hello\n", mode=0o640, owner="root", group="root")
@@ -362,7 +362,7 @@ def test_put_is_idempotent_and_mode_change_alone_is_a_change(anyuser: Remote, ro
     assert ".eggo-put-" not in leftovers.stdout and "eggo-tmp" not in leftovers.stdout
 
 
-def test_put_streams_large_src(anyuser: Remote, root: Remote, tmp_path: Path) -> None:
+def test_put_streams_large_src(anyuser: SSHRemote, root: SSHRemote, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     with open(src, "wb") as fh:
         for _ in range(20):
@@ -376,11 +376,11 @@ def test_put_streams_large_src(anyuser: Remote, root: Remote, tmp_path: Path) ->
     root.run(["rm", "-f", dest])
 
 
-def test_get_reads_root_only_file(anyuser: Remote) -> None:
+def test_get_reads_root_only_file(anyuser: SSHRemote) -> None:
     assert anyuser.get("/etc/shadow").startswith(b"root:")
 
 
-def test_interrupted_upload_leaves_destination_intact(anyuser: Remote, root: Remote) -> None:
+def test_interrupted_upload_leaves_destination_intact(anyuser: SSHRemote, root: SSHRemote) -> None:
     dest = f"/tmp/eggo-e2e-atomic-{anyuser.username}"
     root.put(dest, b"old content\n")
 
@@ -419,11 +419,11 @@ def test_host_key_tofu_verify_change_override(lab: Lab) -> None:
 
     sshd = start_sshd(tmp / "a", port=port, host_key=key1, user_key=lab.user_key)
     try:
-        with Remote.connect(node, known_hosts=known) as r:  # first use: recorded
+        with SSHRemote.connect(node, known_hosts=known) as r:  # first use: recorded
             r.run("true")
         recorded = KnownHosts(known).lookup(host_id("127.0.0.1", port))
         assert list(recorded) == ["ssh-ed25519"]
-        with Remote.connect(node, known_hosts=known) as r:  # verified
+        with SSHRemote.connect(node, known_hosts=known) as r:  # verified
             r.run("true")
     finally:
         sshd.stop()
@@ -431,7 +431,7 @@ def test_host_key_tofu_verify_change_override(lab: Lab) -> None:
     sshd = start_sshd(tmp / "b", port=port, host_key=key2, user_key=lab.user_key)
     try:
         with pytest.raises(HostKeyChanged) as info:
-            Remote.connect(node, known_hosts=known)
+            SSHRemote.connect(node, known_hosts=known)
         msg = str(info.value)
         old_fp = info.value.old_fingerprint
         new_fp = info.value.new_fingerprint
@@ -439,15 +439,15 @@ def test_host_key_tofu_verify_change_override(lab: Lab) -> None:
         assert "--accept-new-host-keys" in msg and "trust_new_host_keys=True" in msg
         fp1 = subprocess.run(["ssh-keygen", "-lf", str(key1)], capture_output=True, text=True).stdout
         assert old_fp.split()[1] in fp1  # the same SHA256 form ssh-keygen prints
-        with Remote.connect(node, known_hosts=known, trust_new_host_keys=True) as r:
+        with SSHRemote.connect(node, known_hosts=known, trust_new_host_keys=True) as r:
             r.run("true")
-        with Remote.connect(node, known_hosts=known) as r:  # the new key is now the recorded one
+        with SSHRemote.connect(node, known_hosts=known) as r:  # the new key is now the recorded one
             r.run("true")
     finally:
         sshd.stop()
 
 
-def test_negotiated_algorithms_exclude_terrapin_modes(root: Remote) -> None:
+def test_negotiated_algorithms_exclude_terrapin_modes(root: SSHRemote) -> None:
     t = root.client.get_transport()
     assert t is not None
     negotiated = [t.local_cipher, t.remote_cipher, t.local_mac, t.remote_mac]
@@ -472,7 +472,7 @@ def test_server_offering_only_etm_or_chacha_is_refused(lab: Lab) -> None:
         )
         try:
             with pytest.raises(Unreachable):
-                Remote.connect(lab.node("root", port=port), known_hosts=lab.tmp / f"kh-{name}")
+                SSHRemote.connect(lab.node("root", port=port), known_hosts=lab.tmp / f"kh-{name}")
             if name == "etm":
                 # Plain paramiko (no exclusions) does connect with -etm here: the test is meaningful.
                 client = paramiko.SSHClient()
@@ -494,11 +494,11 @@ def test_server_offering_only_etm_or_chacha_is_refused(lab: Lab) -> None:
 
 def test_password_login_and_auth_failure_message(lab: Lab) -> None:
     node = lab.node("eggopw", private_key_path=None, password=SUDO_PASSWORD)
-    with Remote.connect(node, known_hosts=lab.tmp / "known_hosts") as r:
+    with SSHRemote.connect(node, known_hosts=lab.tmp / "known_hosts") as r:
         assert r.run("id -u").stdout == "0\n"  # sudo password defaults to the login password
     bad = lab.node("eggopw", private_key_path=None, password="not-the-password")
     with pytest.raises(Unreachable) as info:
-        Remote.connect(bad, known_hosts=lab.tmp / "known_hosts")
+        SSHRemote.connect(bad, known_hosts=lab.tmp / "known_hosts")
     assert "authentication failed" in str(info.value)
     assert "not-the-password" not in str(info.value)
 
@@ -576,11 +576,11 @@ def test_remote_for_through_nornir_with_threaded_runner(lab: Lab, tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def tb_remotes(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Remote]]:  # type: ignore[no-untyped-def]
+def tb_remotes(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SSHRemote]]:  # type: ignore[no-untyped-def]
     """root, eggo (NOPASSWD) and eggopw (sudo password) on the testbed's first machine."""
     m = testbed.machines[0]
     known = tmp_path_factory.mktemp("tb") / "known_hosts"
-    remotes: dict[str, Remote] = {}
+    remotes: dict[str, SSHRemote] = {}
     try:
         for user in ("root", "eggo", "eggopw"):
             node = Node(
@@ -590,7 +590,7 @@ def tb_remotes(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
                 private_key_path=str(testbed.key_path),
                 sudo_password=testbed.password() if user == "eggopw" else None,
             )
-            remotes[user] = Remote.connect(node, known_hosts=known)
+            remotes[user] = SSHRemote.connect(node, known_hosts=known)
         yield remotes
     finally:
         for r in remotes.values():
@@ -598,7 +598,7 @@ def tb_remotes(testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
 
 
 @pytest.mark.parametrize("user", ["eggo", "eggopw"])
-def test_testbed_sudo_env_stderr_and_put(tb_remotes: dict[str, Remote], user: str) -> None:
+def test_testbed_sudo_env_stderr_and_put(tb_remotes: dict[str, SSHRemote], user: str) -> None:
     r, root = tb_remotes[user], tb_remotes["root"]
     assert r.run("id -u").stdout == "0\n"
     assert r.run(["id", "-un"], sudo=False).stdout.strip() == user
@@ -619,7 +619,7 @@ def test_testbed_sudo_env_stderr_and_put(tb_remotes: dict[str, Remote], user: st
 
 def test_testbed_sudo_password_never_visible(
     testbed,  # type: ignore[no-untyped-def]
-    tb_remotes: dict[str, Remote],
+    tb_remotes: dict[str, SSHRemote],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -641,7 +641,9 @@ def test_testbed_sudo_password_never_visible(
     assert all(password not in rec.getMessage() for rec in caplog.records)
 
 
-def test_testbed_host_key_matches_what_the_testbed_recorded(testbed, tb_remotes: dict[str, Remote]) -> None:  # type: ignore[no-untyped-def]
+def test_testbed_host_key_matches_what_the_testbed_recorded(  # type: ignore[no-untyped-def]
+    testbed, tb_remotes: dict[str, SSHRemote]
+) -> None:
     transport = tb_remotes["root"].client.get_transport()
     assert transport is not None
     ours = transport.get_remote_server_key()

@@ -73,8 +73,8 @@ def test_distribution_is_checked_and_reaches_the_tasks() -> None:
     with pytest.raises(ValueError, match="direct, peer, auto"):
         Cluster.from_file(DATA / "upstream-template.yaml", distribution="torrent")
     cluster = Cluster.from_file(DATA / "upstream-template.yaml", distribution="direct")
-    assert cluster.context().option("distribution") == "direct"
-    assert Cluster.from_file(DATA / "upstream-template.yaml").context().option("distribution") == "auto"
+    assert cluster.context().options.distribution == "direct"
+    assert Cluster.from_file(DATA / "upstream-template.yaml").context().options.distribution == "auto"
 
 
 def test_deploy_cli_takes_the_distribution() -> None:

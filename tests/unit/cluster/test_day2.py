@@ -23,7 +23,8 @@ from eggo_nornir.cluster import etcd_snapshot as snap
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import run_phases
 from eggo_nornir.errors import EggoError
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote, use_fakes
+from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -59,8 +60,7 @@ def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
         runner={"plugin": "serial"},
         logging={"enabled": False},
     )
-    for host in nr.inventory.hosts.values():
-        host.data["eggo_fake_remote"] = fakes.get(host.name) or FakeRemote(host=host.name)
+    use_fakes(nr, **fakes)
     return nr
 
 
@@ -268,7 +268,7 @@ def snapshot_fake(content: bytes = b"SNAPSHOT-BYTES") -> FakeRemote:
 
 
 def _file(content: bytes):  # type: ignore[no-untyped-def]
-    from eggo_nornir.remote_fake import FakeFile
+    from eggo_nornir.remote.fake import FakeFile
 
     return FakeFile(content)
 
@@ -370,7 +370,9 @@ def test_restore_runs_the_procedure_in_order(tmp_path: Path) -> None:
 
 
 def fake_of(nr: Nornir, host: str) -> FakeRemote:
-    return nr.inventory.hosts[host].data["eggo_fake_remote"]
+    remote = nr.inventory.hosts[host].connections[CONNECTION_NAME].remote
+    assert isinstance(remote, FakeRemote)
+    return remote
 
 
 def test_restore_stops_nothing_when_a_check_fails(tmp_path: Path) -> None:

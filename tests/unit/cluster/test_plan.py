@@ -135,15 +135,17 @@ def test_cluster_preflight_sees_every_hosts_facts(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
     from k8s_fakes import k8s_cluster, run_on
 
-    from eggo_nornir.cluster.plan import FACTS_KEY, preflight_cluster
-    from eggo_nornir.remote_fake import FakeRemote
+    from eggo_nornir.cluster.plan import preflight_cluster
+    from eggo_nornir.remote.fake import FakeRemote
 
     cfg = k8s_cluster()
     ctx = DeployContext.build(cfg, tmp_path)
-    ctx.options[FACTS_KEY] = {
-        "m0": {"machine_id": "a" * 32, "hostname": "m0"},
-        "w0": {"machine_id": "a" * 32, "hostname": "w0"},
-    }
+    ctx.state.preflight_facts.update(
+        {
+            "m0": {"machine_id": "a" * 32, "hostname": "m0"},
+            "w0": {"machine_id": "a" * 32, "hostname": "w0"},
+        }
+    )
     res = run_on(cfg, "m0", preflight_cluster, FakeRemote(host="m0"), ctx=ctx)
     assert res.failed and "machine-id" in str(res[0].exception)
     assert not run_on(cfg, "m0", preflight_cluster, FakeRemote(host="m0"), ctx=ctx, ignore=("unique",)).failed

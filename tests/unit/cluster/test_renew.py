@@ -12,6 +12,7 @@ from eggo_nornir.cluster.renew import RenewResult, prepare, renew_phases, roll_o
 from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node, PKIConfig
 from eggo_nornir.engine import RunResult
 from eggo_nornir.errors import EggoError
+from eggo_nornir.remote.fake import use_fakes
 from eggo_nornir.render.pki import CA_NAMES, ClusterPKI, leaf_specs
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -175,7 +176,7 @@ def test_api_dry_run_reports_and_changes_nothing_on_the_controller(
 
     def fake_hosts(self: Cluster, **kwargs: object):  # type: ignore[no-untyped-def]
         nr = original_nornir(self, **kwargs)  # type: ignore[arg-type]
-        nr.inventory.defaults.data["eggo_fake_remote"] = True  # one empty FakeRemote per host
+        use_fakes(nr)  # one empty FakeRemote per host
         return nr
 
     monkeypatch.setattr(Cluster, "nornir", fake_hosts)

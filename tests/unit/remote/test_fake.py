@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eggo_nornir.remote import CommandFailed, CommandResult, CommandTimeout, PutResult
-from eggo_nornir.remote_fake import FakeCall, FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeFile, FakeRemote
 
 
 def test_unscripted_commands_succeed_and_are_recorded() -> None:

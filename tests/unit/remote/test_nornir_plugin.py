@@ -16,10 +16,10 @@ from nornir.core.plugins.inventory import InventoryPluginRegister
 from nornir.core.task import Result, Task
 
 from eggo_nornir.config.model import Node
-from eggo_nornir.remote import Remote
+from eggo_nornir.remote import SSHRemote
 from eggo_nornir.remote import nornir_plugin as plug
+from eggo_nornir.remote.fake import FakeConnection, FakeRemote, use_fakes
 from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME, EggoSSH, remote_for, remote_stats
-from eggo_nornir.remote_fake import FakeRemote
 
 PW = "nr-login-pw-1"
 SUDO_PW = "nr-sudo-pw-2"
@@ -109,7 +109,7 @@ def test_remote_for_uses_paramiko_options_shared_extras_untouched(
     assert by_host["m1"]["extras"] == {"timeout": 7, "look_for_keys": False}
     assert by_host["m1"]["known_hosts"] == tmp_path / "clusters" / "c1" / "known_hosts"
     assert by_host["m1"]["trust_new_host_keys"] is False
-    assert isinstance(got["m1"], Remote) and got["m1"].host == "m1"
+    assert isinstance(got["m1"], SSHRemote) and got["m1"].host == "m1"
     assert got["m1"]._sudo_password == SUDO_PW and got["w1"]._sudo_password == PW
     assert PW not in repr(got["m1"]) and SUDO_PW not in repr(got["m1"])
     assert set(remote_stats(nr)) == {"m1", "w1"}
@@ -135,14 +135,13 @@ def test_trust_flag_from_defaults_data(opened: list[dict[str, Any]], tmp_path: P
     assert "eggo_known_hosts" not in opened[0]["extras"]
 
 
-def test_fake_remote_from_inventory_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    defaults = Defaults(data={"eggo_fake_remote": True})
+def test_fakes_injected_as_connections(tmp_path: Path) -> None:
+    """`use_fakes` puts a FakeConnection where `eggo_ssh` goes; nothing opens SSH."""
+    defaults = Defaults()
     own = FakeRemote(host="special")
-    hosts = {
-        "a": Host(name="a", defaults=defaults),
-        "b": Host(name="b", defaults=defaults, data={"eggo_fake_remote": own}),
-    }
+    hosts = {"a": Host(name="a", defaults=defaults), "b": Host(name="b", defaults=defaults)}
     nr = make_nr(hosts, defaults, tmp_path)
+    fakes = use_fakes(nr, b=own)
 
     def task(task: Task) -> Result:
         r = remote_for(task)
@@ -152,12 +151,46 @@ def test_fake_remote_from_inventory_data(tmp_path: Path, caplog: pytest.LogCaptu
 
     first = nr.run(task=task)
     assert all(first[h].changed for h in ("a", "b"))
-    assert own.commands == ["hostname b"] and own.files["/etc/hostname"].content == b"b\n"
-    fake_a = nr.inventory.hosts["a"].data["eggo_fake_remote"]
-    assert isinstance(fake_a, FakeRemote) and fake_a.host == "a"
+    assert (
+        fakes["b"] is own and own.commands == ["hostname b"] and own.files["/etc/hostname"].content == b"b\n"
+    )
+    assert isinstance(fakes["a"], FakeRemote) and fakes["a"].host == "a"
+    assert isinstance(nr.inventory.hosts["a"].connections[CONNECTION_NAME], FakeConnection)
     second = nr.run(task=task)
     assert not any(second[h].changed for h in ("a", "b"))
     assert remote_stats(nr)["b"]["commands"] == 5  # probe+install+run, then probe+run
+    with pytest.raises(KeyError, match="nope"):
+        use_fakes(nr, nope=FakeRemote())
+
+
+def test_fake_connection_opened_by_name(tmp_path: Path) -> None:
+    """Registered under a test-only name, Nornir can open a FakeConnection like any plugin."""
+    ConnectionPluginRegister.register("eggo_fake_test", FakeConnection)
+    defaults = Defaults()
+    nr = make_nr({"a": Host(name="a", hostname="10.0.0.9", defaults=defaults)}, defaults, tmp_path)
+    host = nr.inventory.hosts["a"]
+    host.open_connection("eggo_fake_test", nr.config, hostname=host.hostname)
+    conn = host.connections["eggo_fake_test"]
+    assert isinstance(conn, FakeConnection) and conn.remote_of(host).host == "10.0.0.9"
+    host.connections[CONNECTION_NAME] = conn
+    nr.run(task=lambda task: Result(host=task.host, result=remote_for(task).run("true").rc))
+    assert conn.remote is not None and conn.remote.commands == ["true"]
+
+
+def test_production_code_never_imports_the_fake() -> None:
+    import re
+
+    import eggo_nornir
+    import eggo_nornir.tasks
+
+    imports_fake = re.compile(r"^\s*(from eggo_nornir\.remote\.fake |import eggo_nornir\.remote\.fake)", re.M)
+    offenders = [
+        str(path)
+        for pkg in (eggo_nornir, eggo_nornir.tasks)
+        for path in Path(pkg.__file__).parent.rglob("*.py")
+        if path.name != "fake.py" and imports_fake.search(path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_open_passes_a_copy_and_keeps_eggo_keys_out_of_paramiko(opened: list[dict[str, Any]]) -> None:

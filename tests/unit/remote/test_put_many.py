@@ -11,10 +11,10 @@ import pytest
 from remote_fakechannel import FakeChannel, Step
 from test_session_put import Client, FakeSFTP
 
-from eggo_nornir.remote import Remote, RemoteError
+from eggo_nornir.remote import RemoteError, SSHRemote
 from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote import session as session_mod
-from eggo_nornir.remote_fake import FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeFile, FakeRemote
 
 A, B, C = b"a\n", b"b\n", b"c\n"
 
@@ -32,10 +32,10 @@ def probe_answer(*sections: str) -> bytes:
     return "".join(f"@@eggo-probe {i}\n{s}" for i, s in enumerate(sections)).encode()
 
 
-def remote_with(probe: bytes, sftp: FakeSFTP, more: int) -> tuple[Remote, Client]:
+def remote_with(probe: bytes, sftp: FakeSFTP, more: int) -> tuple[SSHRemote, Client]:
     chans = [FakeChannel([Step(out=probe, exit=0)])] + [FakeChannel([Step(exit=0)]) for _ in range(more)]
     client = Client(chans, sftp)
-    return Remote(client, host="n1", username="root"), client  # type: ignore[arg-type]
+    return SSHRemote(client, host="n1", username="root"), client  # type: ignore[arg-type]
 
 
 REQS = [

@@ -1,4 +1,4 @@
-"""`Remote.run` over a scripted channel: streams, stdin, timeouts, sudo's prompt, secrets."""
+"""`SSHRemote.run` over a scripted channel: streams, stdin, timeouts, sudo's prompt, secrets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from remote_fakechannel import FakeChannel, FakeClient, Step
 
 from eggo_nornir.errors import EggoError
-from eggo_nornir.remote import CommandFailed, CommandTimeout, Remote, RemoteError, SudoError, Unreachable
+from eggo_nornir.remote import CommandFailed, CommandTimeout, RemoteError, SSHRemote, SudoError, Unreachable
 from eggo_nornir.remote import session as session_mod
 
 PW = "Pa55-unit-91f2"
@@ -34,8 +34,10 @@ def prompt_of(command: str) -> bytes:
     return shlex.split(command)[3].encode()
 
 
-def remote(channels: list[FakeChannel], username: str = "root", sudo_password: str | None = None) -> Remote:
-    return Remote(FakeClient(channels), host="node1", username=username, sudo_password=sudo_password)  # type: ignore[arg-type]
+def remote(
+    channels: list[FakeChannel], username: str = "root", sudo_password: str | None = None
+) -> SSHRemote:
+    return SSHRemote(FakeClient(channels), host="node1", username=username, sudo_password=sudo_password)  # type: ignore[arg-type]
 
 
 def test_root_runs_plain_and_collects_both_streams() -> None:
@@ -231,10 +233,10 @@ def test_get_and_read_if_exists() -> None:
 
 def test_close_only_closes_an_owned_client() -> None:
     shared = FakeClient([])
-    Remote(shared, host="h", username="root").close()  # type: ignore[arg-type]
+    SSHRemote(shared, host="h", username="root").close()  # type: ignore[arg-type]
     assert not shared.closed
     owned = FakeClient([])
-    with Remote(owned, host="h", username="root", owns_client=True):  # type: ignore[arg-type]
+    with SSHRemote(owned, host="h", username="root", owns_client=True):  # type: ignore[arg-type]
         pass
     assert owned.closed
 
@@ -262,7 +264,7 @@ def test_lost_connection_while_running_says_why() -> None:
             raise EOFError()
 
     client = FakeClient([Dying([Step(hang=True)])])
-    r = Remote(client, host="node1", username="root")  # type: ignore[arg-type]
+    r = SSHRemote(client, host="node1", username="root")  # type: ignore[arg-type]
     with pytest.raises(RemoteError) as info:
         r.run("sleep 9")
     assert str(info.value) == (
@@ -284,7 +286,7 @@ def test_connection_dying_under_a_command_is_not_reported_as_its_exit_code() -> 
             return -1
 
     client = FakeClient([Dropped([Step(hang=True)])])
-    r = Remote(client, host="node1", username="root")  # type: ignore[arg-type]
+    r = SSHRemote(client, host="node1", username="root")  # type: ignore[arg-type]
     with pytest.raises(RemoteError) as info:
         r.run("dpkg -i x.deb")
     assert not isinstance(info.value, CommandFailed)

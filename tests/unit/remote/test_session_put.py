@@ -1,4 +1,4 @@
-"""`Remote.put` over a scripted client and SFTP: round trips, temp files, cleanup on failure."""
+"""`SSHRemote.put` over a scripted client and SFTP: round trips, temp files, cleanup on failure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from remote_fakechannel import FakeChannel, FakeClient, Step
 
-from eggo_nornir.remote import Remote, RemoteError
+from eggo_nornir.remote import RemoteError, SSHRemote
 from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote import session as session_mod
 
@@ -72,10 +72,10 @@ class Client(FakeClient):
         return self.sftp
 
 
-def root_remote(probe: bytes, sftp: FakeSFTP, more: int = 1) -> tuple[Remote, Client]:
+def root_remote(probe: bytes, sftp: FakeSFTP, more: int = 1) -> tuple[SSHRemote, Client]:
     channels = [FakeChannel([Step(out=probe, exit=0)])] + [FakeChannel([Step(exit=0)]) for _ in range(more)]
     client = Client(channels, sftp)
-    return Remote(client, host="n1", username="root"), client  # type: ignore[arg-type]
+    return SSHRemote(client, host="n1", username="root"), client  # type: ignore[arg-type]
 
 
 def test_unchanged_is_one_round_trip_and_no_upload() -> None:
@@ -116,7 +116,7 @@ def test_non_root_uploads_under_home() -> None:
         FakeChannel([], on_exec=lambda c: [Step(err=_started(c), out=b"absent\n", exit=0)]),
         FakeChannel([], on_exec=lambda c: [Step(err=_started(c), exit=0)]),
     ]
-    r = Remote(Client(chans, sftp), host="n1", username="eggo")  # type: ignore[arg-type]
+    r = SSHRemote(Client(chans, sftp), host="n1", username="eggo")  # type: ignore[arg-type]
     r.put("/etc/x", NEW)
     assert sftp.ops[0][1][0].startswith("/home/eggo/.eggo-put-")
 
@@ -240,7 +240,7 @@ def _streamed(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, answer: bytes, rc:
         FakeChannel([Step(exit=0)]),
     ]
     client = Client(channels, sftp)
-    return Remote(client, host="n1", username="root"), client, sftp, src  # type: ignore[arg-type]
+    return SSHRemote(client, host="n1", username="root"), client, sftp, src  # type: ignore[arg-type]
 
 
 def test_a_big_file_streams_through_cat_and_is_checked_by_its_sha256(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from pathlib import Path
 from task_fakes import fake_nornir
 
 from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.tasks import waiting
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR

@@ -6,7 +6,8 @@ from nornir import InitNornir
 from nornir.core import Nornir
 
 from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote, use_fakes
+from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME
 
 
 def small_cluster() -> ClusterConfig:
@@ -30,13 +31,14 @@ def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
         runner={"plugin": "serial"},
         logging={"enabled": False},
     )
-    for host in nr.inventory.hosts.values():
-        host.data["eggo_fake_remote"] = fakes.get(host.name) or FakeRemote(host=host.name)
+    use_fakes(nr, **fakes)
     return nr
 
 
 def fake_of(nr: Nornir, host: str) -> FakeRemote:
-    return nr.inventory.hosts[host].data["eggo_fake_remote"]
+    remote = nr.inventory.hosts[host].connections[CONNECTION_NAME].remote
+    assert isinstance(remote, FakeRemote)
+    return remote
 
 
 def make_ctx(cfg: ClusterConfig, state_dir, files=None, **options):  # type: ignore[no-untyped-def]
@@ -44,6 +46,8 @@ def make_ctx(cfg: ClusterConfig, state_dir, files=None, **options):  # type: ign
     from pathlib import Path
 
     from eggo_nornir.render.rendered import Rendered
-    from eggo_nornir.tasks.context import DeployContext
+    from eggo_nornir.tasks.context import DeployContext, DeployOptions
 
-    return DeployContext(cfg, Rendered(files or {}, cfg.cluster_id), Path(state_dir), dict(options))
+    return DeployContext(
+        cfg, Rendered(files or {}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options)
+    )

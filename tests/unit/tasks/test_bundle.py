@@ -15,7 +15,7 @@ import pytest
 from task_fakes import fake_nornir, make_ctx
 
 from eggo_nornir.config.model import Package, PackageSource
-from eggo_nornir.remote_fake import FakeCall, FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeFile, FakeRemote
 from eggo_nornir.tasks.bundle import (
     MANIFEST,
     build_sub_bundle,

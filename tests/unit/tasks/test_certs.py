@@ -12,10 +12,11 @@ from task_fakes import fake_nornir
 
 from eggo_nornir.cluster.renew import prepare, renew_phases
 from eggo_nornir.engine import run_phases
-from eggo_nornir.remote_fake import FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster
 from eggo_nornir.tasks.certs import cert_files, roll_units
+from eggo_nornir.tasks.context import DeployOptions
 
 CFG = k8s_cluster()  # m0 (master, worker, etcd), m1 (master, etcd), w0, lb
 RUNNING = {
@@ -92,7 +93,9 @@ def hosts_and_state(tmp_path: Path) -> tuple[Hosts, Path]:
 
 
 def renew(hosts: Hosts, state: Path, **kwargs: object):  # type: ignore[no-untyped-def]
-    prepared = prepare(CFG, state, options={"apiserver_timeout": 10, "etcd_health_timeout": 10}, **kwargs)
+    prepared = prepare(
+        CFG, state, options=DeployOptions(apiserver_timeout=10, etcd_health_timeout=10), **kwargs
+    )
     nr = fake_nornir(CFG, **hosts.fakes)
     return run_phases(nr, CFG, renew_phases(CFG, prepared.ctx), dry_run=kwargs.get("dry_run", False))
 

@@ -15,11 +15,11 @@ import shlex
 from dataclasses import dataclass, field
 
 import pytest
-from task_fakes import fake_nornir, small_cluster
+from task_fakes import fake_nornir, fake_of, small_cluster
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote import Unreachable
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST, RBAC_MANIFEST
 from eggo_nornir.tasks import cleanup_plan as cp
@@ -289,7 +289,7 @@ def cp_spec(ctx: DeployContext, host: str) -> cp.NodeSpec:
 def run(ctx: DeployContext, host: str, sim: SimHost, **kw: object):
     nr = fake_nornir(ctx.cfg, **{host: sim.fake(host)}).filter(name=host)
     res = nr.run(task=cleanup_node, ctx=ctx, **kw)[host][0]
-    fake = nr.inventory.hosts[host].data["eggo_fake_remote"]
+    fake = fake_of(nr, host)
     return res, fake
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, kubectl_pattern, run_on
 
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import addons
 from eggo_nornir.render import paths as p
 from eggo_nornir.tasks.bootstrap import SUPER_ADMIN_PREFIX, apply_bootstrap

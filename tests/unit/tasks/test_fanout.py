@@ -16,7 +16,7 @@ from task_fakes import fake_nornir, make_ctx, small_cluster
 from test_bundle import PACKAGES, make_bundle
 
 from eggo_nornir.config.model import Node, PackageSource
-from eggo_nornir.remote_fake import FakeCall, FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeFile, FakeRemote
 from eggo_nornir.tasks.bundle import ship_bundle
 
 DST = "/root/.eggo/package"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from task_fakes import fake_nornir, fake_of
 
-from eggo_nornir.remote_fake import FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks.files import FILES_LIST, PENDING_DIR, push_files
 

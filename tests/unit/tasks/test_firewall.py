@@ -8,7 +8,7 @@ from dataclasses import replace
 from task_fakes import fake_nornir, make_ctx
 
 from eggo_nornir.config.model import Port
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.tasks.firewall import covered, missing, open_firewall, ports_for
 
 

@@ -11,7 +11,7 @@ from task_fakes import fake_nornir, make_ctx
 
 from eggo_nornir.config.model import Package
 from eggo_nornir.errors import UsageError
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.tasks import hooks
 from eggo_nornir.tasks.hooks import CliHook, hook_env, parse_cli_hooks, run_cli_hooks, run_hooks
 

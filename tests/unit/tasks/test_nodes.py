@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from k8s_fakes import install_fake_clock, k8s_cluster, node_json, node_list, run_on
 from nornir.core.task import Result, Task
 
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.nodes import (
     CONTROL_PLANE_LABEL,

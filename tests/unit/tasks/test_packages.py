@@ -10,7 +10,7 @@ import pytest
 from task_fakes import fake_nornir, make_ctx
 
 from eggo_nornir.config.model import Package, PackageSource
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.tasks.packages import (
     PACKAGES_LIST,
     Facts,

@@ -11,7 +11,7 @@ from task_fakes import fake_nornir, make_ctx
 
 from eggo_nornir.config.model import PackageSource
 from eggo_nornir.remote import SudoError, Unreachable
-from eggo_nornir.remote_fake import FakeCall, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.tasks.preflight import (
     PreflightError,
     cross_host_problems,

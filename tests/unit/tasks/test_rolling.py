@@ -11,7 +11,7 @@ from task_fakes import fake_nornir
 
 from eggo_nornir.cluster.plan import control_plane_phases
 from eggo_nornir.engine import run_phases
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.rolling import nothing_serving, serving_apiservers, serving_probe

@@ -6,7 +6,7 @@ import re
 
 from task_fakes import fake_nornir
 
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.tasks.services import UnitState, converge_services, parse_probe, plan
 
 

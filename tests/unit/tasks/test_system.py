@@ -8,7 +8,7 @@ import re
 import pytest
 from task_fakes import fake_nornir, make_ctx
 
-from eggo_nornir.remote_fake import FakeCall, FakeFile, FakeRemote
+from eggo_nornir.remote.fake import FakeCall, FakeFile, FakeRemote
 from eggo_nornir.render import paths
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks.files import PENDING_DIR

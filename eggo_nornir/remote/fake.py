@@ -1,4 +1,4 @@
-"""`FakeRemote`: the remote seam without a host, for unit tests of tasks.
+"""`FakeRemote`: the `Remote` Protocol without a host, for unit tests of tasks.
 
 Why a fake of the seam and not of paramiko: tasks only ever talk to `Remote`, so a fake
 at that level tests them completely with no SSH, while staying honest where it matters:
@@ -10,8 +10,10 @@ at that level tests them completely with no SSH, while staying honest where it m
   the real one runs them (one probe, one attrs command, one install command);
 - `get`/`read_if_exists` read that file system.
 
-Use it by putting it in the inventory (`host.data["eggo_fake_remote"] = FakeRemote()`,
-or `True` for one per host) and calling tasks as usual: `remote_for(task)` returns it.
+Production code never imports this module. A test injects fakes into a Nornir with
+`use_fakes(nr, m0=FakeRemote(...))`: every host gets a `FakeConnection` (a Nornir connection
+plugin holding a fake) as its `eggo_ssh` connection, so `remote_for(task)` returns the fake
+exactly as it returns an `SSHRemote` in a deploy; hosts not named get a fresh empty fake.
 
     fake = FakeRemote(files={"/etc/hostname": b"old\\n"})
     fake.on("hostname", stdout="old\\n")
@@ -29,11 +31,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eggo_nornir.remote import put as putlib
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout
 from eggo_nornir.remote.results import CommandResult, PutResult, RemoteStats
 from eggo_nornir.remote.sudo import to_shell
+
+if TYPE_CHECKING:
+    from nornir.core import Nornir
+    from nornir.core.configuration import Config
+    from nornir.core.inventory import Host
 
 Handler = Callable[["FakeCall", "FakeRemote"], "tuple[int, str, str] | CommandResult"]
 
@@ -84,7 +92,7 @@ class _Rule:
 
 @dataclass
 class FakeRemote:
-    """Same interface as `Remote`; scripted commands and an in-memory file system.
+    """Implements the `Remote` Protocol with scripted commands and an in-memory file system.
 
     Unscripted commands succeed with empty output, unless `strict=True`, where they raise
     `AssertionError` so a test notices a command it did not expect.
@@ -303,3 +311,61 @@ class FakeRemote:
             with self._lock:
                 self.writes.append(req.dest)
         return results
+
+
+class FakeConnection:
+    """A Nornir connection plugin whose `remote` is a `FakeRemote`: how tests inject fakes.
+
+    It has the shape `remote_for` expects of the `eggo_ssh` connection (`remote_of(host)`,
+    `remote`), so tasks cannot tell it from `EggoSSH`. `open` (when Nornir opens it by name)
+    makes an empty fake for the host.
+    """
+
+    def __init__(self, remote: FakeRemote | None = None) -> None:
+        self.remote: FakeRemote | None = remote
+
+    @property
+    def connection(self) -> FakeRemote | None:
+        """What Nornir calls the underlying connection: here, the fake itself."""
+        return self.remote
+
+    def open(
+        self,
+        hostname: str | None,
+        username: str | None,
+        password: str | None,
+        port: int | None,
+        platform: str | None,
+        extras: dict[str, Any] | None = None,
+        configuration: Config | None = None,
+    ) -> None:
+        label = str((extras or {}).get("eggo_host_label") or hostname or "fake")
+        self.remote = FakeRemote(host=label, username=username or "root")
+
+    def close(self) -> None:
+        pass
+
+    def remote_of(self, host: Host) -> FakeRemote:
+        if self.remote is None:
+            self.remote = FakeRemote(host=host.name, username=host.username or "root")
+        return self.remote
+
+
+def use_fakes(nr: Nornir, **fakes: FakeRemote) -> dict[str, FakeRemote]:
+    """Give every host of `nr` a `FakeConnection` as its `eggo_ssh` connection; return the fakes.
+
+    `fakes` maps host names to the fakes a test scripted; the other hosts get an empty
+    `FakeRemote` named after them. Nornir drops connections on `close_connections()`, so keep
+    the returned dict (not the host) to inspect a fake after a run that closes them.
+    """
+    from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME
+
+    unknown = sorted(set(fakes) - set(nr.inventory.hosts))
+    if unknown:
+        raise KeyError(f"use_fakes: no such hosts in the inventory: {unknown}")
+    used: dict[str, FakeRemote] = {}
+    for name, host in nr.inventory.hosts.items():
+        fake = fakes.get(name) or FakeRemote(host=name, username=host.username or "root")
+        host.connections[CONNECTION_NAME] = FakeConnection(fake)
+        used[name] = fake
+    return used
