@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import base64
 
-import yaml
-
 from eggo_nornir.config.model import ClusterConfig, Node
+from eggo_nornir.render import yamltext
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.pki import ClusterPKI
 from eggo_nornir.render.secrets import ClusterSecrets
@@ -71,7 +70,7 @@ def kubeconfig(
     }
     # sort_keys=False keeps the conventional kubectl order; safe_dump quotes any value
     # that YAML would otherwise read as a number (an all-digit token, for example)
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1 << 16).encode()
+    return yamltext.dump(doc, sort_keys=False, default_flow_style=False, width=1 << 16).encode()
 
 
 def apiserver_url(cfg: ClusterConfig) -> str:

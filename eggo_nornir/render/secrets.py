@@ -27,6 +27,7 @@ import yaml
 
 from eggo_nornir.config.model import Node
 from eggo_nornir.errors import EggoError
+from eggo_nornir.render import yamltext
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.state import private_dir, write_private
 
@@ -70,7 +71,7 @@ def encryption_configuration(provider: EncryptionProvider = "aescbc", key: bytes
             }
         ],
     }
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode()
+    return yamltext.dump(doc, sort_keys=False, default_flow_style=False).encode()
 
 
 def _check_encryption_config(data: bytes, where: Path) -> None:

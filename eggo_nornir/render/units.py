@@ -15,7 +15,7 @@ import yaml
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
-from eggo_nornir.render import unit_names
+from eggo_nornir.render import unit_names, yamltext
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
@@ -165,7 +165,7 @@ def kube_proxy_config(cfg: ClusterConfig, node: Node) -> tuple[bytes, list[tuple
         doc = copy.deepcopy(yaml.safe_load(text))
         for key in sorted(overrides):
             _set_dotted(doc, key, overrides[key])
-        text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode()
+        text = yamltext.dump(doc, sort_keys=False, default_flow_style=False).encode()
     return text, rest
 
 
