@@ -67,14 +67,22 @@ def config_path(args: argparse.Namespace) -> Path:
     return Path(args.file or args.config or default_config_path())
 
 
-def load(args: argparse.Namespace) -> tuple[Path, ClusterConfig]:
-    """Load the config named by `args`; a ConfigError names the file it came from (`source`)."""
+def load(args: argparse.Namespace, bundle: bool = False) -> tuple[Path, ClusterConfig]:
+    """Load the config named by `args`; a ConfigError names the file it came from (`source`).
+
+    `bundle`: also check the config against its tarballs (`check`, and `deploy`/`join`
+    before any connection), so a missing package is a config error, not a late failure.
+    The loader's warnings (a skipped key file, ...) go to stderr.
+    """
     path = config_path(args)
     try:
-        return path, load_config(path)
+        cfg = load_config(path, bundle=bundle)
     except ConfigError as exc:
         exc.source = str(path)
         raise
+    for note in cfg.warnings:
+        print(f"warning: {path}: {note}", file=sys.stderr)
+    return path, cfg
 
 
 # ---- connections, parallelism, limit --------------------------------------------------------
@@ -164,7 +172,7 @@ def cluster_for(args: argparse.Namespace) -> Cluster:
                 f"the saved config of {cluster_id} has redacted passwords; give its deploy.yaml with -f"
             )
         args.file = str(saved)
-    _path, cfg = load(args)
+    _path, cfg = load(args, bundle=getattr(args, "check_bundle", False))
     return Cluster(
         cfg,
         state_dir=args.state_dir,

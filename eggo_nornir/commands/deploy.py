@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="do not fail on this preflight check (repeatable; e.g. clock, ports, disk, unique)",
     )
     add_distribution_arg(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check_bundle=True)
 
 
 def add_distribution_arg(parser: argparse.ArgumentParser) -> None:
