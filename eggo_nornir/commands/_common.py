@@ -152,9 +152,12 @@ def add_id_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cluster_for(args: argparse.Namespace) -> Cluster:
+def cluster_for(args: argparse.Namespace, config_flag: str = "-f") -> Cluster:
     """The Cluster of the command's config (FILE, `-f`, or `--id`: the saved config of a
-    deployed cluster) and its connection options; raises ConfigError or UsageError."""
+    deployed cluster) and its connection options; raises ConfigError or UsageError.
+
+    `config_flag`: how this command takes a deploy.yaml (`-c` for join and delete), for hints.
+    """
     from eggo_nornir.cluster import Cluster
     from eggo_nornir.cluster.api import SAVED_CONFIG
     from eggo_nornir.config.dump import REDACTED
@@ -169,7 +172,8 @@ def cluster_for(args: argparse.Namespace) -> Cluster:
             raise UsageError(f"no cluster {cluster_id!r} in {eggo_home() / 'clusters'} (see `list`)")
         if REDACTED in saved.read_text():
             raise UsageError(
-                f"the saved config of {cluster_id} has redacted passwords; give its deploy.yaml with -f"
+                f"the saved config of {cluster_id} has redacted passwords; "
+                f"give its deploy.yaml with {config_flag} FILE"
             )
         args.file = str(saved)
     _path, cfg = load(args, bundle=getattr(args, "check_bundle", False))
