@@ -438,3 +438,14 @@ def test_missing_key_file_without_password_names_the_path(tmp_path) -> None:
         "masters[0].private-key-path: the key file does not exist and there is no password to fall back on "
         f"(got '{gone}')" in [str(p) for p in exc.value.problems]
     )
+
+
+def test_runtime_follows_the_packages_without_a_runtime_key() -> None:
+    """upstream's sample configs ship docker's packages and carry no `runtime:` key."""
+    docker = minimal(install={"container": [{"name": "docker-engine", "type": "repo"}]})
+    assert load_config_dict(docker).runtime == "docker"
+    isulad = minimal(install={"container": [{"name": "iSulad", "type": "repo"}]})
+    assert load_config_dict(isulad).runtime == "iSulad"
+    assert load_config_dict(minimal()).runtime == "containerd"
+    # an explicit key wins
+    assert load_config_dict({**docker, "runtime": "containerd"}).runtime == "containerd"
