@@ -22,9 +22,13 @@ from eggo_nornir.errors import Problem
 
 def _close(name: str, files: tuple[str, ...]) -> str:
     """Up to three members whose base name looks like `name`, so a typo is obvious."""
-    bases = sorted({posixpath.basename(f) for f in files})
-    near = difflib.get_close_matches(name, bases, n=3, cutoff=0.6)
-    return ", ".join(near) if near else f"nothing similar among {len(files)} files"
+    by_key: dict[str, str] = {}
+    for f in files:  # compare with package names too: `nginx-mod-stream` ~ `nginx-mod-mail-1.21.5-2...rpm`
+        by_key.setdefault(posixpath.basename(f), posixpath.basename(f))
+        by_key.setdefault(layout.package_name_of(f), posixpath.basename(f))
+    near = difflib.get_close_matches(name, sorted(by_key), n=3, cutoff=0.6)
+    shown = list(dict.fromkeys(by_key[k] for k in near))
+    return ", ".join(shown) if shown else f"nothing similar among {len(files)} files"
 
 
 def bundle_problems(
@@ -55,6 +59,20 @@ def bundle_problems(
         nodes = [n for n in cfg.nodes if n.arch == arch]
         name = Path(tarball).name
         problems += _package_problems(cfg, members, nodes, name, package_path)
+        if (
+            any(n.is_worker for n in nodes)
+            and (need := _images_needed_for(cfg))
+            and not layout.images_tar(members)
+        ):
+            problems.append(
+                Problem(
+                    srcpath_key(arch),
+                    f"{name} has no images.tar (at the top or in image/) and the config names no image "
+                    f"entry, but {need} run from images and no registry is reachable offline",
+                    _close(layout.IMAGES_TAR, members.files),
+                    True,
+                )
+            )
         if any(n.is_master for n in nodes):
             for i, addon in enumerate(cfg.addons):
                 m = layout.resolve_addon(members, addon.filename)
@@ -68,6 +86,19 @@ def bundle_problems(
                         )
                     )
     return problems
+
+
+def _images_needed_for(cfg: ClusterConfig) -> str:
+    """What runs from container images (pod CoreDNS, a CNI addon) when the config names no
+    `image` entry, so the bundle's `images.tar` must carry them; '' when nothing does."""
+    from eggo_nornir.render.network import cni_addon
+
+    if any(p.type == "image" for p in cfg.packages):
+        return ""
+    needs = ["pod CoreDNS"] if cfg.service.dns.corednstype == "pod" else []
+    if cni := cni_addon(cfg):
+        needs.append(f"the {cni} addon")
+    return " and ".join(needs)
 
 
 def _needed_by(cfg: ClusterConfig, nodes: list[Node], i: int) -> bool:

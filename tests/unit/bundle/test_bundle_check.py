@@ -82,3 +82,13 @@ def test_listing_cached_by_size_and_mtime(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(listing, "read_members", lambda p: pytest.fail("re-read an unchanged tarball"))
     assert listing.listing(tarball) == first
     assert path.is_file()
+
+
+def test_images_tar_required_by_pod_coredns_and_a_cni_addon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = manual_example(tmp_path, drop=("images.tar",))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "package-src.armsrc: packages-arm64.tar.gz has no images.tar" in err
+    assert "pod CoreDNS and the calico addon" in err
