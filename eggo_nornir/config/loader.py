@@ -193,8 +193,32 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, str(path))
 
 
+# ` //` after a value, outside quotes and comments: the manual prints its example annotated so
+_SLASH_ANNOTATION = re.compile(r"""^[^#"'\n]*\s//(\s|$)""")
+
+
+def slash_annotations(text: str) -> list[int]:
+    """Line numbers (1-based) carrying a ` //` annotation, which YAML would keep in the value."""
+    return [i for i, line in enumerate(text.splitlines(), 1) if _SLASH_ANNOTATION.match(line)]
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text; errors carry the line and column, never a traceback."""
+    """Parse YAML text; errors carry the line and column, never a traceback.
+
+    The manual's example, as printed, annotates values with ` // ...`; YAML has no such
+    comments (the text would end up inside the values), so that is one clear problem.
+    """
+    if lines := slash_annotations(text):
+        more = f" and {len(lines) - 1} more line{'s' if len(lines) > 2 else ''}" if len(lines) > 1 else ""
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    f"{source}:{lines[0]}{more}: ' //' annotations (as in the manual's printed example) "
+                    "are not YAML comments; write them as '# ...'",
+                )
+            ]
+        )
     try:
         return yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader
     except yaml.MarkedYAMLError as exc:

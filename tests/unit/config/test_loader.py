@@ -22,7 +22,7 @@ from eggo_nornir.config import (
     load_config_dict,
     to_json_dict,
 )
-from eggo_nornir.config.loader import format_duration, parse_duration
+from eggo_nornir.config.loader import format_duration, parse_duration, parse_yaml
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -449,3 +449,12 @@ def test_runtime_follows_the_packages_without_a_runtime_key() -> None:
     assert load_config_dict(minimal()).runtime == "containerd"
     # an explicit key wins
     assert load_config_dict({**docker, "runtime": "containerd"}).runtime == "containerd"
+
+
+def test_slash_annotations_named_in_one_line() -> None:
+    text = "\n".join(["cluster-id: k8s  // 集群名称", "username: root // user", "url: https://x.example.com"])
+    with pytest.raises(ConfigError) as exc:
+        parse_yaml(text, "deploy.yaml")
+    (problem,) = exc.value.problems
+    assert str(problem).startswith("deploy.yaml:1 and 1 more line: ' //' annotations")
+    assert "'# ...'" in str(problem)
