@@ -493,13 +493,29 @@ class Cluster:
         runs = sorted((self.state_dir / "runs").glob(f"*/{REPORT}"))
         return json.loads(runs[-1].read_text()) if runs else None
 
+    def import_from_eggo(self) -> list[str]:
+        """Take over the cluster upstream eggo deployed with this config's cluster-id, without
+        touching a host: copy from `/etc/eggo/<id>` what the running cluster trusts (CAs,
+        service-account keys, encryption key) into the state dir, save the config as `deploy`
+        does, and render (leaves issued by eggo's CAs, the admin kubeconfig). Returns the files
+        copied; eggo's files are only read (see `eggo_nornir.cluster.upstream`)."""
+        from eggo_nornir.cluster.upstream import import_state
+
+        with ClusterLock(self.state_dir, "import"):
+            copied = import_state(self.config.cluster_id, self.state_dir)
+            self._save_config(self.config)
+            self.render()
+        return copied
+
     # ---- day 2: inspection and etcd snapshots (eggo_nornir.cluster.day2, .etcd_snapshot) --------
     @staticmethod
     def list_clusters(root: Path | str | None = None) -> ClusterList:
-        """The clusters in the state dir (`$EGGO_HOME/clusters/*`), read from disk only."""
+        """The clusters in the state dir (`$EGGO_HOME/clusters/*`) and those upstream eggo
+        recorded (`/etc/eggo/*`, `$EGGO_UPSTREAM_HOME`), read from disk only."""
         from eggo_nornir.cluster.day2 import list_clusters
+        from eggo_nornir.cluster.upstream import upstream_home
 
-        return list_clusters(Path(root) if root is not None else state.eggo_home())
+        return list_clusters(Path(root) if root is not None else state.eggo_home(), upstream_home())
 
     def _probe_nornir(self) -> Nornir:
         # read-only commands append to one log instead of adding a run dir per call, so a status

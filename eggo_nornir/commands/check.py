@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from eggo_nornir.commands._common import add_config_args, add_parser, load
+from eggo_nornir.commands._common import add_config_args, add_id_arg, add_parser, load, resolve_id
 from eggo_nornir.config import ClusterConfig, to_json_dict
 
 
@@ -24,9 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "With --json: the normalised config (secrets redacted), or the problems.",
         "eggo-nornir check deploy.yaml",
         "eggo-nornir check deploy.yaml --json",
+        "eggo-nornir check --id k8s-cluster       # a deployed cluster's saved config (also eggo's)",
     )
     add_config_args(parser, "check")
-    parser.set_defaults(func=run)
+    add_id_arg(parser)
+    parser.set_defaults(func=run, read_only=True)
 
 
 def summary(cfg: ClusterConfig, path: Path) -> str:
@@ -80,6 +82,8 @@ def resolved_block(values: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.id:
+        args.file = str(resolve_id(args)[0])
     path, cfg = load(args, bundle=True)
     if args.json:
         print(json.dumps({**to_json_dict(cfg), "resolved": resolved(cfg)}, indent=2))
