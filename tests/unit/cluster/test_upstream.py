@@ -96,6 +96,11 @@ def test_read_only_commands_work_in_place(untouched: Path, capsys: pytest.Captur
         assert cluster.config.nodes[0].password == "123456"
         view = cluster.state_dir
         assert view.parent.name == "upstream" and (view / "pki").resolve() == untouched / "pki"
+    # status and certs check read the controller's certificates through the view
+    from eggo_nornir.cluster.day2 import controller_certs, utcnow
+
+    names = {c.name for c in controller_certs(view, cluster.config, utcnow())}
+    assert {"ca", "front-proxy-ca", "etcd/ca"} <= names
     assert not (Path(cluster.state_dir).parents[1] / "clusters").exists()  # nothing imported
 
 
