@@ -21,7 +21,7 @@ from eggo_nornir import Cluster
 from eggo_nornir.cluster import plan
 from eggo_nornir.engine import Phase
 from eggo_nornir.errors import UsageError
-from eggo_nornir.remote_fake import FakeRemote
+from eggo_nornir.remote.fake import FakeRemote, use_fakes
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 MASTER, BAD, GOOD = "k8s-master-0", "k8s-worker-1", "k8s-worker-0"
@@ -43,8 +43,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeRemote]:
 
     def nornir(self: Cluster, **kwargs: object):  # type: ignore[no-untyped-def]
         nr = real_nornir(self, **kwargs)  # type: ignore[arg-type]
-        for host in nr.inventory.hosts.values():
-            host.data["eggo_fake_remote"] = hosts[host.name]
+        use_fakes(nr, **hosts)
         return nr
 
     monkeypatch.setattr(Cluster, "nornir", nornir)
