@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "join",
     "delete",
     "list",
+    "import_",  # the `import` command (a keyword can't name a module)
     "status",
     "certs",
     "etcd",

@@ -68,7 +68,7 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
                 (f"{dst}/addons/{addon.filename}", f"{dst}/file/{addon.filename}"),
             )
         )
-    if not network.uses_bridge(cfg):
+    if (cfg.network.plugin or "bridge").lower() != "bridge":
         given = cfg.network.plugin_args.get("NetworkYamlPath", "")
         base = posixpath.basename(given) if given else f"{cfg.network.plugin}.yaml"
         cands = ([given] if given.startswith("/") else [f"{dst}/{given}"] if given else []) + [

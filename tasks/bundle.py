@@ -19,7 +19,6 @@ host interrupted anywhere in between is simply shipped again on the next run.
 
 from __future__ import annotations
 
-import fnmatch
 import gzip
 import hashlib
 import io
@@ -30,13 +29,15 @@ import shlex
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.bundle import layout
+from eggo_nornir.bundle.listing import ListingError, listing
 from eggo_nornir.config.model import ClusterConfig, Node, Package
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.errors import DeployError
@@ -49,10 +50,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DSTPATH = "/root/.eggo/package"
 MANIFEST = "MANIFEST.sha256"
-PKG_SUFFIXES = (".deb", ".rpm")
 COMPRESS_LEVEL = 6
 # bump when the selection rules or the archive format change, so old cache entries are not reused
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 _CHUNK = 1024 * 1024
 
 _build_locks: dict[str, threading.Lock] = {}
@@ -72,84 +72,49 @@ def dstpath(cfg: ClusterConfig) -> str:
 # --------------------------------------------------------------------------- selection (pure)
 
 
-def _is_url(name: str) -> bool:
-    return name.startswith(("http://", "https://"))
+def container_images(cfg: ClusterConfig, node: Node) -> tuple[Package, ...]:
+    """The `image` entries of every role: a node that runs containers loads them all."""
+    if not node.is_worker:
+        return ()
+    own = {(p.name, p.type) for p in cfg.packages_for(node)}
+    extra = {(p.name, p.type): p for p in cfg.packages if p.type == "image" and (p.name, p.type) not in own}
+    return tuple(extra.values())
 
 
-def wanted_patterns(packages: Iterable[Package], addons: Iterable[str] = ()) -> list[str]:
-    """fnmatch patterns of bundle members, one or more per package that comes from the bundle.
-
-    `pkg` packages match `pkg/<name>*` (upstream's glob over file names) limited to .deb/.rpm;
-    `dir` packages take the whole tree; `shell` hooks and `yaml` manifests live in `file/`;
-    `repo` packages come from the distro and need nothing.
-    """
-    out: list[str] = []
-    for p in packages:
-        if p.type == "pkg":
-            out += [f"pkg/{_esc(p.name)}*{suffix}" for suffix in PKG_SUFFIXES]
-        elif p.type in ("bin", "binary"):
-            out.append(f"bin/{_esc(p.name)}")
-        elif p.type == "image":
-            out.append(f"image/{_esc(p.name)}")
-        elif p.type in ("file", "shell") or (p.type == "yaml" and not _is_url(p.name)):
-            out.append(f"file/{_esc(p.name)}")
-        elif p.type == "dir":
-            out += [f"dir/{_esc(p.name)}", f"dir/{_esc(p.name)}/*"]
-    for filename in addons:
-        out += [f"addons/{_esc(filename)}", f"file/{_esc(filename)}"]
-    return out
-
-
-def _esc(name: str) -> str:
-    """A literal name inside an fnmatch pattern (fnmatch has no escape function; `[c]` is one)."""
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+def node_packages(cfg: ClusterConfig, node: Node) -> tuple[Package, ...]:
+    """What the node's sub-bundle carries: its roles' packages, plus every image if it runs containers."""
+    return (*cfg.packages_for(node), *container_images(cfg, node))
 
 
 def select_members(
-    members: Iterable[str], packages: Sequence[Package], addons: Iterable[str] = ()
+    members: Iterable[str], packages: Sequence[Package], addons: Iterable[str] = (), images: bool = False
 ) -> list[str]:
-    """The regular-file members (sorted) a node with `packages` needs, plus the manifest.
+    """The typed names (sorted) a node with `packages` gets, from a bundle in either layout.
 
     Pure, so the rules are unit-tested on a synthetic bundle. Names are normalised
-    (`./bin/x` -> `bin/x`) before matching.
+    (`./bin/x` -> `bin/x`); `images`: the node runs containers and takes `images.tar`.
     """
-    patterns = wanted_patterns(packages, addons)
-    chosen = {
-        norm
-        for m in members
-        if (norm := _norm_member(m)) and any(fnmatch.fnmatchcase(norm, pat) for pat in patterns)
-    }
-    return sorted(chosen)
+    chosen, _missing = layout.select(layout.Listing.of(members), packages, addons, images)
+    return sorted(chosen.values())
 
 
-def missing_packages(chosen: Iterable[str], packages: Sequence[Package]) -> list[str]:
-    """Packages that should come from the bundle but match no member (reported, not fatal here)."""
-    names = list(chosen)
-    missing = []
-    for p in packages:
-        pats = wanted_patterns([p])
-        if pats and not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in pats):
-            missing.append(f"{p.type}:{p.name}")
-    return missing
-
-
-def manifest_lines(manifest: str, chosen: Iterable[str]) -> str:
-    """The lines of MANIFEST.sha256 (`HASH  path`) for the chosen members, in their order."""
-    keep = set(chosen)
+def manifest_lines(manifest: str, chosen: Mapping[str, str] | Iterable[str]) -> str:
+    """The lines of MANIFEST.sha256 (`HASH  path`) for the chosen members, in their order,
+    each renamed to its typed name when `chosen` maps member -> typed name."""
+    rename = dict(chosen) if isinstance(chosen, Mapping) else {c: c for c in chosen}
     out = []
     for line in manifest.splitlines():
         parts = line.split(None, 1)
-        if len(parts) == 2 and _norm_member(parts[1].lstrip("*")) in keep:
-            out.append(line.rstrip("\n"))
+        if len(parts) != 2:
+            continue
+        name = _norm_member(parts[1].lstrip("*"))
+        if name not in rename:
+            continue
+        out.append(line.rstrip("\n") if rename[name] == name else f"{parts[0]}  {rename[name]}")
     return "".join(f"{line}\n" for line in out)
 
 
-def _norm_member(name: str) -> str:
-    """`./pkg/a.deb` -> `pkg/a.deb`; '' for names we refuse (absolute, `..`)."""
-    n = posixpath.normpath(name)
-    if n in (".", "") or n.startswith("/") or n == ".." or n.startswith("../"):
-        return ""
-    return n
+_norm_member = layout.norm_member
 
 
 # --------------------------------------------------------------------------- building (controller)
@@ -177,14 +142,16 @@ def file_sha256(path: Path) -> str:
     return _sha_memo[key]
 
 
-def cache_key(arch: str, roles: Iterable[str], source_sha256: str, packages: Sequence[Package]) -> str:
+def cache_key(
+    arch: str, roles: Iterable[str], source_sha256: str, packages: Sequence[Package], images: bool = False
+) -> str:
     """File name of a cached sub-bundle: readable arch and roles, plus a digest of everything else.
 
     The package list is part of the key (not only the roles): two configs with the same
     roles but different packages must not share a sub-bundle.
     """
     spec = json.dumps(
-        [FORMAT_VERSION, source_sha256, [(p.type, p.name) for p in packages]], separators=(",", ":")
+        [FORMAT_VERSION, source_sha256, [(p.type, p.name) for p in packages], images], separators=(",", ":")
     )
     digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
     return f"{arch}-{'+'.join(sorted(roles)) or 'none'}-{digest}.tar.gz"
@@ -263,9 +230,13 @@ def build_sub_bundle(
     roles: Iterable[str],
     packages: Sequence[Package],
     addons: Iterable[str] = (),
+    images: bool = False,
 ) -> SubBundle:
     """The node's sub-bundle: from the cache when it exists, else cut from `source` now.
 
+    The source may follow either layout (`eggo_nornir.bundle.layout`); the sub-bundle is
+    always in the typed one, so the host side reads `pkg/`, `bin/`... whatever the user
+    brought. `images`: the node runs containers and also takes the bundle's `images.tar`.
     One streaming pass over the source spools the chosen members into a temp dir on the
     cache's filesystem (so memory stays flat whatever the bundle size), then they are
     written in sorted order. Concurrent builds of the same key (several hosts of one
@@ -278,7 +249,8 @@ def build_sub_bundle(
     addons = tuple(addons)
     src_sha = file_sha256(source)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / cache_key(arch, roles, src_sha, [*packages, *(_addon_pkg(a) for a in addons)])
+    key_pkgs = [*packages, *(_addon_pkg(a) for a in addons)]
+    target = cache_dir / cache_key(arch, roles, src_sha, key_pkgs, images)
     meta = target.with_name(target.name + ".json")
     with _lock_for(str(target)):
         if target.is_file() and meta.is_file():
@@ -288,10 +260,17 @@ def build_sub_bundle(
                     target, info["sha256"], info["size"], tuple(info["members"]), tuple(info["missing"])
                 )
         with tempfile.TemporaryDirectory(prefix=".spool-", dir=cache_dir) as spool:
-            chosen, manifest = _spool(source, Path(spool), packages, addons)
+            try:
+                wanted, missing_list = layout.select(
+                    listing(source, cache_dir.parent / "listings"), packages, addons, images
+                )
+            except ListingError as exc:
+                raise BundleError(str(exc)) from exc
+            chosen, manifest = _spool(source, Path(spool), wanted)
             files: list[tuple[str, Path | bytes, int]] = [(n, Path(spool) / n, m) for n, m in chosen.items()]
             if manifest is not None:
-                files.append((MANIFEST, manifest_lines(manifest, chosen).encode(), 0o644))
+                renamed = {src: typed for src, typed in wanted.items() if typed in chosen}
+                files.append((MANIFEST, manifest_lines(manifest, renamed).encode(), 0o644))
             tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             try:
                 write_deterministic_tar(tmp, files)
@@ -299,7 +278,7 @@ def build_sub_bundle(
             finally:
                 tmp.unlink(missing_ok=True)
         members = tuple(sorted(chosen))
-        missing = tuple(missing_packages(members, packages))
+        missing = tuple(missing_list)
         sub = SubBundle(target, file_sha256(target), target.stat().st_size, members, missing)
         meta.write_text(
             json.dumps(
@@ -321,13 +300,11 @@ def _addon_pkg(filename: str) -> Package:
     return Package(filename, "file", "master", "addons")
 
 
-def _spool(
-    source: Path, spool: Path, packages: Sequence[Package], addons: Sequence[str]
-) -> tuple[dict[str, int], str | None]:
-    """Extract the chosen regular files of `source` under `spool`; return {name: mode} and the manifest."""
+def _spool(source: Path, spool: Path, wanted: Mapping[str, str]) -> tuple[dict[str, int], str | None]:
+    """Extract the `wanted` members of `source` under `spool`, each at its typed name;
+    return {typed name: mode} and the source's manifest."""
     chosen: dict[str, int] = {}
     manifest: str | None = None
-    patterns = wanted_patterns(packages, addons)
     try:
         with tarfile.open(source, mode="r|*") as tf:
             for info in tf:
@@ -338,9 +315,10 @@ def _spool(
                     fh = tf.extractfile(info)
                     manifest = fh.read().decode("utf-8", "replace") if fh else ""
                     continue
-                if not any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+                typed = wanted.get(name)
+                if typed is None:
                     continue
-                dest = spool / name
+                dest = spool / typed
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 fh = tf.extractfile(info)
                 assert fh is not None
@@ -348,7 +326,7 @@ def _spool(
                     while chunk := fh.read(_CHUNK):
                         check_stop()
                         out.write(chunk)
-                chosen[name] = 0o755 if info.mode & 0o111 else 0o644
+                chosen[typed] = 0o755 if info.mode & 0o111 else 0o644
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"cannot read the bundle {source}: {exc}") from exc
     return chosen, manifest
@@ -434,7 +412,13 @@ def sub_bundle_for(ctx: DeployContext, node: Node) -> SubBundle | None:
         return None
     addons = tuple(a.filename for a in ctx.cfg.addons) if node.is_master else ()
     return build_sub_bundle(
-        Path(source), ctx.state_dir / "bundles", node.arch, node.roles, ctx.cfg.packages_for(node), addons
+        Path(source),
+        ctx.state_dir / "bundles",
+        node.arch,
+        node.roles,
+        node_packages(ctx.cfg, node),
+        addons,
+        images=node.is_worker,
     )
 
 

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 
 from nornir.core.task import Result, Task
 
+from eggo_nornir.bundle.layout import IMAGES_TAR
 from eggo_nornir.config.model import Package
 from eggo_nornir.config.validate import dst_allowed, dst_dir_allowed
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks.bundle import dstpath
+from eggo_nornir.tasks.bundle import dstpath, node_packages, sub_bundle_for
 from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import STATE_DIR, record_script
 
@@ -98,7 +99,8 @@ digest() {
   else printf '-'; fi
 }
 compare() {
-  if [ ! -f "$1" ]; then printf '%s\t-' "$(digest "$1")"
+  if [ -d "$1" ]; then printf '%s\t%s' "$(digest "$1")" "$(digest "$2")"
+  elif [ ! -f "$1" ]; then printf '%s\t-' "$(digest "$1")"
   elif [ ! -e "$2" ]; then printf 'present\t-'
   elif [ -f "$2" ] && command -v cmp >/dev/null 2>&1 && cmp -s -- "$1" "$2"; then
     printf 'same\tsame:%s' "$(stat -c %a "$2")"
@@ -272,10 +274,12 @@ def plan(packages: Sequence[Package], facts: Facts, dst: str, stop_distro_units:
                 problems.append(f"{pkg.type} {pkg.name}: {src} is not in the unpacked bundle")
                 continue
             mode = 0o755 if pkg.type in ("bin", "binary") else 0o644
-            if copy_up_to_date(pkg.type, src_digest, dst_digest, mode):
+            # a bin/file entry may name a tree (the manual's `{name: addons, type: binary}`)
+            kind = "dir" if src_digest.startswith("dir:") else pkg.type
+            if copy_up_to_date(kind, src_digest, dst_digest, mode):
                 p.up_to_date.append(target)
             else:
-                copies.append((i, Copy(pkg.type, src, target, mode)))
+                copies.append((i, Copy(kind, src, target, mode)))
     if problems:
         raise PackageError("; ".join(problems))
     positioned: list[tuple[int, tuple[str, object]]] = []
@@ -465,17 +469,22 @@ def images_probe_script(runtime: str, files: Sequence[str]) -> str:
 
 
 def import_images(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """Load the node's `image` packages into the configured runtime, skipping images it already has.
+    """Load the images into the runtime in use, skipping images it already has: every `image`
+    entry (whatever role lists it) and the bundle's `images.tar`, on every node that runs
+    containers (a worker).
 
     Run after the runtime is up (the worker phase). Result: `{"imported": [...], "present": [...]}`.
     """
     node = ctx.node(task.host.name)
-    images = [p for p in ctx.cfg.packages_for(node) if p.type == "image"]
-    if not images:
+    dst = dstpath(ctx.cfg)
+    files = [f"{dst}/image/{p.name}" for p in node_packages(ctx.cfg, node) if p.type == "image"]
+    sub = sub_bundle_for(ctx, node) if node.is_worker else None
+    if sub is not None and f"image/{IMAGES_TAR}" in sub.members:
+        files.append(f"{dst}/image/{IMAGES_TAR}")
+    files = list(dict.fromkeys(files))
+    if not files:
         return Result(host=task.host, changed=False, result={"imported": [], "present": []})
     runtime = ctx.cfg.runtime
-    dst = dstpath(ctx.cfg)
-    files = [f"{dst}/image/{p.name}" for p in images]
     remote = remote_for(task)
     have: set[str] = set()
     manifests: dict[int, str] = {}

@@ -28,6 +28,7 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import ClusterLock, Phase, RunInterrupted, RunResult, make_nornir, run_phases
 from eggo_nornir.engine.nornir_factory import new_run_dir
 from eggo_nornir.engine.redact import Redactor
+from eggo_nornir.engine.report import Rollback
 from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 ADMIN_CONF = "admin.conf"
 SAVED_CONFIG = "deploy.yaml"
 REPORT = "report.json"
+# how long `deploy --rollback` lets the drain of a failed worker take (forced: it goes on after)
+ROLLBACK_DRAIN_TIMEOUT = 60.0
 
 
 class Cluster:
@@ -148,6 +151,7 @@ class Cluster:
         cluster_prehooks: Sequence[str] = (),
         cluster_posthooks: Sequence[str] = (),
         limit: Sequence[str] | None = None,
+        rollback: bool = False,
     ) -> RunResult:
         """Bring the cluster to the described state; safe to re-run (a deployed cluster changes nothing).
 
@@ -155,9 +159,22 @@ class Cluster:
         JSON report there (one is always kept in the run's dir in the state dir). `limit`: only
         these nodes (names) are touched; steps that run on other nodes (the first master's
         addons, say) are left out.
+
+        `rollback` (upstream's `--rollback`, off by default here): workers that failed in this
+        run are then removed as `delete` removes nodes (drained, the rest converged without
+        them, cleaned up, their Node objects deleted) and dropped from the saved cluster;
+        `result.rollback` says what happened. The result stays failed: the cluster is not the
+        one the deploy.yaml describes. Off by default because a deploy is safe to re-run: the
+        usual fix for a failed worker is to fix it and run deploy again, and a rollback would
+        wipe what tells you why it failed.
         """
         from eggo_nornir.cluster.plan import deploy_phases
 
+        if rollback and limit:
+            raise UsageError(
+                "--rollback with --limit: removing a failed worker converges the nodes outside "
+                "--limit too; run one of them"
+            )
         pre, post = _hooks(cluster_prehooks), _hooks(cluster_posthooks)
         with ClusterLock(self.state_dir, "deploy"):
             self._check_saved_nodes()
@@ -167,7 +184,12 @@ class Cluster:
             phases = deploy_phases(
                 self.config, ctx, ignore_preflight=ignore_preflight, cli_prehooks=pre, cli_posthooks=post
             )
-            return self._run(phases, dry_run=dry_run, progress=progress, report=report, limit=limit)
+            result = self._run(phases, dry_run=dry_run, progress=progress, report=report, limit=limit)
+            if rollback and not dry_run and not result.ok:
+                result.rollback = self._rollback(result, progress)
+                if report is not None:
+                    state.write_private(Path(report), result.to_json(), own_dir=False)
+            return result
 
     def join(
         self,
@@ -240,31 +262,91 @@ class Cluster:
         master and the `apiserver-endpoint` master cannot be deleted. Once the drain and the
         member removal passed, `self.config` and the saved config no longer list the nodes.
         """
+        with ClusterLock(self.state_dir, "delete"):
+            self._check_saved_nodes()
+            return self._delete_locked(
+                nodes,
+                force=force,
+                drain_timeout=drain_timeout,
+                dry_run=dry_run,
+                progress=progress,
+                report=report,
+                prehooks=prehooks,
+                posthooks=posthooks,
+            )
+
+    def _delete_locked(
+        self,
+        nodes: Sequence[str],
+        *,
+        force: bool,
+        drain_timeout: float,
+        dry_run: bool,
+        progress: bool | None,
+        report: Path | str | None,
+        prehooks: Sequence[str] = (),
+        posthooks: Sequence[str] = (),
+    ) -> RunResult:
+        """`delete` under a lock the caller holds (`delete` itself, or `deploy --rollback`)."""
         from eggo_nornir.cluster.plan import delete_phases
         from eggo_nornir.config.membership import delete_nodes
 
         remaining, removed = delete_nodes(self.config, list(nodes))
         cluster = self._like(remaining)
-        with ClusterLock(self.state_dir, "delete"):
-            self._check_saved_nodes()
-            old_ctx = self.context()
-            new_ctx = cluster.context()
-            phases = delete_phases(
-                remaining,
-                old_ctx,
-                new_ctx,
-                removed,
-                force=force,
-                drain_timeout=drain_timeout,
-                cli_prehooks=_hooks(prehooks),
-                cli_posthooks=_hooks(posthooks),
-            )
-            result = self._run(phases, dry_run=dry_run, progress=progress, report=report, select=remaining)
-            gone = _phase_ran(result, "preflight")
-            if not dry_run and gone:
-                self._save_config(remaining)
-                self.config = remaining
+        old_ctx = self.context()
+        new_ctx = cluster.context()
+        phases = delete_phases(
+            remaining,
+            old_ctx,
+            new_ctx,
+            removed,
+            force=force,
+            drain_timeout=drain_timeout,
+            cli_prehooks=_hooks(prehooks),
+            cli_posthooks=_hooks(posthooks),
+        )
+        result = self._run(phases, dry_run=dry_run, progress=progress, report=report, select=remaining)
+        if not dry_run and _removal_done(result):
+            self._save_config(remaining)
+            self.config = remaining
         return result
+
+    def _rollback(self, result: RunResult, progress: bool | None) -> Rollback:
+        """`deploy --rollback`: remove the pure workers that failed in `result` the way `delete`
+        removes nodes, under the deploy's lock.
+
+        Only pure workers: a failed etcd member, master or load balancer is part of what the
+        others depend on, and removing one is a decision (quorum, LB upstreams) for `delete`.
+        Not after an aborted run either: then the cluster itself failed, and there is no
+        control plane to drain through; a re-run of `deploy` (or `cleanup`) is the way out.
+        """
+        failed = result.failed_hosts
+        workers = [n.name for n in self.config.nodes if n.name in failed and set(n.roles) == {"worker"}]
+        others = [h for h in failed if h not in workers]
+        notes = []
+        if others:
+            notes.append(
+                f"left in place: {', '.join(others)} (only pure workers are rolled back; "
+                f"remove others with `delete --id {self.config.cluster_id} NAME`)"
+            )
+        if result.aborted_at is not None:
+            notes.append(
+                f"no rollback: the deploy aborted after phase {result.aborted_at}, so the cluster "
+                "itself failed; fix the cause and re-run deploy, or remove it with cleanup"
+            )
+            return Rollback(note="; ".join(notes))
+        if not workers:
+            return Rollback(note="; ".join(notes))
+        # a failed worker holds no pods worth waiting for: evict what is there, briefly
+        removal = self._delete_locked(
+            workers,
+            force=True,
+            drain_timeout=ROLLBACK_DRAIN_TIMEOUT,
+            dry_run=False,
+            progress=progress,
+            report=None,
+        )
+        return Rollback(workers, removal, _removal_done(removal), "; ".join(notes))
 
     # ---- saved config ------------------------------------------------------------------
     def _like(self, cfg: ClusterConfig) -> Cluster:
@@ -411,13 +493,29 @@ class Cluster:
         runs = sorted((self.state_dir / "runs").glob(f"*/{REPORT}"))
         return json.loads(runs[-1].read_text()) if runs else None
 
+    def import_from_eggo(self) -> list[str]:
+        """Take over the cluster upstream eggo deployed with this config's cluster-id, without
+        touching a host: copy from `/etc/eggo/<id>` what the running cluster trusts (CAs,
+        service-account keys, encryption key) into the state dir, save the config as `deploy`
+        does, and render (leaves issued by eggo's CAs, the admin kubeconfig). Returns the files
+        copied; eggo's files are only read (see `eggo_nornir.cluster.upstream`)."""
+        from eggo_nornir.cluster.upstream import import_state
+
+        with ClusterLock(self.state_dir, "import"):
+            copied = import_state(self.config.cluster_id, self.state_dir)
+            self._save_config(self.config)
+            self.render()
+        return copied
+
     # ---- day 2: inspection and etcd snapshots (eggo_nornir.cluster.day2, .etcd_snapshot) --------
     @staticmethod
     def list_clusters(root: Path | str | None = None) -> ClusterList:
-        """The clusters in the state dir (`$EGGO_HOME/clusters/*`), read from disk only."""
+        """The clusters in the state dir (`$EGGO_HOME/clusters/*`) and those upstream eggo
+        recorded (`/etc/eggo/*`, `$EGGO_UPSTREAM_HOME`), read from disk only."""
         from eggo_nornir.cluster.day2 import list_clusters
+        from eggo_nornir.cluster.upstream import upstream_home
 
-        return list_clusters(Path(root) if root is not None else state.eggo_home())
+        return list_clusters(Path(root) if root is not None else state.eggo_home(), upstream_home())
 
     def _probe_nornir(self) -> Nornir:
         # read-only commands append to one log instead of adding a run dir per call, so a status
@@ -562,6 +660,12 @@ def _join_spec(data: Mapping[str, Any]) -> JoinNode:
     else:
         roles = parse_type(",".join(str(r) for r in roles))
     return JoinNode(str(data["ip"]), tuple(roles), data.get("name"), data.get("arch"), data.get("port"))
+
+
+def _removal_done(result: RunResult) -> bool:
+    """Whether a delete's run got past its drain and etcd member removal (its convergence
+    started), after which the nodes are no longer part of the cluster."""
+    return _phase_ran(result, "preflight")
 
 
 def _phase_ran(result: RunResult, phase: str) -> bool:

@@ -633,7 +633,10 @@ def collect_certs(
 
 @dataclass
 class ClusterEntry:
-    """One cluster in the state dir: its saved config's hosts and its last run."""
+    """One cluster in the state dir: its saved config's hosts and its last run.
+
+    `deployed_by`: "eggo" for a cluster upstream eggo recorded in /etc/eggo (`state_dir` is
+    that dir; read-only until imported), else "eggo-nornir"."""
 
     id: str
     state_dir: str
@@ -641,11 +644,13 @@ class ClusterEntry:
     workers: list[str]
     last_run: dict[str, Any] | None
     error: str = ""
+    deployed_by: str = "eggo-nornir"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "id": self.id,
             "state_dir": self.state_dir,
+            "deployed_by": self.deployed_by,
             "masters": self.masters,
             "workers": self.workers,
             "last_run": self.last_run,
@@ -680,6 +685,8 @@ class ClusterList:
             outcome = (
                 "-" if not run else "ok" if run.get("ok") else f"failed ({', '.join(run['failed_hosts'])})"
             )
+            if c.deployed_by == "eggo":
+                outcome = f"eggo's, in {c.state_dir} (read-only; `import --id {c.id}` to manage it here)"
             if c.error:
                 outcome = f"{outcome}; {c.error}"
             rows.append(
@@ -733,23 +740,35 @@ def last_run(cluster_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def list_clusters(root: Path) -> ClusterList:
-    """Every `<root>/clusters/*` dir. The saved config is read as plain YAML, not validated:
-    `list` must show a cluster whose config no longer validates (say a moved tarball)."""
+def list_clusters(root: Path, upstream_root: Path | None = None) -> ClusterList:
+    """Every `<root>/clusters/*` dir, then every cluster upstream eggo recorded in
+    `<upstream_root>/*/deploy.yaml` that is not ours too (an imported one is listed once, as
+    ours). The saved config is read as plain YAML, not validated: `list` must show a cluster
+    whose config no longer validates (say a moved tarball)."""
     entries: list[ClusterEntry] = []
     for cdir in sorted(p for p in (root / "clusters").glob("*") if p.is_dir()):
-        masters: list[str] = []
-        workers: list[str] = []
-        error = ""
-        saved = cdir / "deploy.yaml"
-        if saved.is_file():
-            try:
-                doc = yaml.safe_load(saved.read_text()) or {}
-                masters = _hosts(doc, "masters")
-                workers = _hosts(doc, "workers", "nodes")
-            except (OSError, yaml.YAMLError) as exc:
-                error = f"unreadable deploy.yaml: {str(exc).splitlines()[0]}"
-        else:
-            error = "no saved deploy.yaml"
+        masters, workers, error = _saved_hosts(cdir / "deploy.yaml")
         entries.append(ClusterEntry(cdir.name, str(cdir), masters, workers, last_run(cdir), error))
+    ours = {e.id for e in entries}
+    if upstream_root is not None:
+        for saved in sorted(upstream_root.glob("*/deploy.yaml")):
+            if saved.parent.name in ours or not saved.is_file():
+                continue
+            masters, workers, error = _saved_hosts(saved)
+            entries.append(
+                ClusterEntry(saved.parent.name, str(saved.parent), masters, workers, None, error, "eggo")
+            )
     return ClusterList(entries)
+
+
+def _saved_hosts(saved: Path) -> tuple[list[str], list[str], str]:
+    """(masters, workers, error) of a saved deploy.yaml, read as plain YAML."""
+    if not saved.is_file():
+        return [], [], "no saved deploy.yaml"
+    try:
+        doc = yaml.safe_load(saved.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [], [], f"unreadable deploy.yaml: {str(exc).splitlines()[0]}"
+    if not isinstance(doc, dict):
+        return [], [], "deploy.yaml is not a mapping"
+    return _hosts(doc, "masters"), _hosts(doc, "workers", "nodes"), ""

@@ -67,14 +67,22 @@ def config_path(args: argparse.Namespace) -> Path:
     return Path(args.file or args.config or default_config_path())
 
 
-def load(args: argparse.Namespace) -> tuple[Path, ClusterConfig]:
-    """Load the config named by `args`; a ConfigError names the file it came from (`source`)."""
+def load(args: argparse.Namespace, bundle: bool = False) -> tuple[Path, ClusterConfig]:
+    """Load the config named by `args`; a ConfigError names the file it came from (`source`).
+
+    `bundle`: also check the config against its tarballs (`check`, and `deploy`/`join`
+    before any connection), so a missing package is a config error, not a late failure.
+    The loader's warnings (a skipped key file, ...) go to stderr.
+    """
     path = config_path(args)
     try:
-        return path, load_config(path)
+        cfg = load_config(path, bundle=bundle)
     except ConfigError as exc:
         exc.source = str(path)
         raise
+    for note in cfg.warnings:
+        print(f"warning: {path}: {note}", file=sys.stderr)
+    return path, cfg
 
 
 # ---- connections, parallelism, limit --------------------------------------------------------
@@ -140,38 +148,75 @@ def add_id_arg(parser: argparse.ArgumentParser) -> None:
         "--id",
         metavar="ID",
         help="a cluster in the state dir: use its saved deploy.yaml (key auth only: saved passwords "
-        "are redacted)",
+        "are redacted); or one eggo deployed, in /etc/eggo/ID (read-only until `import`)",
     )
 
 
-def cluster_for(args: argparse.Namespace) -> Cluster:
+def cluster_for(args: argparse.Namespace, config_flag: str = "-f") -> Cluster:
     """The Cluster of the command's config (FILE, `-f`, or `--id`: the saved config of a
-    deployed cluster) and its connection options; raises ConfigError or UsageError."""
+    deployed cluster) and its connection options; raises ConfigError or UsageError.
+
+    `config_flag`: how this command takes a deploy.yaml (`-c` for join and delete), for hints.
+    """
     from eggo_nornir.cluster import Cluster
-    from eggo_nornir.cluster.api import SAVED_CONFIG
-    from eggo_nornir.config.dump import REDACTED
     from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE
 
-    cluster_id = getattr(args, "id", None)
-    if cluster_id:
-        if args.file or args.config:
-            raise UsageError("give either a deploy.yaml or --id, not both")
-        saved = eggo_home() / "clusters" / cluster_id / SAVED_CONFIG
-        if not saved.is_file():
-            raise UsageError(f"no cluster {cluster_id!r} in {eggo_home() / 'clusters'} (see `list`)")
-        if REDACTED in saved.read_text():
-            raise UsageError(
-                f"the saved config of {cluster_id} has redacted passwords; give its deploy.yaml with -f"
-            )
+    state_dir = args.state_dir
+    if getattr(args, "id", None):
+        saved, eggos = resolve_id(args, config_flag)
         args.file = str(saved)
-    _path, cfg = load(args)
+        if eggos:
+            from eggo_nornir.cluster.upstream import view_dir
+
+            state_dir = view_dir(args.id)
+    _path, cfg = load(args, bundle=getattr(args, "check_bundle", False))
     return Cluster(
         cfg,
-        state_dir=args.state_dir,
+        state_dir=state_dir,
         accept_new_host_keys=args.accept_new_host_keys,
         num_workers=args.concurrency,
         distribution=getattr(args, "distribution", DEFAULT_MODE),
     )
+
+
+def resolve_id(args: argparse.Namespace, config_flag: str = "-f") -> tuple[Path, bool]:
+    """The deploy.yaml that `--id ID` names, and whether it is a cluster upstream eggo deployed
+    (then runs use its read-only view, `eggo_nornir.cluster.upstream.view_dir`).
+
+    Our state dir first (`$EGGO_HOME/clusters/ID`), then eggo's (`/etc/eggo/ID`, see
+    `eggo_nornir.cluster.upstream`): commands that set `read_only` may inspect eggo's cluster
+    in place; the others are told to import it first.
+    """
+    from eggo_nornir.cluster import upstream
+    from eggo_nornir.cluster.api import SAVED_CONFIG
+    from eggo_nornir.config.dump import REDACTED
+
+    cluster_id = args.id
+    if args.file or args.config:
+        raise UsageError("give either a deploy.yaml or --id, not both")
+    saved = eggo_home() / "clusters" / cluster_id / SAVED_CONFIG
+    if saved.is_file():
+        if REDACTED in saved.read_text():
+            raise UsageError(
+                f"the saved config of {cluster_id} has redacted passwords; "
+                f"give its deploy.yaml with {config_flag} FILE"
+            )
+        return saved, False
+    theirs = upstream.upstream_dir(cluster_id)
+    if theirs is None:
+        raise UsageError(
+            f"no cluster {cluster_id!r} in {eggo_home() / 'clusters'} or in eggo's "
+            f"{upstream.upstream_home()} (see `list`)"
+        )
+    if not getattr(args, "read_only", False):
+        raise upstream.must_import(cluster_id, command_name(args))
+    return theirs / upstream.SAVED_CONFIG, True
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed (`certs renew`), for messages."""
+    parts = [args.command, getattr(args, "certs_command", None), getattr(args, "etcd_command", None)]
+    return " ".join(p for p in parts if p)
 
 
 # ---- confirmation ---------------------------------------------------------------------------

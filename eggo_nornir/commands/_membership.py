@@ -44,4 +44,4 @@ def cluster_of(args: argparse.Namespace) -> Cluster:
         raise UsageError("name the cluster with --id ID or --config deploy.yaml (one of them)")
     ns = argparse.Namespace(**vars(args))
     ns.file, ns.config = args.config, None
-    return cluster_for(ns)
+    return cluster_for(ns, config_flag="-c")

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "eggo-nornir certs check --id k8s-cluster",
     )
     add_cluster_args(check)
-    check.set_defaults(func=run_check)
+    check.set_defaults(func=run_check, read_only=True)
     renew = add_parser(
         sub,
         "renew",

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "Deploy the cluster over SSH. Re-running on a deployed cluster changes nothing.",
         "eggo-nornir deploy deploy.yaml --dry-run      # the diffs, nothing changed",
         "eggo-nornir deploy deploy.yaml --limit worker1,worker2",
+        "eggo-nornir deploy -f deploy.yaml --rollback   # drop workers that fail, like eggo",
     )
     add_config_args(parser, "deploy")
     add_run_args(parser)
@@ -41,8 +42,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="CHECK",
         help="do not fail on this preflight check (repeatable; e.g. clock, ports, disk, unique)",
     )
+    parser.add_argument(
+        "--rollback",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_bool,
+        metavar="true|false",
+        help="remove the workers that fail in this run (as delete does) and drop them from the "
+        "saved cluster, like eggo's --rollback (default false: fix the worker and re-run deploy)",
+    )
     add_distribution_arg(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check_bundle=True)
+
+
+def _bool(text: str) -> bool:
+    """eggo's (cobra's) spelling of a boolean flag value: `--rollback=false`."""
+    value = text.strip().lower()
+    if value in ("true", "t", "1", "yes"):
+        return True
+    if value in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(
+        f"expected true or false (got {text!r}); a deploy.yaml goes before --rollback, or after -f"
+    )
 
 
 def add_distribution_arg(parser: argparse.ArgumentParser) -> None:
@@ -66,5 +89,6 @@ def run(args: argparse.Namespace) -> int:
         cluster_prehooks=args.cluster_prehook,
         cluster_posthooks=args.cluster_posthook,
         limit=limit_of(args),
+        rollback=args.rollback,
     )
     return finish(result, args)

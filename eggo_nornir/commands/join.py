@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_membership_args(parser)
     add_run_args(parser, hooks=False)
     add_distribution_arg(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check_bundle=True)
 
 
 def nodes_from(args: argparse.Namespace) -> list[object]:

@@ -14,6 +14,7 @@ import os
 import sys
 
 from eggo_nornir.commands._common import add_config_args, add_id_arg, add_parser, cluster_for, write_new_file
+from eggo_nornir.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,13 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<id>)"
     )
-    parser.set_defaults(func=run, accept_new_host_keys=False, concurrency=1)
+    parser.set_defaults(func=run, accept_new_host_keys=False, concurrency=1, read_only=True)
 
 
 def run(args: argparse.Namespace) -> int:
     cluster = cluster_for(args)
     path = cluster.admin_kubeconfig
     if not path.is_file():
+        if path.is_symlink():  # the read-only view of a cluster eggo deployed: never render into it
+            raise UsageError(f"no admin kubeconfig at {os.readlink(path)}")
         cluster.render()  # writes admin.conf from the state dir's PKI (created if absent)
     text = path.read_text()
     if not args.output:

@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = add_parser(
         subparsers,
         "list",
-        "list the clusters in the state dir ($EGGO_HOME/clusters)",
+        "list the clusters in the state dir ($EGGO_HOME/clusters) and eggo's (/etc/eggo)",
         "List the clusters in $EGGO_HOME/clusters (default ~/.eggo/clusters): their masters "
-        "and workers from the saved config, and the outcome of the last run. Contacts no host.",
+        "and workers from the saved config, and the outcome of the last run; then those upstream "
+        "eggo recorded in /etc/eggo/<id>/ ($EGGO_UPSTREAM_HOME), marked as eggo's. Contacts no host.",
         "eggo-nornir list --json",
     )
     parser.set_defaults(func=run)

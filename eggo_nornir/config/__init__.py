@@ -73,9 +73,12 @@ __all__ = [
 
 
 def check_config_dict(
-    data: Any, base_dir: str | Path | None = None
+    data: Any, base_dir: str | Path | None = None, bundle: bool = False
 ) -> tuple[ClusterConfig | None, list[Problem]]:
-    """Convert and validate without raising: the model (None if hopeless) and all problems."""
+    """Convert and validate without raising: the model (None if hopeless) and all problems.
+
+    `bundle`: also open each configured tarball (listing cached) and report what it lacks.
+    """
     problems = unknown_keys(data) if isinstance(data, dict) else []
     if isinstance(data, dict):  # an unknown key is reported once, as unknown
         reported = {p.path for p in problems}
@@ -84,6 +87,15 @@ def check_config_dict(
     problems += conversion
     if cfg is not None:
         problems += validate(cfg, origins)
+    if cfg is not None and bundle:
+        from eggo_nornir.bundle.check import bundle_problems
+
+        problems += bundle_problems(
+            cfg,
+            package_path=lambda i: origins.packages[i] if i < len(origins.packages) else "packages",
+            srcpath_key=origins.srcpath_key,
+            addon_path=lambda i: f"addons[{i}]",
+        )
     unique: list[Problem] = []
     for p in problems:
         if p not in unique:
@@ -91,19 +103,21 @@ def check_config_dict(
     return cfg, unique
 
 
-def load_config_dict(data: dict[str, Any], base_dir: str | Path | None = None) -> ClusterConfig:
+def load_config_dict(
+    data: dict[str, Any], base_dir: str | Path | None = None, bundle: bool = False
+) -> ClusterConfig:
     """A parsed deploy.yaml mapping -> a validated model, or ConfigError listing every problem.
 
     `base_dir` is where relative local paths (tarballs, keys, external CA) resolve; the
     current directory when None.
     """
-    cfg, problems = check_config_dict(data, base_dir)
+    cfg, problems = check_config_dict(data, base_dir, bundle)
     if problems or cfg is None:
         raise ConfigError(problems or [Problem("", "the config is empty")])
     return cfg
 
 
-def load_config(path: str | Path) -> ClusterConfig:
-    """Read and validate a deploy.yaml in either dialect."""
+def load_config(path: str | Path, bundle: bool = False) -> ClusterConfig:
+    """Read and validate a deploy.yaml in either dialect (`bundle`: and against its tarballs)."""
     path = Path(path).expanduser()
-    return load_config_dict(read_yaml(path), base_dir=path.resolve().parent)
+    return load_config_dict(read_yaml(path), base_dir=path.resolve().parent, bundle=bundle)

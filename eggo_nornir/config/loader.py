@@ -19,6 +19,7 @@ import dataclasses
 import ipaddress
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,20 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.+-]+)?$")
 _ETCD_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+DOCKER_PACKAGES = ("docker-engine", "docker-ce", "docker.io", "docker", "moby-engine")
+
+
+def infer_runtime(packages: Iterable[Package]) -> str:
+    """The runtime a config's packages install when it has no `runtime:` key: docker's
+    packages -> docker, iSulad's -> iSulad, otherwise containerd (the default)."""
+    names = {p.name.lower() for p in packages}
+    if names & set(DOCKER_PACKAGES):
+        return "docker"
+    if "isulad" in names:
+        return "iSulad"
+    return "containerd"
 
 
 # --------------------------------------------------------------------------- origins
@@ -178,8 +193,32 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, str(path))
 
 
+# ` //` after a value, outside quotes and comments: the manual prints its example annotated so
+_SLASH_ANNOTATION = re.compile(r"""^[^#"'\n]*\s//(\s|$)""")
+
+
+def slash_annotations(text: str) -> list[int]:
+    """Line numbers (1-based) carrying a ` //` annotation, which YAML would keep in the value."""
+    return [i for i, line in enumerate(text.splitlines(), 1) if _SLASH_ANNOTATION.match(line)]
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text; errors carry the line and column, never a traceback."""
+    """Parse YAML text; errors carry the line and column, never a traceback.
+
+    The manual's example, as printed, annotates values with ` // ...`; YAML has no such
+    comments (the text would end up inside the values), so that is one clear problem.
+    """
+    if lines := slash_annotations(text):
+        more = f" and {len(lines) - 1} more line{'s' if len(lines) > 2 else ''}" if len(lines) > 1 else ""
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    f"{source}:{lines[0]}{more}: ' //' annotations (as in the manual's printed example) "
+                    "are not YAML comments; write them as '# ...'",
+                )
+            ]
+        )
     try:
         return yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -414,6 +453,7 @@ class _Builder:
         self.r = _Reader(base_dir)
         manual = any(k in data for k in MANUAL_ONLY_KEYS)
         self.origins = Origins(dialect="manual" if manual else "upstream")
+        self.warnings: list[str] = []
 
     # ---- top level ------------------------------------------------------------
     def build(self) -> ClusterConfig:
@@ -427,7 +467,14 @@ class _Builder:
         service = self._service()
         network = self._network()
         nodes, roles, lb = self._hosts(cluster_id, username, password, key_path)
+        origins_packages = len(self.origins.packages)
         packages, package_source = self._install(runtime, service.dns.corednstype)
+        if "runtime" not in d and (inferred := infer_runtime(packages)) != runtime:
+            # the config ships another runtime's packages: follow them (upstream's own samples
+            # carry docker's packages and no `runtime:` key); redo the defaults for that runtime
+            runtime = inferred
+            del self.origins.packages[origins_packages:]
+            packages, package_source = self._install(runtime, service.dns.corednstype)
         endpoint = r.text(d, "apiserver-endpoint", "") or self._default_endpoint(nodes, roles, lb)
         default_endpoint = CRI_DOCKERD_ENDPOINT if runtime == "docker" and cri_dockerd else ""
         self.origins.bad = r.bad
@@ -471,6 +518,7 @@ class _Builder:
             kubernetes_version=self._kubernetes_version(),
             pki=self._pki(),
             dialect=self.origins.dialect,  # type: ignore[arg-type]
+            warnings=tuple(self.warnings),
         )
 
     def _kubernetes_version(self) -> str | None:
@@ -597,6 +645,22 @@ class _Builder:
             return None, bind_port
         return self._host_entry(raw, "loadbalance", "loadbalance", 0), bind_port
 
+    def _usable_key(self, key: str | None, where: str, has_password: bool) -> str | None:
+        """upstream's rule for a `private-key-path` that does not exist: skipped (one warning)
+        when a password is there, else a config error naming the path. Why: every `eggo
+        template` output carries `$HOME/.ssh/id_rsa` next to a password, and paramiko would
+        raise on the missing file before it ever tried the password."""
+        if not key or Path(key).is_file():
+            return key
+        if has_password:
+            note = f"{where}: {key} does not exist; logging in with the password (as upstream eggo does)"
+            if note not in self.warnings:
+                self.warnings.append(note)
+            return None
+        if where not in self.r.bad:
+            self.r.fail(where, "the key file does not exist and there is no password to fall back on", key)
+        return key
+
     def _hosts(
         self, cluster_id: str, username: str, password: str | None, key_path: str | None
     ) -> tuple[tuple[Node, ...], dict[Role, tuple[str, ...]], LoadBalance | None]:
@@ -627,6 +691,13 @@ class _Builder:
             def pick(attr: str, fallback: Any, group: list[HostEntry] = group) -> Any:
                 return next((getattr(h, attr) for h in group if getattr(h, attr)), fallback)
 
+            node_password = pick("password", password)
+            own_key = next((h for h in group if h.private_key_path), None)
+            node_key = self._usable_key(
+                pick("private_key_path", key_path),
+                f"{own_key.path}.private-key-path" if own_key else "private-key-path",
+                bool(node_password),
+            )
             node = Node(
                 name=pick("name", default_name),
                 ip=first.ip,
@@ -634,8 +705,8 @@ class _Builder:
                 arch=first.arch or "amd64",
                 roles=tuple(role for role in ROLES if any(h.role == role for h in group)),
                 username=pick("username", username),
-                password=pick("password", password),
-                private_key_path=pick("private_key_path", key_path),
+                password=node_password,
+                private_key_path=node_key,
                 sudo_password=pick("sudo_password", None),
             )
             nodes.append(node)

@@ -280,6 +280,8 @@ class ClusterConfig:
     pki: PKIConfig = field(default_factory=PKIConfig)
     # which dialect the file was written in: "manual" (operator manual) or "upstream"
     dialect: Literal["manual", "upstream"] = "upstream"
+    # what the loader accepted but the user should know (one line each), printed by every command
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     # ---- lookups used everywhere -------------------------------------------------
     def node(self, name: str) -> Node:

@@ -217,9 +217,44 @@ def _round(seconds: float | None) -> float | None:
 
 
 @dataclass
+class Rollback:
+    """What `deploy --rollback` did after the run: the failed workers it removed (as `delete`
+    removes nodes), the run that removed them (None when there was nothing it could do), and
+    why anything failed was left in place (`note`)."""
+
+    workers: list[str] = field(default_factory=list)
+    result: RunResult | None = None
+    dropped: bool = False  # gone from the saved cluster (the removal got past its drain)
+    note: str = ""
+
+    def to_dict(self, timings: bool = True) -> dict[str, Any]:
+        return {
+            "workers": list(self.workers),
+            "dropped": self.dropped,
+            "note": self.note,
+            "run": self.result.to_dict(timings) if self.result is not None else None,
+        }
+
+    def summary(self) -> str:
+        lines = ["", "Rollback (--rollback):"]
+        if self.workers:
+            verdict = "dropped from the saved cluster" if self.dropped else "NOT dropped: the removal stopped"
+            lines.append(f"  failed workers: {', '.join(self.workers)}; {verdict}")
+        if self.note:
+            lines.append(f"  {self.note}")
+        if self.result is not None:
+            lines += ["", *self.result.summary().splitlines()]
+        return "\n".join(lines)
+
+
+@dataclass
 class RunResult:
     """A whole run (deploy, cleanup, ...): `.ok`, `.failed_hosts`, `.changed`, `.phases`,
-    `.hosts`, `.summary()`, `.to_json()`, and an HTML table in Jupyter."""
+    `.hosts`, `.summary()`, `.to_json()`, and an HTML table in Jupyter.
+
+    `rollback`: what `deploy --rollback` did about the failed workers afterwards. It never
+    makes the run ok: the deployed cluster is still not the one the deploy.yaml describes.
+    """
 
     cluster: str
     host_names: list[str]
@@ -232,6 +267,7 @@ class RunResult:
     finished: str | None = None
     seconds: float | None = None
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    rollback: Rollback | None = None
 
     # ---- aggregate views -------------------------------------------------------------
     @property
@@ -285,6 +321,8 @@ class RunResult:
             "phases": [p.to_dict(timings) for p in self.phases],
             "hosts": {name: h.to_dict(timings) for name, h in self.hosts.items()},
         }
+        if self.rollback is not None:
+            out["rollback"] = self.rollback.to_dict(timings)
         if timings:
             out["started"] = self.started
             out["finished"] = self.finished
@@ -362,6 +400,8 @@ class RunResult:
                 where = f"[{f.phase}]" if f.task == f.phase else f"[{f.phase}] {f.task}"
                 lines.append(f"  {host} {where}:")
                 lines += [f"      {line}" for line in f.error.splitlines() or [""]]
+        if self.rollback is not None:
+            lines += self.rollback.summary().splitlines()
         return "\n".join(lines)
 
     def matrix(self) -> str:

@@ -22,6 +22,7 @@ drain those nodes or keep the removed entry's slot.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 
 from eggo_nornir.config.model import ClusterConfig, Node
@@ -37,9 +38,34 @@ BRIDGE_NAME = "cni0"
 CNI_VERSION = "0.4.0"  # understood by Debian's plugins 1.1 and older openEuler ones alike
 
 
+# CNI addons recognised by their manifest's file name (calico.yaml, kube-flannel.yml...)
+KNOWN_CNIS = ("calico", "flannel", "cilium", "weave", "canal", "antrea", "kube-router", "kube-ovn")
+
+
+def cni_addon(cfg: ClusterConfig) -> str:
+    """The CNI addon that provides the pod network, or '' for the built-in bridge.
+
+    A `network.plugin` other than `bridge` names it. Without one, an addon manifest the config
+    installs (the manual's `addons`, or a master `yaml` package) whose file name is a known
+    CNI's is that CNI: rendering the built-in bridge and pod routes beside it would put two
+    pod networks on the hosts.
+    """
+    plugin = (cfg.network.plugin or "bridge").lower()
+    if plugin != "bridge":
+        return cfg.network.plugin
+    names = [a.filename for a in cfg.addons]
+    names += [p.name for p in cfg.packages if p.type == "yaml" and p.role == "master"]
+    for name in names:
+        base = posixpath.basename(name.rstrip("/")).lower()
+        for cni in KNOWN_CNIS:
+            if base.startswith(cni) or base.startswith(f"kube-{cni}"):
+                return cni
+    return ""
+
+
 def uses_bridge(cfg: ClusterConfig) -> bool:
-    """True when the built-in bridge network is in use (the default when no addon plugin is named)."""
-    return (cfg.network.plugin or "bridge").lower() == "bridge"
+    """True when the built-in bridge network is in use (no CNI addon: see `cni_addon`)."""
+    return not cni_addon(cfg)
 
 
 def kubelet_nodes(cfg: ClusterConfig) -> tuple[Node, ...]:

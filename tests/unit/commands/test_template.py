@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ MANUAL_COMMAND = (
     "eggo template -f template.yaml -n k8s-cluster -u username -p password --masters 192.168.0.1 "
     "--masters 192.168.0.2 --nodes 192.168.0.3 --etcds 192.168.0.4 --loadbalancer 192.168.0.5"
 )
+TEMPLATE_BINARIES = (
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
+    "bridge", "host-local", "loopback", "portmap", "etcd", "etcdctl", "containerd",
+    "containerd-shim-runc-v2", "ctr", "runc", "coredns",
+)  # fmt: skip
 MANUAL_FLAGS = MANUAL_COMMAND.split(maxsplit=4)[4].split()
 
 
@@ -47,7 +53,10 @@ def test_manual_flag_example_round_trips_through_check(
 
 
 def test_with_an_existing_tarball_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "bundle.tar.gz").write_bytes(b"x")
+    # a tarball holding every member the template names (check opens it)
+    with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tf:
+        for name in TEMPLATE_BINARIES:
+            tf.addfile(tarfile.TarInfo(f"bin/{name}"))
     assert main(["template", "-f", "deploy.yaml", "--tarball", "bundle.tar.gz", *MANUAL_FLAGS]) == 0
     capsys.readouterr()
     assert main(["check", "deploy.yaml"]) == 0

@@ -22,7 +22,7 @@ from eggo_nornir.config import (
     load_config_dict,
     to_json_dict,
 )
-from eggo_nornir.config.loader import format_duration, parse_duration
+from eggo_nornir.config.loader import format_duration, parse_duration, parse_yaml
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -119,15 +119,17 @@ def test_same_machine_in_several_lists_is_one_node_with_merged_roles() -> None:
     assert [n.name for n in cfg.with_role("loadbalance")] == ["m0"]
 
 
-def test_per_host_credentials_override_globals() -> None:
+def test_per_host_credentials_override_globals(tmp_path) -> None:
+    (tmp_path / "global").write_text("k")
+    (tmp_path / "w0").write_text("k")
     data = minimal(
         username="admin",
-        **{"private-key-path": "/keys/global"},
+        **{"private-key-path": str(tmp_path / "global")},
         masters=[
             {"name": "m0", "ip": "192.168.10.1", "username": "root", "password": 1234, "sudo-password": "s"}
         ],
         etcds=[{"name": "m0", "ip": "192.168.10.1"}],
-        workers=[{"name": "w0", "ip": "192.168.10.2", "private-key-path": "/keys/w0"}],
+        workers=[{"name": "w0", "ip": "192.168.10.2", "private-key-path": str(tmp_path / "w0")}],
     )
     cfg = load_config_dict(data)
     m0, w0 = cfg.node("m0"), cfg.node("w0")
@@ -135,9 +137,9 @@ def test_per_host_credentials_override_globals() -> None:
         "root",
         "1234",
         "s",
-        "/keys/global",
+        str(tmp_path / "global"),
     )
-    assert (w0.username, w0.password, w0.private_key_path) == ("admin", "secret", "/keys/w0")
+    assert (w0.username, w0.password, w0.private_key_path) == ("admin", "secret", str(tmp_path / "w0"))
     assert "secret" not in repr(w0) and "1234" not in repr(m0)
 
 
@@ -413,3 +415,46 @@ def test_durations(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["30", "30 s", "s", "", "-1s", "1d"])
 def test_bad_durations(text: str) -> None:
     assert parse_duration(text) is None
+
+
+def test_missing_key_file_skipped_with_a_password(tmp_path) -> None:
+    """upstream: `eggo template` writes $HOME/.ssh/id_rsa next to the password; a missing file is skipped."""
+    gone = str(tmp_path / "id_rsa")
+    data = minimal(password="pw", **{"private-key-path": gone})
+    cfg = load_config_dict(data)
+    assert all(n.private_key_path is None and n.password == "pw" for n in cfg.nodes)
+    assert cfg.warnings == (
+        f"private-key-path: {gone} does not exist; logging in with the password (as upstream eggo does)",
+    )
+
+
+def test_missing_key_file_without_password_names_the_path(tmp_path) -> None:
+    gone = str(tmp_path / "id_rsa")
+    data = minimal(masters=[{"name": "m0", "ip": "192.168.10.1", "private-key-path": gone}])
+    data.pop("password", None)
+    with pytest.raises(ConfigError) as exc:
+        load_config_dict(data)
+    assert (
+        "masters[0].private-key-path: the key file does not exist and there is no password to fall back on "
+        f"(got '{gone}')" in [str(p) for p in exc.value.problems]
+    )
+
+
+def test_runtime_follows_the_packages_without_a_runtime_key() -> None:
+    """upstream's sample configs ship docker's packages and carry no `runtime:` key."""
+    docker = minimal(install={"container": [{"name": "docker-engine", "type": "repo"}]})
+    assert load_config_dict(docker).runtime == "docker"
+    isulad = minimal(install={"container": [{"name": "iSulad", "type": "repo"}]})
+    assert load_config_dict(isulad).runtime == "iSulad"
+    assert load_config_dict(minimal()).runtime == "containerd"
+    # an explicit key wins
+    assert load_config_dict({**docker, "runtime": "containerd"}).runtime == "containerd"
+
+
+def test_slash_annotations_named_in_one_line() -> None:
+    text = "\n".join(["cluster-id: k8s  // 集群名称", "username: root // user", "url: https://x.example.com"])
+    with pytest.raises(ConfigError) as exc:
+        parse_yaml(text, "deploy.yaml")
+    (problem,) = exc.value.problems
+    assert str(problem).startswith("deploy.yaml:1 and 1 more line: ' //' annotations")
+    assert "'# ...'" in str(problem)

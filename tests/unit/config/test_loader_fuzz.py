@@ -554,12 +554,18 @@ def check_cli(path: Path, *, accepted: bool | None, home: Path, secret_safe: boo
     exit 2 too, without a single connection attempt and without creating any state."""
     code, out, err = cli("check", str(path))
     assert "Traceback" not in out + err and code in (0, 2), (code, err[-2000:])
+    problems = err.splitlines()[1:]
+    if accepted and code == 2 and problems and all(" (looked for " in p for p in problems):
+        # a mutated package name the tiny test tarball lacks: the bundle check's business, which
+        # this oracle (config validity only) does not model; the rejection itself is checked below
+        accepted = None
     if accepted is not None:
         assert (code == 0) == accepted, err[-2000:]
     assert not secret_safe or SECRET not in out + err
     if code == 0:
         COUNTS["accepted"] += 1
-        assert out.startswith(f"{path}: OK (") and err == ""
+        # accepted files may carry warnings (a missing key file skipped for the password)
+        assert out.startswith(f"{path}: OK (") and all(ln.startswith("warning: ") for ln in err.splitlines())
         return
     COUNTS["rejected"] += 1
     lines = err.splitlines()

@@ -213,3 +213,34 @@ def test_ctrl_c_stops_cutting_a_sub_bundle_and_leaves_no_cache_entry(
     with pytest.raises(runner.Interrupted):
         build_sub_bundle(bundle, cache, "amd64", ("worker",), cfg.packages_for(cfg.node("w0")))
     assert list(cache.iterdir()) == []
+
+
+def test_manual_layout_cut_into_typed_sub_bundle(tmp_path) -> None:
+    """The manual's flat tarball: packages and images.tar at the top, addons/ beside them."""
+    flat = {
+        "etcd-3.4.14-2.x86_64.rpm": b"etcd-rpm",
+        "images.tar": b"images",
+        "addons/flannel.yaml": b"kind: DaemonSet\n",
+        "kubelet": b"kubelet-binary",
+    }
+    src = tmp_path / "packages-x86.tar.gz"
+    with tarfile.open(src, "w:gz") as tf:
+        for name, content in flat.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    pkgs = [
+        Package("etcd", "pkg", "worker", "node"),
+        Package("kubelet", "binary", "worker", "node", dst="/usr/bin"),
+        Package("addons", "binary", "worker", "node", dst="/etc/kubernetes"),
+    ]
+    sub = build_sub_bundle(src, tmp_path / "c", "amd64", ("worker",), pkgs, images=True)
+    assert sub.members == (
+        "bin/addons/flannel.yaml",
+        "bin/kubelet",
+        "image/images.tar",
+        "pkg/etcd-3.4.14-2.x86_64.rpm",
+    )
+    assert sub.missing == ()
+    with tarfile.open(sub.path) as tf:
+        assert tf.extractfile("bin/kubelet").read() == b"kubelet-binary"  # type: ignore[union-attr]
