@@ -8,29 +8,15 @@ import pytest
 import yaml
 
 from eggo_nornir import Cluster
-from eggo_nornir.config import load_config_dict
+from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render import yamltext
-
-
-def _doc() -> dict:
-    masters = [{"name": f"m{i}", "ip": f"10.9.0.{10 + i}"} for i in range(3)]
-    return {
-        "cluster-id": "yt",
-        "username": "eggo",
-        "password": "not-used-here",
-        "masters": masters,
-        "etcds": masters,
-        "workers": [{"name": f"w{i}", "ip": f"10.9.1.{i + 1}"} for i in range(3)],
-        "loadbalance": {"name": "lb", "ip": "10.9.0.5", "bind-port": 8443},
-        "apiserver-endpoint": "10.9.0.5:8443",
-    }
 
 
 @pytest.mark.skipif(not hasattr(yaml, "CSafeDumper"), reason="PyYAML built without libyaml")
 def test_every_rendered_file_is_byte_identical_with_the_python_emitter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster_config: ClusterConfig, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = Cluster(load_config_dict(_doc()), state_dir=tmp_path / "state")
+    cluster = Cluster(cluster_config, state_dir=state_dir)
     fast = cluster.render()
     monkeypatch.setattr(yamltext, "_DUMPER", yaml.SafeDumper)
     slow = cluster.render()  # same PKI (kept in the state dir), pure-Python emitter
