@@ -619,6 +619,11 @@ class SSHRemote:
             rc = chan.recv_exit_status()
         finally:
             chan.close()
+        if rc == -1:
+            # paramiko's "no exit status": the channel closed without one, which on a cut link
+            # happens before the transport thread notices the socket is dead
+            reason = _transport_reason(EOFError(), transport)
+            raise RemoteError(self.host, f"upload of {dest} failed: {reason}")
         text = self.redact(err.decode("utf-8", "replace")).strip()
         if rc != 0:
             raise RemoteError(self.host, f"upload of {dest} failed: cat exited with {rc}: {text}")

@@ -268,3 +268,11 @@ def test_a_failing_cat_says_why(monkeypatch, tmp_path) -> None:  # type: ignore[
     r, _client, _sftp, src = _streamed(monkeypatch, tmp_path, b"", rc=1)
     with pytest.raises(RemoteError, match="cat exited with 1: No space left on device"):
         r.put("/root/x", src=src)
+
+
+def test_a_stream_that_ends_without_an_exit_status_is_a_lost_connection(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """paramiko's -1 means the channel closed with no exit status: on a cut link that comes
+    before the transport notices, and "cat exited with -1" would blame the command."""
+    r, _client, _sftp, src = _streamed(monkeypatch, tmp_path, b"", rc=-1)
+    with pytest.raises(RemoteError, match="failed: the SSH connection was lost"):
+        r.put("/root/x", src=src)
