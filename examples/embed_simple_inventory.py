@@ -45,7 +45,7 @@ from eggo_nornir.config import load_config
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine.progress import EggoProgress
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.etcd import etcd_health
 from eggo_nornir.tasks.files import push_files
 

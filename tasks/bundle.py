@@ -42,8 +42,8 @@ from eggo_nornir.config.model import ClusterConfig, Node, Package
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks import fanout_plan, fanout_scripts
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
+from eggo_nornir.tasks._lib.context import DeployContext
 
 if TYPE_CHECKING:
     from eggo_nornir.remote import Remote

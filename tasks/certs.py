@@ -31,7 +31,7 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.controlplane import wait_apiserver_ready
 from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
 from eggo_nornir.tasks.rolling import APISERVER_UNIT, due_restarts, stage_files

@@ -10,7 +10,7 @@ what is knowingly left behind:
     result = {"removed": [...], "errors": [...], "residues": [...]}
 
 and the task fails (with that list in its message) only when something could not be
-cleaned. Every decision is in `tasks/cleanup_plan.py` (pure, unit-tested); this module
+cleaned. Every decision is in `tasks/_lib/cleanup_plan.py` (pure, unit-tested); this module
 only probes, runs the planned steps and reports.
 
 Two tasks, each `fn(task, ctx, dry_run=None) -> Result`:
@@ -38,7 +38,7 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST
 from eggo_nornir.render.flags import runtime_endpoint
 from eggo_nornir.render.runtime import runtime_units
-from eggo_nornir.tasks.cleanup_plan import (
+from eggo_nornir.tasks._lib.cleanup_plan import (
     APPLIED_ADDONS_DIR,
     DEFAULT_DSTPATH,
     KUBECTL_CACHE,
@@ -58,7 +58,7 @@ from eggo_nornir.tasks.cleanup_plan import (
     state_script,
     valid_package,
 )
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.files import STATE_DIR
 
 PROBE_TIMEOUT = 120.0

@@ -33,8 +33,9 @@ from eggo_nornir.config.model import Node
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.remote.errors import RemoteError
 from eggo_nornir.remote.nornir_plugin import remote_for_host
-from eggo_nornir.tasks import bundle, fanout_plan, fanout_scripts
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks import bundle
+from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
+from eggo_nornir.tasks._lib.context import DeployContext
 
 if TYPE_CHECKING:
     from nornir.core import Nornir

@@ -22,7 +22,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.roles import COREDNS_PORTS, ROLE_PORTS
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 
 Range = tuple[int, int, str]
 

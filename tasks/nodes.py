@@ -25,9 +25,9 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks.context import DeployContext
-from eggo_nornir.tasks.kubectl import get_json, items, kubectl, readyz
-from eggo_nornir.tasks.waiting import poll
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.kubectl import get_json, items, kubectl, readyz
+from eggo_nornir.tasks._lib.waiting import poll
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 MASTER_LABEL = "node-role.kubernetes.io/master"

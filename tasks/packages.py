@@ -38,8 +38,8 @@ from eggo_nornir.config.model import Package
 from eggo_nornir.config.validate import dst_allowed, dst_dir_allowed
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.bundle import dstpath, node_packages, sub_bundle_for
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import STATE_DIR, record_script
 
 PACKAGES_LIST = f"{STATE_DIR}/packages.installed"

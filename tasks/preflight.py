@@ -30,7 +30,7 @@ from eggo_nornir.errors import DeployError
 from eggo_nornir.remote import RemoteError, SudoError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks.bundle import dstpath
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.system import CLUSTER_ID_FILE
 
 CHECKS: tuple[str, ...] = (

@@ -33,7 +33,7 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR, STATE_DIR, push_files
 
 HOSTNAME_ORIG = f"{STATE_DIR}/hostname.orig"

@@ -33,7 +33,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render.rendered import Rendered
 from eggo_nornir.render.roles import node_units
-from eggo_nornir.tasks.context import DeployContext, DeployOptions
+from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions
 
 # ---- what runs where -------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
 def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
     """Every Kubernetes Node's Ready condition, read with kubectl on this master."""
     from eggo_nornir.remote.nornir_plugin import remote_for
-    from eggo_nornir.tasks.kubectl import items, kubectl, parse_json
+    from eggo_nornir.tasks._lib.kubectl import items, kubectl, parse_json
 
     res = kubectl(remote_for(task), "get", "nodes", "-o", "json", retries=1, timeout=30)
     ready: dict[str, str] = {}
@@ -232,7 +232,7 @@ def probe_etcd(task: Task, ctx: DeployContext) -> Result:
     """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks.etcd import _health_once, _members, etcdctl_argv, leader_of, local_endpoint
-    from eggo_nornir.tasks.kubectl import parse_json
+    from eggo_nornir.tasks._lib.kubectl import parse_json
 
     remote = remote_for(task)
     endpoint = local_endpoint(ctx.node(task.host.name).ip)

@@ -45,7 +45,7 @@ from eggo_nornir.engine import Phase, hosts_named
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.flags import etcd_initial_cluster, etcd_peer_url
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 
 REMOTE_TMP = "/var/tmp"
 WORK_DIR = "/var/lib/eggo/etcd-restore"
@@ -314,8 +314,8 @@ def restore_member(task: Task, ctx: DeployContext) -> Result:
 def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
     """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both)."""
     from eggo_nornir.remote.nornir_plugin import remote_for
-    from eggo_nornir.tasks.kubectl import readyz
-    from eggo_nornir.tasks.waiting import poll
+    from eggo_nornir.tasks._lib.kubectl import readyz
+    from eggo_nornir.tasks._lib.waiting import poll
 
     remote = remote_for(task)
     server = f"https://{_url_host(ctx.node(task.host.name).ip)}:6443"

@@ -37,7 +37,7 @@ from eggo_nornir.tasks import (
     system,
     worker,
 )
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 
 
 class PreflightError(EggoError):

@@ -8,7 +8,7 @@ import pytest
 
 from eggo_nornir.cluster.plan import cleanup_phases, deploy_phases
 from eggo_nornir.config import load_config
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.hooks import CliHook
 
 DATA = Path(__file__).resolve().parents[2] / "data"

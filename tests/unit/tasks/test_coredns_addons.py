@@ -12,7 +12,7 @@ from eggo_nornir.config.model import Addon, DNSConfig, NetworkConfig, Package, P
 from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import coredns
 from eggo_nornir.tasks.addons import APPLIED_DIR, addon_sources, apply_addons
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.coredns import deploy_coredns
 
 CFG = k8s_cluster()
