@@ -32,8 +32,8 @@ from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
+from eggo_nornir.tasks.files import push_files
 
 APPLIED_DIR = f"{p.ADDONS_DIR}/applied"
 DEFAULT_DSTPATH = "/root/.eggo/package"

@@ -20,9 +20,9 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import addons
 from eggo_nornir.render.kubeconfig import local_apiserver_url, super_admin_kubeconfig
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, diff_manifest, ensure_manifest, readyz
 from eggo_nornir.tasks._lib.steps import files_for
+from eggo_nornir.tasks.files import push_files
 
 SUPER_ADMIN_DIR = "/root"
 SUPER_ADMIN_PREFIX = ".eggo-super-admin-"

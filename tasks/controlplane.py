@@ -20,11 +20,11 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.kubeconfig import local_apiserver_url
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, readyz
-from eggo_nornir.tasks.services import converge_services, wait_stays_active
 from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.services import converge_services, wait_stays_active
 
 
 def wait_apiserver_ready(task: Task, ctx: DeployContext, server: str | None = None) -> str:

@@ -27,11 +27,11 @@ from eggo_nornir.render import unit_names
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.units import etcd_bootstrap_file
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks._lib.kubectl import parse_json
-from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.services import converge_services
 
 ETCD_UNIT = unit_names.ETCD
 ETCDCTL = p.binary("etcdctl")

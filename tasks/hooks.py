@@ -31,8 +31,8 @@ from eggo_nornir.errors import DeployError, UsageError
 from eggo_nornir.remote import CommandTimeout, RemoteError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.paths import K8S_DIR
-from eggo_nornir.tasks.bundle import dstpath
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks.bundle import dstpath
 
 log = logging.getLogger("eggo_nornir.hooks")
 

@@ -25,10 +25,10 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import PENDING_DIR, push_files
-from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
+from eggo_nornir.tasks.files import PENDING_DIR, push_files
+from eggo_nornir.tasks.services import converge_services
 
 LB_UNIT = unit_names.NGINX
 PID_GLOBAL = "pid /run/kube-nginx.pid;"

@@ -21,9 +21,9 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.remote import Remote
 from eggo_nornir.render import network
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files, record_script
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 
 DEFAULT_CNI_BIN = "/opt/cni/bin"
 # where distributions put the reference plugins (Debian, openEuler/Fedora, upstream tarball)

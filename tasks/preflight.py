@@ -29,8 +29,8 @@ from eggo_nornir.config.model import ClusterConfig, Node, normalise_arch
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote import RemoteError, SudoError
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks.bundle import dstpath
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks.bundle import dstpath
 from eggo_nornir.tasks.system import CLUSTER_ID_FILE
 
 CHECKS: tuple[str, ...] = (
@@ -388,3 +388,32 @@ def cross_host_problems(
             if len(hosts) > 1:
                 out.append(f"{check}: {', '.join(hosts)} share {what} {value} (cloned machines?); fix: {fix}")
     return out
+
+
+class ClusterPreflightError(DeployError):
+    """Cluster-wide preflight problems (duplicate hostnames or machine-ids)."""
+
+
+def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
+    """host -> preflight facts of this run, kept in the run's context.
+
+    Why not on `host.data`: the cluster-wide check runs as a phase on one host, and a phase's
+    Nornir holds only that phase's hosts, so the other hosts' data is out of its reach.
+    """
+    return ctx.state.preflight_facts
+
+
+def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
+    """Run the host checks and keep the facts for the cluster-wide check."""
+    facts = task.run(preflight, ctx=ctx, ignore=tuple(ignore))[0].result
+    _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
+    return Result(host=task.host, result="preflight ok")
+
+
+def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
+    """Checks across hosts (cloned VMs share hostnames and machine-ids), run once."""
+    facts = dict(_facts(ctx))
+    problems = [] if "unique" in ignore else cross_host_problems(facts)
+    if problems:
+        raise ClusterPreflightError("cluster preflight failed:\n" + "\n".join(f"- {p}" for p in problems))
+    return Result(host=task.host, result=f"{len(facts)} hosts checked")

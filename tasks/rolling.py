@@ -36,12 +36,12 @@ from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import secure_port
 from eggo_nornir.render.nginx import nginx_conf
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, files_for
+from eggo_nornir.tasks._lib.waiting import CLOCK
 from eggo_nornir.tasks.controlplane import deploy_control_plane
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.loadbalancer import swap_config
 from eggo_nornir.tasks.services import parse_probe, probe_script
-from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, files_for
-from eggo_nornir.tasks._lib.waiting import CLOCK
 
 APISERVER_UNIT = unit_names.APISERVER
 

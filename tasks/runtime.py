@@ -19,10 +19,10 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import runtime as rt
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
+from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks.services import converge_services
 
 
 def cri_socket(cfg: ClusterConfig) -> str:

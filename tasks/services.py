@@ -19,8 +19,8 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote import CommandFailed
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.files import PENDING_DIR
 from eggo_nornir.tasks._lib.waiting import CLOCK, journal_tail, poll
+from eggo_nornir.tasks.files import PENDING_DIR
 
 # `is-enabled` states that need no `systemctl enable`
 _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked"}

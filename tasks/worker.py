@@ -17,10 +17,10 @@ from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.roles import ROLE_UNITS
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.network import DEFAULT_CNI_BIN, ensure_cni_plugins
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 
 KUBELET_DIR = "/var/lib/kubelet"
 

@@ -43,8 +43,8 @@ def run_prepare(deploy_yaml: Path, state_dir: Path, dry_run: bool = False) -> di
     from nornir import InitNornir
 
     from eggo_nornir.config import load_config
-    from eggo_nornir.tasks.bundle import ship_bundle
     from eggo_nornir.tasks._lib.context import DeployContext
+    from eggo_nornir.tasks.bundle import ship_bundle
     from eggo_nornir.tasks.firewall import open_firewall
     from eggo_nornir.tasks.packages import import_images, install_packages
     from eggo_nornir.tasks.preflight import cross_host_problems, preflight

@@ -15,8 +15,8 @@ from eggo_nornir.engine import run_phases
 from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster
-from eggo_nornir.tasks.certs import cert_files, roll_units
 from eggo_nornir.tasks._lib.context import DeployOptions
+from eggo_nornir.tasks.certs import cert_files, roll_units
 
 CFG = k8s_cluster()  # m0 (master, worker, etcd), m1 (master, etcd), w0, lb
 RUNNING = {
