@@ -32,6 +32,7 @@ from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
 from eggo_nornir.tasks.files import push_files
 
@@ -98,6 +99,7 @@ def _read_first(remote: Remote, candidates: tuple[str, ...]) -> tuple[str, bytes
     return None
 
 
+@applies_to("master")
 def apply_addons(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Template, ship to /etc/kubernetes/addons/applied/ and apply every addon manifest.
 

@@ -20,6 +20,7 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import addons
 from eggo_nornir.render.kubeconfig import local_apiserver_url, super_admin_kubeconfig
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, diff_manifest, ensure_manifest, readyz
 from eggo_nornir.tasks._lib.steps import files_for
 from eggo_nornir.tasks.files import push_files
@@ -57,6 +58,7 @@ def _apply_cluster_admins(remote: Remote, ctx: DeployContext, host: str, server:
         remote.run(["rm", "-f", temp], check=False, timeout=60)
 
 
+@applies_to("master")
 def apply_bootstrap(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the bootstrap manifests (STEP_FILES["bootstrap"]) and apply, in order,
     cluster-admins.yaml (super-admin), bootstrap-token.yaml and node-bootstrap-rbac.yaml

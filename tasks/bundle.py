@@ -44,6 +44,7 @@ from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 if TYPE_CHECKING:
     from eggo_nornir.remote import Remote
@@ -469,6 +470,7 @@ def unpack(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle, verif
     )
 
 
+@applies_to("node")
 def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Make `<dstpath>` hold exactly the node's sub-bundle, unpacked; skip when the marker matches.
 
@@ -486,6 +488,7 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     return ship_direct(task, ctx, dry_run)
 
 
+@applies_to("node")
 def ship_direct(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """The direct path: this host, from the controller, over SSH (the fallback and the baseline)."""
     node = ctx.node(task.host.name)

@@ -32,10 +32,11 @@ from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
 from eggo_nornir.tasks._lib.context import DeployContext
-from eggo_nornir.tasks.controlplane import wait_apiserver_ready
+from eggo_nornir.tasks._lib.gates import wait_apiserver_ready, wait_stays_active
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
 from eggo_nornir.tasks.rolling import APISERVER_UNIT, due_restarts, stage_files
-from eggo_nornir.tasks.services import converge_services, wait_stays_active
+from eggo_nornir.tasks.services import converge_services
 
 # Every file that holds a leaf certificate or embeds a client certificate. The CA and SA files
 # sit under PKI_DIR too; renewal never changes them, so pushing them finds nothing to do.
@@ -73,6 +74,7 @@ def roll_units(files: list[HostFile]) -> list[str]:
     return sorted(units, key=lambda u: (rank.get(u, len(rank)), u))
 
 
+@applies_to("node")
 def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the host's certificate files; remember which units must restart (in ROLL_ORDER).
 
@@ -95,6 +97,7 @@ def _gate_after(task: Task, ctx: DeployContext, unit: str) -> str:
     return "active"
 
 
+@applies_to("node")
 def roll_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Restart the units `push_certs` found due on this host, one by one in ROLL_ORDER, each gated.
 

@@ -59,6 +59,7 @@ from eggo_nornir.tasks._lib.cleanup_plan import (
     valid_package,
 )
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.files import STATE_DIR
 
 PROBE_TIMEOUT = 120.0
@@ -204,6 +205,7 @@ def probe_node(remote: Remote, spec: NodeSpec) -> Plan:
     return plan
 
 
+@applies_to("node")
 def cleanup_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Undo the deploy on this host, whatever its roles, best effort (see the module docstring).
 
@@ -275,6 +277,7 @@ def only_gone(stderr: str) -> bool:
     return bool(lines) and all(any(g in ln for g in _GONE) for ln in lines)
 
 
+@applies_to("master")
 def cleanup_cluster_objects(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """`kubectl delete` the addons this cluster applied, from the first master, without waiting.
 

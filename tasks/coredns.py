@@ -18,12 +18,14 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import coredns
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.services import converge_services
 
 
+@applies_to("master")
 def deploy_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Binary mode: ship the Corefile, unit and manifest (STEP_FILES["coredns"]) and converge
     `coredns` on this master. On the first master (either mode) apply the manifest.

@@ -27,6 +27,7 @@ from eggo_nornir.render import unit_names
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.units import etcd_bootstrap_file
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.kubectl import parse_json
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
@@ -73,6 +74,7 @@ def founding_members(ctx: DeployContext) -> list[tuple[str, str]]:
     return [(m.name, etcd_peer_url(m.ip)) for m in ctx.cfg.with_role("etcd") if m.name not in joiners]
 
 
+@applies_to("etcd")
 def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the member's certs, env file and unit, then make `etcd` enabled, running and fresh.
 
@@ -156,6 +158,7 @@ def _health_once(remote: Remote, endpoint: str) -> tuple[bool, dict[str, Any]]:
     return ok, seen
 
 
+@applies_to("etcd")
 def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait until every etcd member is healthy over mTLS; report members and the leader.
 
@@ -230,6 +233,7 @@ def _member_list(remote: Remote, endpoints: str) -> list[dict[str, Any]]:
     return _members(parse_json(res.stdout, "member list"))
 
 
+@applies_to("etcd")
 def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add this host to the running etcd cluster: gate, `member add`, first start, gate.
 
@@ -311,6 +315,7 @@ def quorum_problem(members: list[dict[str, Any]], healthy_urls: set[str], removi
     return None
 
 
+@applies_to("etcd")
 def remove_etcd_members(
     task: Task,
     ctx: DeployContext,

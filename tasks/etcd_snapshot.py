@@ -24,6 +24,7 @@ from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.flags import etcd_initial_cluster, etcd_peer_url
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 REMOTE_TMP = "/var/tmp"
 WORK_DIR = "/var/lib/eggo/etcd-restore"
@@ -58,6 +59,7 @@ def private_run_dir(remote: Any, base: str = REMOTE_TMP) -> str:
     return out
 
 
+@applies_to("etcd")
 def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
     """On one member: check its own endpoint, `snapshot save`, hash, fetch, and remove the file.
 
@@ -87,6 +89,7 @@ def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
     return Result(host=task.host, changed=False, result={"data": data, "sha256": local_sha})
 
 
+@applies_to("etcd")
 def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) -> Result:
     """Everything that can fail before a change: etcdutl runs here, and the uploaded snapshot
     is intact (same sha256, and `etcdutl snapshot status` reads it)."""
@@ -119,6 +122,7 @@ def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) 
     )
 
 
+@applies_to("node")
 def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> Result:
     """`systemctl <action> <units>` (stop, start, restart); starts wait for Type=notify readiness."""
     from eggo_nornir.remote.nornir_plugin import remote_for
@@ -127,6 +131,7 @@ def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> 
     return Result(host=task.host, changed=True, result=f"{action} {' '.join(units)}")
 
 
+@applies_to("etcd")
 def restore_member(task: Task, ctx: DeployContext) -> Result:
     """Restore into a fresh data dir with this member's identity, then swap it in."""
     from eggo_nornir.remote.nornir_plugin import remote_for
@@ -160,6 +165,7 @@ def restore_member(task: Task, ctx: DeployContext) -> Result:
     )
 
 
+@applies_to("master")
 def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
     """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both)."""
     from eggo_nornir.remote.nornir_plugin import remote_for
@@ -176,6 +182,7 @@ def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
     return Result(host=task.host, changed=False, result="ready")
 
 
+@applies_to("etcd")
 def restore_cleanup(task: Task, ctx: DeployContext) -> Result:
     """Drop the uploaded snapshot, the uploaded etcdutl and the pre-restore data dir."""
     from eggo_nornir.remote.nornir_plugin import remote_for

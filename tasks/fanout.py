@@ -36,6 +36,7 @@ from eggo_nornir.remote.nornir_plugin import remote_for_host
 from eggo_nornir.tasks import bundle
 from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -343,7 +344,7 @@ def _run_names(nornir: Nornir) -> list[str]:
     return [n for n in nornir.inventory.hosts if n not in failed]
 
 
-def run_for(task: Task, ctx: DeployContext) -> FanOutRun:
+def _run_for(task: Task, ctx: DeployContext) -> FanOutRun:
     """The fan-out of the task's `nr.run`, driving it first if this host is the first to arrive.
 
     A host that already collected its outcome from the current run starts a new one (the
@@ -361,7 +362,8 @@ def run_for(task: Task, ctx: DeployContext) -> FanOutRun:
     return run
 
 
+@applies_to("node")
 def ship_with_peers(task: Task, ctx: DeployContext) -> Result:
     """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out."""
-    changed, result = run_for(task, ctx).outcome(task.host.name)
+    changed, result = _run_for(task, ctx).outcome(task.host.name)
     return Result(host=task.host, changed=changed, result=result)

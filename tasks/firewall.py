@@ -23,6 +23,7 @@ from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.roles import COREDNS_PORTS, ROLE_PORTS
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 Range = tuple[int, int, str]
 
@@ -94,6 +95,7 @@ def action_script(runtime: list[str], permanent: list[str], zone: str | None) ->
     return " && ".join(steps)
 
 
+@applies_to("node")
 def open_firewall(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add the node's missing ports to firewalld's runtime and permanent config (default zone,
     or `ctx.options.firewall_zone`).

@@ -32,6 +32,7 @@ from eggo_nornir.remote import CommandTimeout, RemoteError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.paths import K8S_DIR
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath
 
 log = logging.getLogger("eggo_nornir.hooks")
@@ -138,6 +139,7 @@ def hooks_for(cfg: ClusterConfig, node: Node, schedule: str) -> list:
     return [p for p in cfg.packages_for(node) if p.type == "shell" and p.schedule == schedule]
 
 
+@applies_to("node")
 def run_hooks(
     task: Task,
     ctx: DeployContext,
@@ -259,6 +261,7 @@ def remote_names(hooks: Sequence[CliHook]) -> dict[CliHook, str]:
     }
 
 
+@applies_to("node")
 def run_cli_hooks(
     task: Task,
     ctx: DeployContext,

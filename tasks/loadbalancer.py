@@ -25,6 +25,7 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
 from eggo_nornir.tasks.files import PENDING_DIR, push_files
@@ -70,6 +71,7 @@ def _test_config(remote: Remote, conf: HostFile) -> None:
         )
 
 
+@applies_to("loadbalance")
 def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship kube-nginx.conf and its unit (STEP_FILES["loadbalancer"]) and converge `kube-nginx`.
 

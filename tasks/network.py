@@ -21,6 +21,7 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.remote import Remote
 from eggo_nornir.render import network
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files, record_script
 from eggo_nornir.tasks.services import converge_services
@@ -81,6 +82,7 @@ def ensure_cni_plugins(remote: Remote, cfg: ClusterConfig, dry: bool) -> tuple[l
     return [dst for _, dst in links], notes
 
 
+@applies_to("master_not_worker")
 def deploy_pod_routes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """On a master that runs no kubelet, with the bridge network: ship the pod-route batch and
     its oneshot unit (STEP_FILES["pod-routes"]) and converge `eggo-pod-routes`, so the

@@ -26,6 +26,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.kubectl import get_json, items, kubectl, readyz
 from eggo_nornir.tasks._lib.waiting import poll
 
@@ -70,6 +71,7 @@ def _has_taint(node: dict[str, Any], spec: str) -> bool:
     )
 
 
+@applies_to("master")
 def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Label (and, for master+worker nodes, taint) every kubelet node that registered.
 
@@ -142,6 +144,7 @@ def describe_not_ready(name: str, node: dict[str, Any] | None) -> str:
     return text + (f"; {' '.join(bad)}" if bad else "")
 
 
+@applies_to("master")
 def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait up to `ctx.options.node_ready_timeout` s until every kubelet node that did not
     fail earlier is Ready; fail naming the others with their conditions. Read-only.
@@ -221,6 +224,7 @@ def _state(csr: dict[str, Any]) -> str:
     return "Pending"
 
 
+@applies_to("master")
 def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """With `enable-kubelet-serving`: approve the pending kubelet-serving CSRs of our nodes.
 
@@ -277,6 +281,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
 # ---- delete: drain before, Node objects after ---------------------------------------------------
 
 
+@applies_to("master")
 def drain_nodes(
     task: Task,
     ctx: DeployContext,
@@ -332,6 +337,7 @@ def drain_nodes(
     )
 
 
+@applies_to("master")
 def delete_node_objects(
     task: Task, ctx: DeployContext, nodes: tuple[str, ...] = (), dry_run: bool | None = None
 ) -> Result:

@@ -39,6 +39,7 @@ from eggo_nornir.config.validate import dst_allowed, dst_dir_allowed
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath, node_packages, sub_bundle_for
 from eggo_nornir.tasks.files import STATE_DIR, record_script
 
@@ -382,6 +383,7 @@ def copy_script(c: Copy) -> str:
     return f"mkdir -p {parent} && install -m {c.mode:04o} -o root -g root {src} {tmp} && mv -f {tmp} {target}"
 
 
+@applies_to("node")
 def install_packages(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Install the node's repo/pkg/bin/file/dir packages; images, yaml and shell are handled elsewhere.
 
@@ -468,6 +470,7 @@ def images_probe_script(runtime: str, files: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+@applies_to("worker")
 def import_images(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Load the images into the runtime in use, skipping images it already has: every `image`
     entry (whatever role lists it) and the bundle's `images.tar`, on every node that runs

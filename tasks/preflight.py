@@ -30,6 +30,7 @@ from eggo_nornir.errors import DeployError
 from eggo_nornir.remote import RemoteError, SudoError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath
 from eggo_nornir.tasks.system import CLUSTER_ID_FILE
 
@@ -300,7 +301,8 @@ def _port_problems(cfg: ClusterConfig, node: Node, raw: Mapping[str, Any]) -> li
     return out
 
 
-def preflight(
+@applies_to("node")
+def preflight_checks(
     task: Task, ctx: DeployContext, ignore: Sequence[str] = (), dry_run: bool | None = None
 ) -> Result:
     """Run every check on the host; fail (PreflightError) unless each failing check is in `ignore`.
@@ -403,13 +405,15 @@ def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
     return ctx.state.preflight_facts
 
 
+@applies_to("node")
 def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
     """Run the host checks and keep the facts for the cluster-wide check."""
-    facts = task.run(preflight, ctx=ctx, ignore=tuple(ignore))[0].result
+    facts = task.run(preflight_checks, ctx=ctx, ignore=tuple(ignore))[0].result
     _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
     return Result(host=task.host, result="preflight ok")
 
 
+@applies_to("node")
 def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
     """Checks across hosts (cloned VMs share hostnames and machine-ids), run once."""
     facts = dict(_facts(ctx))

@@ -20,6 +20,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.render.roles import node_units
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 # ---- what runs where -------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ def parse_cert_listing(text: str, now: datetime, renew_before_days: int) -> tupl
 # ---- the probes (Nornir tasks) ------------------------------------------------------------
 
 
+@applies_to("node")
 def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: bool = True) -> Result:
     """Service states (one `systemctl is-active`) and certificate expiries of one host."""
     from eggo_nornir.remote.nornir_plugin import remote_for
@@ -176,6 +178,7 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
     return Result(host=task.host, changed=False, result=out)
 
 
+@applies_to("master")
 def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
     """Every Kubernetes Node's Ready condition, read with kubectl on this master."""
     from eggo_nornir.remote.nornir_plugin import remote_for
@@ -190,6 +193,7 @@ def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
     return Result(host=task.host, changed=False, result=ready)
 
 
+@applies_to("etcd")
 def probe_etcd(task: Task, ctx: DeployContext) -> Result:
     """Health of every endpoint (`--cluster`), the member list and the leader, from this member.
 

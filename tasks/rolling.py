@@ -36,6 +36,7 @@ from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import secure_port
 from eggo_nornir.render.nginx import nginx_conf
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, files_for
 from eggo_nornir.tasks._lib.waiting import CLOCK
 from eggo_nornir.tasks.controlplane import deploy_control_plane
@@ -51,6 +52,7 @@ def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
     return ctx.state.renew_restarts
 
 
+@applies_to("node")
 def stage_files(
     task: Task,
     ctx: DeployContext,
@@ -100,6 +102,7 @@ def nothing_serving(ctx: DeployContext) -> bool:
     return all(m in probed and not probed[m] for m in ctx.cfg.masters)
 
 
+@applies_to("master")
 def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """The control-plane step's files on this master, staged: the drain phase then knows whether
     this master's apiserver will restart (the restart itself is `deploy_control_plane`'s).
@@ -121,6 +124,7 @@ def started_in_parallel(ctx: DeployContext) -> set[str]:
     return ctx.state.control_planes_started
 
 
+@applies_to("master")
 def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """On a first deploy (no master serves), converge this master's control plane now, in
     parallel with the others; otherwise leave it to the rolling steps that follow."""
@@ -131,6 +135,7 @@ def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = 
     return Result(host=task.host, changed=bool(deployed.changed), diff=deployed.diff, result=deployed.result)
 
 
+@applies_to("master")
 def roll_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """`deploy_control_plane`, unless `start_control_planes` already converged this master."""
     if task.host.name in started_in_parallel(ctx):
@@ -144,6 +149,7 @@ def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
     return rendered if not down else dataclasses.replace(rendered, content=nginx_conf(ctx.cfg, down))
 
 
+@applies_to("loadbalance")
 def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
     """On the LB: mark `master`'s upstream `down` and reload nginx, if its apiserver will restart.
 
@@ -164,6 +170,7 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     return Result(host=task.host, changed=True, result=f"drained {master}")
 
 
+@applies_to("loadbalance")
 def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
     """On the LB: the deployed config again (every master up), reloaded only if it differs.
 

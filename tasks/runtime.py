@@ -19,6 +19,7 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import runtime as rt
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks._lib.waiting import journal_tail, poll
 from eggo_nornir.tasks.files import push_files
@@ -57,6 +58,7 @@ def cri_check_script(cfg: ClusterConfig) -> str:
     return "; ".join(parts)
 
 
+@applies_to("worker")
 def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the runtime's config and units plus the CNI config (STEP_FILES["runtime"]), converge
     the configured runtime's units (`render.runtime.runtime_units`), then wait until the runtime

@@ -34,6 +34,7 @@ from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.files import PENDING_DIR, STATE_DIR, push_files
 
 HOSTNAME_ORIG = f"{STATE_DIR}/hostname.orig"
@@ -298,6 +299,7 @@ def _kernel_files(
     return files, list(dict.fromkeys(modules)), sysctls, sysctl_file
 
 
+@applies_to("node")
 def prepare_system(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Hostname, /etc/hosts, swap off, kernel modules and sysctls, cluster marker, on one node.
 

@@ -17,6 +17,7 @@ from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.roles import ROLE_UNITS
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.network import DEFAULT_CNI_BIN, ensure_cni_plugins
@@ -32,6 +33,7 @@ def dirs_script(dirs: list[str], dry: bool) -> str:
     return f'for d in {q}; do [ -d "$d" ] || {{ {action}; }}; done; [ -e /etc/resolv.conf ] || echo noresolv'
 
 
+@applies_to("worker")
 def deploy_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship STEP_FILES["node"] (everything restarting kubelet, kube-proxy, eggo-pod-routes),
     create /var/lib/kubelet and the CNI bin dir, make the CNI plugins findable
