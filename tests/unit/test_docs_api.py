@@ -71,8 +71,6 @@ def test_the_kubeconfig_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     conf = yaml.safe_load((tmp_path / "alice.kubeconfig").read_text())
     assert conf["current-context"] == "alice@docs"
-    import base64
-
     cert = x509.load_pem_x509_certificate(
         base64.b64decode(conf["users"][0]["user"]["client-certificate-data"])
     )
