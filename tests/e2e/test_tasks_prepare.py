@@ -61,7 +61,8 @@ def run_prepare(deploy_yaml: Path, state_dir: Path, dry_run: bool = False) -> di
         host.data["eggo_trust_new_host_keys"] = True
     out: dict[str, dict[str, object]] = {}
     try:
-        for task in (preflight_checks, prepare_system, open_firewall, ship_bundle, install_packages, import_images):
+        prep = (preflight_checks, prepare_system, open_firewall, ship_bundle, install_packages, import_images)
+        for task in prep:
             res = nr.run(task=task, ctx=ctx, dry_run=dry_run)
             failed = {h: str(mr[0].exception)[-2000:] for h, mr in res.items() if mr.failed}
             assert not failed, f"{task.__name__} failed: {failed}"
