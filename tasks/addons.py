@@ -106,6 +106,14 @@ def apply_addons(task: Task, ctx: DeployContext, dry_run: bool | None = None) ->
     Network manifests go through `template_addon_manifest` (its warnings are in
     `result["warnings"]`). Missing manifests are listed and fail the task after the others
     were applied. A dry run shows file diffs and `kubectl diff` output, applies nothing.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a manifest was (or would be) applied; `result` {applied, warnings}.
     """
     cfg = ctx.cfg
     remote = remote_for(task)

@@ -480,6 +480,15 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     `peer`, with `source` naming the peer). With the run option `distribution` at `peer` or
     `auto` (the default), hosts fetch from each other (`tasks/fanout.py`); a dry run always
     answers per host, as the direct path would.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the sub-bundle was (or would be) shipped; `result` describes the bundle and
+            how it came.
     """
     if distribution_mode(ctx) != "direct" and not task.is_dry_run(dry_run):
         from eggo_nornir.tasks.fanout import ship_with_peers
@@ -490,7 +499,17 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 
 @applies_to("node")
 def ship_direct(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """The direct path: this host, from the controller, over SSH (the fallback and the baseline)."""
+    """The direct path: this host, from the controller, over SSH (the fallback and the baseline).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the sub-bundle was (or would be) uploaded; `result` has its name, sha256 and
+            bytes sent.
+    """
     node = ctx.node(task.host.name)
     sub = sub_bundle_for(ctx, node)
     if sub is None:

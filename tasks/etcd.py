@@ -86,6 +86,14 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     member whose files changed restarts only while holding the run's etcd restart lock, with
     every member healthy before and after: the members of one phase run in parallel, and two
     restarting at once could cost the quorum and the API with it.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or the unit changed; `result` {files, services}.
     """
     files = files_for(ctx, "etcd", task.host.name)
     running = _has_data(remote_for(task))
@@ -166,6 +174,14 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     etcdctl output and the local etcd journal when the cluster does not become healthy, or
     when a configured member is missing from the member list. Read-only, so `changed` is
     False; a dry run checks once and never fails (etcd may not be installed yet).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` {healthy, members, leader}; raises when etcd stays unhealthy.
     """
     remote = remote_for(task)
     node = ctx.node(task.host.name)
@@ -242,6 +258,14 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
     unstarted members. Idempotent: a member already in the list (a join that failed after the
     add) is not added twice, and a member with data is only converged. Another member that was
     added but never started is an error: it counts towards quorum and nothing here knows it.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the member was added or its files changed; `result` has the notes.
     """
     remote = remote_for(task)
     node = ctx.node(task.host.name)
@@ -330,6 +354,17 @@ def remove_etcd_members(
     Refuses when the removal would break quorum (see `quorum_problem`) unless `force`. A name
     that is not a member (never joined, or removed by an earlier run) is skipped, so a delete
     that failed later can be re-run. Each removal is followed by the health gate.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        members: node names of the members to remove
+        peer_urls: their peer URLs (matched when a name differs)
+        force: remove even when quorum would be at risk
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a member was removed; `result` {removed, quorum}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

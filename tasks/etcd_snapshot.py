@@ -65,6 +65,14 @@ def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
 
     The snapshot holds every Secret of the cluster, so it is written under umask 077 into a
     private dir made for this run (see `private_run_dir`), which is removed whatever happens.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        file_name: the snapshot's file name (in a private run dir on the member)
+
+    Returns:
+        Result: unchanged; `result` {data: the snapshot bytes, sha256}.
     """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks.etcd import etcdctl_argv, local_endpoint
@@ -92,7 +100,17 @@ def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
 @applies_to("etcd")
 def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) -> Result:
     """Everything that can fail before a change: etcdutl runs here, and the uploaded snapshot
-    is intact (same sha256, and `etcdutl snapshot status` reads it)."""
+    is intact (same sha256, and `etcdutl snapshot status` reads it).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        snapshot: the controller-side snapshot file to upload
+        sha256: its expected sha256
+
+    Returns:
+        Result: changed (the upload); `result` {etcdutl, version, snapshot_status}.
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
 
     remote = remote_for(task)
@@ -124,7 +142,17 @@ def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) 
 
 @applies_to("node")
 def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> Result:
-    """`systemctl <action> <units>` (stop, start, restart); starts wait for Type=notify readiness."""
+    """`systemctl <action> <units>` (stop, start, restart); starts wait for Type=notify readiness.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        action: `stop`, `start` or `restart`
+        units: the units to act on
+
+    Returns:
+        Result: changed, naming the action and units.
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
 
     remote_for(task).run(["systemctl", action, *units], timeout=360)
@@ -133,7 +161,15 @@ def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> 
 
 @applies_to("etcd")
 def restore_member(task: Task, ctx: DeployContext) -> Result:
-    """Restore into a fresh data dir with this member's identity, then swap it in."""
+    """Restore into a fresh data dir with this member's identity, then swap it in.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: changed; `result` {restored, previous} (the data dir and where the old one is kept).
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
 
     remote = remote_for(task)
@@ -167,7 +203,15 @@ def restore_member(task: Task, ctx: DeployContext) -> Result:
 
 @applies_to("master")
 def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
-    """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both)."""
+    """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: unchanged, `result` "ready"; raises when /readyz does not answer ok in time.
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks._lib.kubectl import readyz
     from eggo_nornir.tasks._lib.waiting import poll
@@ -184,7 +228,15 @@ def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
 
 @applies_to("etcd")
 def restore_cleanup(task: Task, ctx: DeployContext) -> Result:
-    """Drop the uploaded snapshot, the uploaded etcdutl and the pre-restore data dir."""
+    """Drop the uploaded snapshot, the uploaded etcdutl and the pre-restore data dir.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: changed, naming what was removed.
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
 
     remote_for(task).run(["rm", "-rf", WORK_DIR, PREVIOUS_DIR], timeout=300)

@@ -364,6 +364,14 @@ def _run_for(task: Task, ctx: DeployContext) -> FanOutRun:
 
 @applies_to("node")
 def ship_with_peers(task: Task, ctx: DeployContext) -> Result:
-    """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out."""
+    """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: `changed` when the sub-bundle arrived; `result` says from where.
+    """
     changed, result = _run_for(task, ctx).outcome(task.host.name)
     return Result(host=task.host, changed=changed, result=result)

@@ -155,6 +155,18 @@ def run_hooks(
     to False for pre/postcleanup and True otherwise. `changed` is True when a hook ran:
     a hook is user code whose effect we cannot see, so we never claim it changed nothing.
     Result: `{"ran": [names], "failed": [{hook, error}]}`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        schedule: `prejoin`, `postjoin`, `precleanup` or `postcleanup`
+        operator: the operation given to the scripts
+        hook_paths: extra hook files (already on the host) to run
+        fatal: whether a failing hook fails the task (default: pre-hooks only)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a hook ran; `result` {ran, failed}.
     """
     node = ctx.node(task.host.name)
     pkgs = hooks_for(ctx.cfg, node, schedule)
@@ -275,6 +287,18 @@ def run_cli_hooks(
 
     `hook_type` is `prehook`, `posthook`, `cluster-prehook` or `cluster-posthook`;
     `fatal` defaults to False when `operator` is cleanup or delete.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        hooks: the parsed `--prehook`/`--posthook` specs (`CliHook`)
+        hook_type: the hook type given to the scripts (`prehook`, `cluster-posthook`...)
+        operator: the operation (`deploy`, `join`, `cleanup`, `delete`)
+        fatal: whether a failing hook fails the task (default: pre-hooks only)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a hook ran; `result` {ran, failed}.
     """
     node = ctx.node(task.host.name)
     mine = [h for h in hooks if h.role in node.roles]

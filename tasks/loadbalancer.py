@@ -78,6 +78,14 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     Order: test the new config, push, then reload (config-only change on a running LB, no
     pending restart from an earlier run) or converge (start / restart), then wait until the
     bind port listens (`ctx.options.lb_start_timeout`).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or unit changed; `result` {files, services, notes}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

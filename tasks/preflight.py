@@ -309,6 +309,16 @@ def preflight_checks(
 
     Read-only, so a dry run does exactly the same. `result` is the facts dict plus
     `problems` (each `{check, message, fix, ignored}`) and `warnings`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids whose problems are reported but not fatal
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` is the host's facts plus `problems` and `warnings`; raises
+            `PreflightError` with every problem not ignored.
     """
     node = ctx.node(task.host.name)
     ignored = set(ignore)
@@ -407,7 +417,16 @@ def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
 
 @applies_to("node")
 def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
-    """Run the host checks and keep the facts for the cluster-wide check."""
+    """Run the host checks and keep the facts for the cluster-wide check.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids whose problems are reported but not fatal
+
+    Returns:
+        Result: unchanged, "preflight ok"; the facts are kept in `ctx.state.preflight_facts`.
+    """
     facts = task.run(preflight_checks, ctx=ctx, ignore=tuple(ignore))[0].result
     _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
     return Result(host=task.host, result="preflight ok")
@@ -415,7 +434,17 @@ def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -
 
 @applies_to("node")
 def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
-    """Checks across hosts (cloned VMs share hostnames and machine-ids), run once."""
+    """Checks across hosts (cloned VMs share hostnames and machine-ids), run once.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids to waive (`unique` skips the cross-host checks)
+
+    Returns:
+        Result: unchanged, "N hosts checked"; raises `ClusterPreflightError` listing the cross-host
+            problems.
+    """
     facts = dict(_facts(ctx))
     problems = [] if "unique" in ignore else cross_host_problems(facts)
     if problems:

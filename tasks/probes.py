@@ -154,7 +154,17 @@ def parse_cert_listing(text: str, now: datetime, renew_before_days: int) -> tupl
 
 @applies_to("node")
 def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: bool = True) -> Result:
-    """Service states (one `systemctl is-active`) and certificate expiries of one host."""
+    """Service states (one `systemctl is-active`) and certificate expiries of one host.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        services: probe the units of the node's roles
+        certs: list the certificates on the node
+
+    Returns:
+        Result: unchanged; `result` {services: unit -> state, cert_source, certs: [CertInfo]}.
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
 
     remote = remote_for(task)
@@ -180,7 +190,15 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
 
 @applies_to("master")
 def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
-    """Every Kubernetes Node's Ready condition, read with kubectl on this master."""
+    """Every Kubernetes Node's Ready condition, read with kubectl on this master.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: unchanged; `result` maps each Node name to its Ready status (True, False, Unknown).
+    """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks._lib.kubectl import items, kubectl, parse_json
 
@@ -199,6 +217,13 @@ def probe_etcd(task: Task, ctx: DeployContext) -> Result:
 
     Reuses the deploy's parsing (`tasks.etcd`); unlike the deploy's gate it checks once and
     reports instead of raising on an unhealthy member, so status shows the whole picture.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: unchanged; `result` {healthy, errors, members, leader}.
     """
     from eggo_nornir.remote.nornir_plugin import remote_for
     from eggo_nornir.tasks._lib.kubectl import parse_json

@@ -64,6 +64,16 @@ def stage_files(
 
     A unit is due when one of its files changed now, or when it still has a pending-restart
     marker (an earlier run wrote its files and failed before restarting it).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        files: the `HostFile`s to ship
+        units: the units whose restart to remember, in order
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file changed; `result` {written, restart}.
     """
     remote = remote_for(task)
     pushed = task.run(push_files, files=list(files), dry_run=dry_run)[0]
@@ -109,6 +119,14 @@ def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = N
 
     Also probes whether an apiserver serves here (before anything restarted), which decides
     between a parallel start and a rolling one (see the module docstring).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a control-plane file changed; `result` {written, restart}.
     """
     files = files_for(ctx, "control-plane", task.host.name)
     staged = stage_files(task, ctx, files, CONTROL_PLANE_UNITS, dry_run=dry_run)
@@ -127,7 +145,16 @@ def started_in_parallel(ctx: DeployContext) -> set[str]:
 @applies_to("master")
 def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """On a first deploy (no master serves), converge this master's control plane now, in
-    parallel with the others; otherwise leave it to the rolling steps that follow."""
+    parallel with the others; otherwise leave it to the rolling steps that follow.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: as `deploy_control_plane`, or unchanged when an apiserver already serves.
+    """
     if not nothing_serving(ctx):
         return Result(host=task.host, changed=False, result="an apiserver serves: rolling one at a time")
     deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
@@ -137,7 +164,16 @@ def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = 
 
 @applies_to("master")
 def roll_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """`deploy_control_plane`, unless `start_control_planes` already converged this master."""
+    """`deploy_control_plane`, unless `start_control_planes` already converged this master.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: as `deploy_control_plane`, or unchanged when the master was started in parallel.
+    """
     if task.host.name in started_in_parallel(ctx):
         return Result(host=task.host, changed=False, result="started in parallel")
     deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
@@ -156,6 +192,16 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     Then wait `lb_drain_seconds` (default 2) so the reload has taken effect and requests already
     on their way to that apiserver have finished. A single master is never drained: nginx would
     have no upstream left, so the restart costs the API either way.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        master: the master whose apiserver is taken out of the LB's upstreams
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the master was drained (a diff in a dry run); `result` says why not
+            otherwise.
     """
     if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
         return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
@@ -176,6 +222,15 @@ def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool
 
     Runs whether or not `drain_apiserver` drained anything, so a renew that failed after a drain
     is repaired by the next renew (or deploy).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        master: the master that was drained
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the LB config was put back and reloaded.
     """
     conf = _lb_conf(ctx, task.host.name, ())
     if task.is_dry_run(dry_run):

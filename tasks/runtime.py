@@ -63,6 +63,14 @@ def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     """Ship the runtime's config and units plus the CNI config (STEP_FILES["runtime"]), converge
     the configured runtime's units (`render.runtime.runtime_units`), then wait until the runtime
     answers, for `ctx.options.runtime_timeout` seconds (not in a dry run).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or unit changed; `result` {files, services}.
     """
     cfg = ctx.cfg
     remote = remote_for(task)

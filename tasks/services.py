@@ -122,6 +122,17 @@ def converge_services(
 
     On failure the error carries the tail of the failing units' journal, which is what an
     operator needs first.
+
+    Args:
+        task: the Nornir task; any host eggo's SSH connection can reach
+        units: the systemd units to converge, in start order
+        restart: units to restart even without changed inputs
+        enable: also `systemctl enable` them
+        timeout: seconds the action command may take
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a unit was enabled, started or restarted; `result` describes the actions.
     """
     remote = remote_for(task)
     units = list(dict.fromkeys(units))

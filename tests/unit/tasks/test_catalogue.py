@@ -58,7 +58,11 @@ def test_every_task_takes_task_first_and_returns_a_result(name: str) -> None:
     sig = inspect.signature(TASKS[name])
     assert next(iter(sig.parameters)) == "task"
     assert sig.return_annotation in ("Result", "Skipped | Result")
-    assert TASKS[name].__doc__, f"{name} has no docstring"
+    doc = inspect.getdoc(TASKS[name]) or ""
+    assert "\n\nArgs:\n" in doc and "\n\nReturns:\n    Result" in doc, f"{name}: Args/Returns sections"
+    args = doc.split("\n\nArgs:\n")[1].split("\n\n")[0]
+    named = [line.split(":")[0].strip() for line in args.splitlines() if not line.startswith(" " * 8)]
+    assert named == list(sig.parameters), f"{name}: Args must name every parameter, in order"
 
 
 def test_every_task_with_a_context_declares_where_it_applies() -> None:
