@@ -107,7 +107,7 @@ def test_tasks_notebook_runs_top_to_bottom(
     assert all(f"<th>{h}</th><td>ok</td>" in preflight for h in hosts)
     assert "<td>changed</td>" in dry and "+++ b/etc/eggo-notebook-demo.conf" in dry and "ExecStart" in dry
     assert "<td>changed</td>" in real and "<td>ok</td>" in again
-    assert "<td>ok</td>" in health and "leader" in health
+    assert "<td>ok</td>" in health and "healthy" in health
     assert all(f"<th>{h}</th>" in probes for h in hosts) and "etcd=active" in probes
     assert "<td>ok</td>" in ready and "True" in ready
     for w in small_cluster.tb.with_role("worker"):
