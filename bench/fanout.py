@@ -74,9 +74,9 @@ def deploy_doc(ips: list[str], key: Path, bundle: Path, payload: str, master_ip:
 def one_run(doc: dict[str, Any], state: Path, mode: str, machine_cpu: Any = None) -> dict[str, Any]:
     """preflight + bundle on every worker through a fresh Nornir; wall seconds and how hosts got it."""
     from eggo_nornir import Cluster
-    from eggo_nornir.cluster.plan import preflight_host
     from eggo_nornir.engine import Phase, run_phases
     from eggo_nornir.tasks import bundle
+    from eggo_nornir.tasks.preflight import preflight_host
 
     cluster = Cluster.from_dict(doc, state_dir=state, distribution=mode)
     ctx = cluster.context()

@@ -45,9 +45,7 @@ from eggo_nornir.config import load_config
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine.progress import EggoProgress
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
-from eggo_nornir.tasks.etcd import etcd_health
-from eggo_nornir.tasks.files import push_files
+from eggo_nornir.tasks import DeployContext, etcd_health, push_files
 
 EXAMPLE_FILE = "/etc/eggo-embedding-example.conf"
 # The project's own template: our tasks ship bytes, whoever renders them.

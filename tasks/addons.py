@@ -31,9 +31,10 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
 from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
 
 APPLIED_DIR = f"{p.ADDONS_DIR}/applied"
 DEFAULT_DSTPATH = "/root/.eggo/package"
@@ -98,12 +99,21 @@ def _read_first(remote: Remote, candidates: tuple[str, ...]) -> tuple[str, bytes
     return None
 
 
+@applies_to("master")
 def apply_addons(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Template, ship to /etc/kubernetes/addons/applied/ and apply every addon manifest.
 
     Network manifests go through `template_addon_manifest` (its warnings are in
     `result["warnings"]`). Missing manifests are listed and fail the task after the others
     were applied. A dry run shows file diffs and `kubectl diff` output, applies nothing.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a manifest was (or would be) applied; `result` {applied, warnings}.
     """
     cfg = ctx.cfg
     remote = remote_for(task)

@@ -19,10 +19,11 @@ from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import addons
 from eggo_nornir.render.kubeconfig import local_apiserver_url, super_admin_kubeconfig
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, diff_manifest, ensure_manifest, readyz
+from eggo_nornir.tasks._lib.steps import files_for
 from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.kubectl import ADMIN_CONF, Applied, diff_manifest, ensure_manifest, readyz
-from eggo_nornir.tasks.steps import files_for
 
 SUPER_ADMIN_DIR = "/root"
 SUPER_ADMIN_PREFIX = ".eggo-super-admin-"
@@ -57,6 +58,7 @@ def _apply_cluster_admins(remote: Remote, ctx: DeployContext, host: str, server:
         remote.run(["rm", "-f", temp], check=False, timeout=60)
 
 
+@applies_to("master")
 def apply_bootstrap(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the bootstrap manifests (STEP_FILES["bootstrap"]) and apply, in order,
     cluster-admins.yaml (super-admin), bootstrap-token.yaml and node-bootstrap-rbac.yaml
@@ -65,6 +67,14 @@ def apply_bootstrap(task: Task, ctx: DeployContext, dry_run: bool | None = None)
     Talks to the local apiserver, which `deploy_control_plane` has just seen ready. In a dry
     run the diffs are shown when the API answers; otherwise the result says it is not up yet.
     The token Secret's diff is never shown.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a manifest differed; `result` {applied, notes}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

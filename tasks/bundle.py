@@ -42,8 +42,9 @@ from eggo_nornir.config.model import ClusterConfig, Node, Package
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks import fanout_plan, fanout_scripts
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 if TYPE_CHECKING:
     from eggo_nornir.remote import Remote
@@ -469,6 +470,7 @@ def unpack(remote: Remote, ctx: DeployContext, node: Node, sub: SubBundle, verif
     )
 
 
+@applies_to("node")
 def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Make `<dstpath>` hold exactly the node's sub-bundle, unpacked; skip when the marker matches.
 
@@ -478,6 +480,15 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     `peer`, with `source` naming the peer). With the run option `distribution` at `peer` or
     `auto` (the default), hosts fetch from each other (`tasks/fanout.py`); a dry run always
     answers per host, as the direct path would.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the sub-bundle was (or would be) shipped; `result` describes the bundle and
+            how it came.
     """
     if distribution_mode(ctx) != "direct" and not task.is_dry_run(dry_run):
         from eggo_nornir.tasks.fanout import ship_with_peers
@@ -486,8 +497,19 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     return ship_direct(task, ctx, dry_run)
 
 
+@applies_to("node")
 def ship_direct(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """The direct path: this host, from the controller, over SSH (the fallback and the baseline)."""
+    """The direct path: this host, from the controller, over SSH (the fallback and the baseline).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the sub-bundle was (or would be) uploaded; `result` has its name, sha256 and
+            bytes sent.
+    """
     node = ctx.node(task.host.name)
     sub = sub_bundle_for(ctx, node)
     if sub is None:

@@ -31,11 +31,12 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import node_apiserver_url
-from eggo_nornir.tasks.context import DeployContext
-from eggo_nornir.tasks.controlplane import wait_apiserver_ready
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.gates import wait_apiserver_ready, wait_stays_active
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.etcd import ETCD_UNIT, etcd_health
 from eggo_nornir.tasks.rolling import APISERVER_UNIT, due_restarts, stage_files
-from eggo_nornir.tasks.services import converge_services, wait_stays_active
+from eggo_nornir.tasks.services import converge_services
 
 # Every file that holds a leaf certificate or embeds a client certificate. The CA and SA files
 # sit under PKI_DIR too; renewal never changes them, so pushing them finds nothing to do.
@@ -73,11 +74,20 @@ def roll_units(files: list[HostFile]) -> list[str]:
     return sorted(units, key=lambda u: (rank.get(u, len(rank)), u))
 
 
+@applies_to("node")
 def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the host's certificate files; remember which units must restart (in ROLL_ORDER).
 
     A unit is due when one of its files changed now, or when it still has a pending-restart
     marker (an earlier run wrote its files and failed before restarting it).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a certificate file changed; `result` {written, restart}.
     """
     files = cert_files(ctx, task.host.name)
     return stage_files(task, ctx, files, roll_units(files), dry_run=dry_run)
@@ -95,12 +105,22 @@ def _gate_after(task: Task, ctx: DeployContext, unit: str) -> str:
     return "active"
 
 
+@applies_to("node")
 def roll_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Restart the units `push_certs` found due on this host, one by one in ROLL_ORDER, each gated.
 
     Before etcd restarts, every member must be healthy: this is what stops a roll that would
     break quorum (a previous member that did not come back fails here, not after a second
     restart). A dry run only says what it would restart.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when units were restarted; `result` {restarted, gates} (or would_restart in a dry
+            run).
     """
     due = due_restarts(ctx)
     restarts = list(due.get(task.host.name) or [])

@@ -10,7 +10,7 @@ what is knowingly left behind:
     result = {"removed": [...], "errors": [...], "residues": [...]}
 
 and the task fails (with that list in its message) only when something could not be
-cleaned. Every decision is in `tasks/cleanup_plan.py` (pure, unit-tested); this module
+cleaned. Every decision is in `tasks/_lib/cleanup_plan.py` (pure, unit-tested); this module
 only probes, runs the planned steps and reports.
 
 Two tasks, each `fn(task, ctx, dry_run=None) -> Result`:
@@ -38,7 +38,7 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST
 from eggo_nornir.render.flags import runtime_endpoint
 from eggo_nornir.render.runtime import runtime_units
-from eggo_nornir.tasks.cleanup_plan import (
+from eggo_nornir.tasks._lib.cleanup_plan import (
     APPLIED_ADDONS_DIR,
     DEFAULT_DSTPATH,
     KUBECTL_CACHE,
@@ -58,7 +58,8 @@ from eggo_nornir.tasks.cleanup_plan import (
     state_script,
     valid_package,
 )
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.files import STATE_DIR
 
 PROBE_TIMEOUT = 120.0
@@ -204,6 +205,7 @@ def probe_node(remote: Remote, spec: NodeSpec) -> Plan:
     return plan
 
 
+@applies_to("node")
 def cleanup_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Undo the deploy on this host, whatever its roles, best effort (see the module docstring).
 
@@ -213,6 +215,15 @@ def cleanup_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) ->
     ones, then their empty parents), daemon-reload, hostname, /etc/hosts block, fstab swap
     lines, packages eggo installed, the bundle, and last /var/lib/eggo, which is kept when
     any step failed so that a second cleanup still knows what to undo.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when anything was removed; the diff lists it; `result` {removed, errors,
+            residues}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -275,6 +286,7 @@ def only_gone(stderr: str) -> bool:
     return bool(lines) and all(any(g in ln for g in _GONE) for ln in lines)
 
 
+@applies_to("master")
 def cleanup_cluster_objects(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """`kubectl delete` the addons this cluster applied, from the first master, without waiting.
 
@@ -282,6 +294,14 @@ def cleanup_cluster_objects(task: Task, ctx: DeployContext, dry_run: bool | None
     volumes) are best removed by their controllers while these still run. When the apiserver
     does not answer within seconds, the step is skipped with a note instead of failing: the
     node cleanup removes the cluster's state anyway.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when an object was deleted; `result` {removed, errors, residues}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

@@ -16,36 +16,16 @@ from __future__ import annotations
 
 from nornir.core.task import Result, Task
 
-from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import unit_names
-from eggo_nornir.render.kubeconfig import local_apiserver_url
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.gates import wait_apiserver_ready, wait_stays_active
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.kubectl import ADMIN_CONF, readyz
-from eggo_nornir.tasks.services import converge_services, wait_stays_active
-from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, option_seconds, poll
+from eggo_nornir.tasks.services import converge_services
 
 
-def wait_apiserver_ready(task: Task, ctx: DeployContext, server: str | None = None) -> str:
-    """Poll the local apiserver's /readyz until it says ok, for
-    `ctx.options.apiserver_timeout` s (default 180).
-
-    `server` defaults to loopback; `certs renew` passes the master's own address (what the LB
-    forwards to). Raises with the last answer and the kube-apiserver journal tail on timeout.
-    """
-    remote = remote_for(task)
-    server = server or local_apiserver_url(ctx.cfg)
-    timeout = option_seconds(ctx.options.apiserver_timeout, 180.0)
-    ok, last = poll(lambda: readyz(remote, server, ADMIN_CONF), timeout, interval=2.0)
-    if not ok:
-        raise RuntimeError(
-            f"kube-apiserver on {task.host.name} is not ready after {timeout:.0f}s "
-            f"({server}/readyz said: {last or 'nothing'})\n{journal_tail(remote, ['kube-apiserver'], 40)}"
-        )
-    return last
-
-
+@applies_to("master")
 def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the master's files (STEP_FILES["control-plane"]: everything restarting the three
     control-plane units, admin.conf, and the manifests under /etc/kubernetes/addons), converge
@@ -56,6 +36,14 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
     systemd brings them back a few seconds later): the step ends with all three running.
 
     A dry run shows the file diffs and the service actions and does not wait.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or unit changed; `result` {files, services, readyz}.
     """
     files = files_for(ctx, "control-plane", task.host.name)
     pushed = task.run(push_files, files=files, dry_run=dry_run)

@@ -17,16 +17,26 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import coredns
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
 
 
+@applies_to("master")
 def deploy_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Binary mode: ship the Corefile, unit and manifest (STEP_FILES["coredns"]) and converge
     `coredns` on this master. On the first master (either mode) apply the manifest.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file, unit or the manifest changed; the diff shows it.
     """
     cfg = ctx.cfg
     host = task.host.name

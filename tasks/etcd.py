@@ -26,12 +26,13 @@ from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.units import etcd_bootstrap_file
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import parse_json
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
+from eggo_nornir.tasks._lib.waiting import journal_tail, poll
 from eggo_nornir.tasks.files import push_files
-from eggo_nornir.tasks.kubectl import parse_json
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, poll
 
 ETCD_UNIT = unit_names.ETCD
 ETCDCTL = p.binary("etcdctl")
@@ -73,6 +74,7 @@ def founding_members(ctx: DeployContext) -> list[tuple[str, str]]:
     return [(m.name, etcd_peer_url(m.ip)) for m in ctx.cfg.with_role("etcd") if m.name not in joiners]
 
 
+@applies_to("etcd")
 def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the member's certs, env file and unit, then make `etcd` enabled, running and fresh.
 
@@ -84,6 +86,14 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     member whose files changed restarts only while holding the run's etcd restart lock, with
     every member healthy before and after: the members of one phase run in parallel, and two
     restarting at once could cost the quorum and the API with it.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or the unit changed; `result` {files, services}.
     """
     files = files_for(ctx, "etcd", task.host.name)
     running = _has_data(remote_for(task))
@@ -156,6 +166,7 @@ def _health_once(remote: Remote, endpoint: str) -> tuple[bool, dict[str, Any]]:
     return ok, seen
 
 
+@applies_to("etcd")
 def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait until every etcd member is healthy over mTLS; report members and the leader.
 
@@ -163,6 +174,14 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     etcdctl output and the local etcd journal when the cluster does not become healthy, or
     when a configured member is missing from the member list. Read-only, so `changed` is
     False; a dry run checks once and never fails (etcd may not be installed yet).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` {healthy, members, leader}; raises when etcd stays unhealthy.
     """
     remote = remote_for(task)
     node = ctx.node(task.host.name)
@@ -230,6 +249,7 @@ def _member_list(remote: Remote, endpoints: str) -> list[dict[str, Any]]:
     return _members(parse_json(res.stdout, "member list"))
 
 
+@applies_to("etcd")
 def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add this host to the running etcd cluster: gate, `member add`, first start, gate.
 
@@ -238,6 +258,14 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
     unstarted members. Idempotent: a member already in the list (a join that failed after the
     add) is not added twice, and a member with data is only converged. Another member that was
     added but never started is an error: it counts towards quorum and nothing here knows it.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the member was added or its files changed; `result` has the notes.
     """
     remote = remote_for(task)
     node = ctx.node(task.host.name)
@@ -311,6 +339,7 @@ def quorum_problem(members: list[dict[str, Any]], healthy_urls: set[str], removi
     return None
 
 
+@applies_to("etcd")
 def remove_etcd_members(
     task: Task,
     ctx: DeployContext,
@@ -325,6 +354,17 @@ def remove_etcd_members(
     Refuses when the removal would break quorum (see `quorum_problem`) unless `force`. A name
     that is not a member (never joined, or removed by an earlier run) is skipped, so a delete
     that failed later can be re-run. Each removal is followed by the health gate.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        members: node names of the members to remove
+        peer_urls: their peer URLs (matched when a name differs)
+        force: remove even when quorum would be at risk
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a member was removed; `result` {removed, quorum}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

@@ -33,8 +33,10 @@ from eggo_nornir.config.model import Node
 from eggo_nornir.engine.runner import check_stop
 from eggo_nornir.remote.errors import RemoteError
 from eggo_nornir.remote.nornir_plugin import remote_for_host
-from eggo_nornir.tasks import bundle, fanout_plan, fanout_scripts
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks import bundle
+from eggo_nornir.tasks._lib import fanout_plan, fanout_scripts
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -342,7 +344,7 @@ def _run_names(nornir: Nornir) -> list[str]:
     return [n for n in nornir.inventory.hosts if n not in failed]
 
 
-def run_for(task: Task, ctx: DeployContext) -> FanOutRun:
+def _run_for(task: Task, ctx: DeployContext) -> FanOutRun:
     """The fan-out of the task's `nr.run`, driving it first if this host is the first to arrive.
 
     A host that already collected its outcome from the current run starts a new one (the
@@ -360,7 +362,16 @@ def run_for(task: Task, ctx: DeployContext) -> FanOutRun:
     return run
 
 
+@applies_to("node")
 def ship_with_peers(task: Task, ctx: DeployContext) -> Result:
-    """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out."""
-    changed, result = run_for(task, ctx).outcome(task.host.name)
+    """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+
+    Returns:
+        Result: `changed` when the sub-bundle arrived; `result` says from where.
+    """
+    changed, result = _run_for(task, ctx).outcome(task.host.name)
     return Result(host=task.host, changed=changed, result=result)

@@ -57,6 +57,15 @@ def push_files(task: Task, files: Sequence[HostFile], dry_run: bool | None = Non
     step whose files are all in place costs one round trip, whatever its file count.
     The diff shows text changes of non-secret files in a dry run; secret files
     are named, never shown. `result` is `{"written": [...], "restart": [...]}`.
+
+    Args:
+        task: the Nornir task; any host eggo's SSH connection can reach
+        files: the `HostFile`s to make exist on the host
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file was (or would be) written; `diff` has the text diffs of non-secret
+            files in a dry run; `result` {written, restart}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

@@ -22,7 +22,8 @@ from nornir.core.task import Result, Task
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.roles import COREDNS_PORTS, ROLE_PORTS
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 
 Range = tuple[int, int, str]
 
@@ -94,11 +95,20 @@ def action_script(runtime: list[str], permanent: list[str], zone: str | None) ->
     return " && ".join(steps)
 
 
+@applies_to("node")
 def open_firewall(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Add the node's missing ports to firewalld's runtime and permanent config (default zone,
     or `ctx.options.firewall_zone`).
 
     Result: `{"active": bool, "ports": [...wanted], "added_runtime": [...], "added_permanent": [...]}`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when ports were (or would be) opened; `result` {active, ports, ...}.
     """
     node = ctx.node(task.host.name)
     zone = ctx.options.firewall_zone

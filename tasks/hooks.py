@@ -31,8 +31,9 @@ from eggo_nornir.errors import DeployError, UsageError
 from eggo_nornir.remote import CommandTimeout, RemoteError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.paths import K8S_DIR
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath
-from eggo_nornir.tasks.context import DeployContext
 
 log = logging.getLogger("eggo_nornir.hooks")
 
@@ -138,6 +139,7 @@ def hooks_for(cfg: ClusterConfig, node: Node, schedule: str) -> list:
     return [p for p in cfg.packages_for(node) if p.type == "shell" and p.schedule == schedule]
 
 
+@applies_to("node")
 def run_hooks(
     task: Task,
     ctx: DeployContext,
@@ -153,6 +155,18 @@ def run_hooks(
     to False for pre/postcleanup and True otherwise. `changed` is True when a hook ran:
     a hook is user code whose effect we cannot see, so we never claim it changed nothing.
     Result: `{"ran": [names], "failed": [{hook, error}]}`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        schedule: `prejoin`, `postjoin`, `precleanup` or `postcleanup`
+        operator: the operation given to the scripts
+        hook_paths: extra hook files (already on the host) to run
+        fatal: whether a failing hook fails the task (default: pre-hooks only)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a hook ran; `result` {ran, failed}.
     """
     node = ctx.node(task.host.name)
     pkgs = hooks_for(ctx.cfg, node, schedule)
@@ -259,6 +273,7 @@ def remote_names(hooks: Sequence[CliHook]) -> dict[CliHook, str]:
     }
 
 
+@applies_to("node")
 def run_cli_hooks(
     task: Task,
     ctx: DeployContext,
@@ -272,6 +287,18 @@ def run_cli_hooks(
 
     `hook_type` is `prehook`, `posthook`, `cluster-prehook` or `cluster-posthook`;
     `fatal` defaults to False when `operator` is cleanup or delete.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        hooks: the parsed `--prehook`/`--posthook` specs (`CliHook`)
+        hook_type: the hook type given to the scripts (`prehook`, `cluster-posthook`...)
+        operator: the operation (`deploy`, `join`, `cleanup`, `delete`)
+        fatal: whether a failing hook fails the task (default: pre-hooks only)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a hook ran; `result` {ran, failed}.
     """
     node = ctx.node(task.host.name)
     mine = [h for h in hooks if h.role in node.roles]

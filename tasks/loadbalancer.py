@@ -24,11 +24,12 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import paths as p
 from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
+from eggo_nornir.tasks._lib.waiting import journal_tail, poll
 from eggo_nornir.tasks.files import PENDING_DIR, push_files
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, poll
 
 LB_UNIT = unit_names.NGINX
 PID_GLOBAL = "pid /run/kube-nginx.pid;"
@@ -70,12 +71,21 @@ def _test_config(remote: Remote, conf: HostFile) -> None:
         )
 
 
+@applies_to("loadbalance")
 def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship kube-nginx.conf and its unit (STEP_FILES["loadbalancer"]) and converge `kube-nginx`.
 
     Order: test the new config, push, then reload (config-only change on a running LB, no
     pending restart from an earlier run) or converge (start / restart), then wait until the
     bind port listens (`ctx.options.lb_start_timeout`).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or unit changed; `result` {files, services, notes}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

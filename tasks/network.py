@@ -20,10 +20,11 @@ from nornir.core.task import Result, Task
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.remote import Remote
 from eggo_nornir.render import network
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files, record_script
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
 
 DEFAULT_CNI_BIN = "/opt/cni/bin"
 # where distributions put the reference plugins (Debian, openEuler/Fedora, upstream tarball)
@@ -81,10 +82,19 @@ def ensure_cni_plugins(remote: Remote, cfg: ClusterConfig, dry: bool) -> tuple[l
     return [dst for _, dst in links], notes
 
 
+@applies_to("master_not_worker")
 def deploy_pod_routes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """On a master that runs no kubelet, with the bridge network: ship the pod-route batch and
     its oneshot unit (STEP_FILES["pod-routes"]) and converge `eggo-pod-routes`, so the
     apiserver reaches pods (webhooks, `kubectl logs/exec` via the kubelet are separate).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or the unit changed; `result` {files, services}.
     """
     if not network.uses_bridge(ctx.cfg):
         return Result(

@@ -25,9 +25,10 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote import Remote
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks.context import DeployContext
-from eggo_nornir.tasks.kubectl import get_json, items, kubectl, readyz
-from eggo_nornir.tasks.waiting import poll
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import get_json, items, kubectl, readyz
+from eggo_nornir.tasks._lib.waiting import poll
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 MASTER_LABEL = "node-role.kubernetes.io/master"
@@ -70,11 +71,21 @@ def _has_taint(node: dict[str, Any], spec: str) -> bool:
     )
 
 
+@applies_to("master")
 def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Label (and, for master+worker nodes, taint) every kubelet node that registered.
 
     Waits up to `ctx.options.node_register_timeout` s for the Node objects; nodes that
     have not registered by then are listed in the result (`wait_nodes_ready` reports them).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a label or taint was set; `result` lists what was set and which nodes are
+            missing.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -142,9 +153,18 @@ def describe_not_ready(name: str, node: dict[str, Any] | None) -> str:
     return text + (f"; {' '.join(bad)}" if bad else "")
 
 
+@applies_to("master")
 def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait up to `ctx.options.node_ready_timeout` s until every kubelet node that did not
     fail earlier is Ready; fail naming the others with their conditions. Read-only.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` {ready, not_ready, skipped_failed}; raises naming the nodes not Ready.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -221,6 +241,7 @@ def _state(csr: dict[str, Any]) -> str:
     return "Pending"
 
 
+@applies_to("master")
 def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """With `enable-kubelet-serving`: approve the pending kubelet-serving CSRs of our nodes.
 
@@ -228,6 +249,14 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
     nodes>` in group system:nodes, for serving usages, pass (see `_csr_problem`); others are
     left alone and listed. Waits up to `ctx.options.csr_timeout` s for every expected
     node to have asked; nodes that did not are listed, not failed (as upstream).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a CSR was approved; `result` lists approved and refused CSRs.
     """
     if not ctx.cfg.enable_kubelet_serving:
         return Result(host=task.host, changed=False, result="enable-kubelet-serving is off")
@@ -277,6 +306,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
 # ---- delete: drain before, Node objects after ---------------------------------------------------
 
 
+@applies_to("master")
 def drain_nodes(
     task: Task,
     ctx: DeployContext,
@@ -292,6 +322,17 @@ def drain_nodes(
     not finish within `timeout_s` fails the delete, unless `force`: then pods without a
     controller are deleted too, and a drain that still fails is reported and the delete goes on.
     A name without a Node object (a master that runs no kubelet) is skipped.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        nodes: the Node names to cordon and drain
+        timeout_s: seconds `kubectl drain` may take per node
+        force: drain even pods without a controller, and go on when a drain fails
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a node was cordoned or drained; `result` maps node to what was done.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
@@ -332,10 +373,21 @@ def drain_nodes(
     )
 
 
+@applies_to("master")
 def delete_node_objects(
     task: Task, ctx: DeployContext, nodes: tuple[str, ...] = (), dry_run: bool | None = None
 ) -> Result:
-    """Delete the Node objects of deleted machines (after their kubelet was stopped, so none re-registers)."""
+    """Delete the Node objects of deleted machines (after their kubelet was stopped, so none re-registers).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        nodes: the Kubernetes Node names to delete
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a Node was deleted; `result` {deleted}.
+    """
     remote = remote_for(task)
     present = set(_nodes_by_name(remote))
     gone = [n for n in nodes if n in present]

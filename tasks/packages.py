@@ -38,8 +38,9 @@ from eggo_nornir.config.model import Package
 from eggo_nornir.config.validate import dst_allowed, dst_dir_allowed
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath, node_packages, sub_bundle_for
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import STATE_DIR, record_script
 
 PACKAGES_LIST = f"{STATE_DIR}/packages.installed"
@@ -382,10 +383,19 @@ def copy_script(c: Copy) -> str:
     return f"mkdir -p {parent} && install -m {c.mode:04o} -o root -g root {src} {tmp} && mv -f {tmp} {target}"
 
 
+@applies_to("node")
 def install_packages(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Install the node's repo/pkg/bin/file/dir packages; images, yaml and shell are handled elsewhere.
 
     Result: `{"installed": [step, ...], "new_packages": [...], "up_to_date": [...]}`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a package was (or would be) installed; the diff lists the actions.
     """
     node = ctx.node(task.host.name)
     pkgs = [p for p in ctx.cfg.packages_for(node) if p.type in ("pkg", "repo", *COPY_TYPES)]
@@ -468,12 +478,21 @@ def images_probe_script(runtime: str, files: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+@applies_to("worker")
 def import_images(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Load the images into the runtime in use, skipping images it already has: every `image`
     entry (whatever role lists it) and the bundle's `images.tar`, on every node that runs
     containers (a worker).
 
     Run after the runtime is up (the worker phase). Result: `{"imported": [...], "present": [...]}`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when an image was (or would be) imported; `result` {imported, present}.
     """
     node = ctx.node(task.host.name)
     dst = dstpath(ctx.cfg)

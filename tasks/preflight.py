@@ -29,8 +29,9 @@ from eggo_nornir.config.model import ClusterConfig, Node, normalise_arch
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote import RemoteError, SudoError
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.system import CLUSTER_ID_FILE
 
 CHECKS: tuple[str, ...] = (
@@ -300,13 +301,24 @@ def _port_problems(cfg: ClusterConfig, node: Node, raw: Mapping[str, Any]) -> li
     return out
 
 
-def preflight(
+@applies_to("node")
+def preflight_checks(
     task: Task, ctx: DeployContext, ignore: Sequence[str] = (), dry_run: bool | None = None
 ) -> Result:
     """Run every check on the host; fail (PreflightError) unless each failing check is in `ignore`.
 
     Read-only, so a dry run does exactly the same. `result` is the facts dict plus
     `problems` (each `{check, message, fix, ignored}`) and `warnings`.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids whose problems are reported but not fatal
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` is the host's facts plus `problems` and `warnings`; raises
+            `PreflightError` with every problem not ignored.
     """
     node = ctx.node(task.host.name)
     ignored = set(ignore)
@@ -388,3 +400,53 @@ def cross_host_problems(
             if len(hosts) > 1:
                 out.append(f"{check}: {', '.join(hosts)} share {what} {value} (cloned machines?); fix: {fix}")
     return out
+
+
+class ClusterPreflightError(DeployError):
+    """Cluster-wide preflight problems (duplicate hostnames or machine-ids)."""
+
+
+def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
+    """host -> preflight facts of this run, kept in the run's context.
+
+    Why not on `host.data`: the cluster-wide check runs as a phase on one host, and a phase's
+    Nornir holds only that phase's hosts, so the other hosts' data is out of its reach.
+    """
+    return ctx.state.preflight_facts
+
+
+@applies_to("node")
+def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
+    """Run the host checks and keep the facts for the cluster-wide check.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids whose problems are reported but not fatal
+
+    Returns:
+        Result: unchanged, "preflight ok"; the facts are kept in `ctx.state.preflight_facts`.
+    """
+    facts = task.run(preflight_checks, ctx=ctx, ignore=tuple(ignore))[0].result
+    _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
+    return Result(host=task.host, result="preflight ok")
+
+
+@applies_to("node")
+def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
+    """Checks across hosts (cloned VMs share hostnames and machine-ids), run once.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        ignore: check ids to waive (`unique` skips the cross-host checks)
+
+    Returns:
+        Result: unchanged, "N hosts checked"; raises `ClusterPreflightError` listing the cross-host
+            problems.
+    """
+    facts = dict(_facts(ctx))
+    problems = [] if "unique" in ignore else cross_host_problems(facts)
+    if problems:
+        raise ClusterPreflightError("cluster preflight failed:\n" + "\n".join(f"- {p}" for p in problems))
+    return Result(host=task.host, result=f"{len(facts)} hosts checked")

@@ -35,13 +35,14 @@ from eggo_nornir.render import unit_names
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.kubeconfig import secure_port
 from eggo_nornir.render.nginx import nginx_conf
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import CONTROL_PLANE_UNITS, files_for
+from eggo_nornir.tasks._lib.waiting import CLOCK
 from eggo_nornir.tasks.controlplane import deploy_control_plane
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.loadbalancer import swap_config
 from eggo_nornir.tasks.services import parse_probe, probe_script
-from eggo_nornir.tasks.steps import CONTROL_PLANE_UNITS, files_for
-from eggo_nornir.tasks.waiting import CLOCK
 
 APISERVER_UNIT = unit_names.APISERVER
 
@@ -51,6 +52,7 @@ def due_restarts(ctx: DeployContext) -> dict[str, list[str]]:
     return ctx.state.renew_restarts
 
 
+@applies_to("node")
 def stage_files(
     task: Task,
     ctx: DeployContext,
@@ -62,6 +64,16 @@ def stage_files(
 
     A unit is due when one of its files changed now, or when it still has a pending-restart
     marker (an earlier run wrote its files and failed before restarting it).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        files: the `HostFile`s to ship
+        units: the units whose restart to remember, in order
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file changed; `result` {written, restart}.
     """
     remote = remote_for(task)
     pushed = task.run(push_files, files=list(files), dry_run=dry_run)[0]
@@ -100,12 +112,21 @@ def nothing_serving(ctx: DeployContext) -> bool:
     return all(m in probed and not probed[m] for m in ctx.cfg.masters)
 
 
+@applies_to("master")
 def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """The control-plane step's files on this master, staged: the drain phase then knows whether
     this master's apiserver will restart (the restart itself is `deploy_control_plane`'s).
 
     Also probes whether an apiserver serves here (before anything restarted), which decides
     between a parallel start and a rolling one (see the module docstring).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a control-plane file changed; `result` {written, restart}.
     """
     files = files_for(ctx, "control-plane", task.host.name)
     staged = stage_files(task, ctx, files, CONTROL_PLANE_UNITS, dry_run=dry_run)
@@ -121,9 +142,19 @@ def started_in_parallel(ctx: DeployContext) -> set[str]:
     return ctx.state.control_planes_started
 
 
+@applies_to("master")
 def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """On a first deploy (no master serves), converge this master's control plane now, in
-    parallel with the others; otherwise leave it to the rolling steps that follow."""
+    parallel with the others; otherwise leave it to the rolling steps that follow.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: as `deploy_control_plane`, or unchanged when an apiserver already serves.
+    """
     if not nothing_serving(ctx):
         return Result(host=task.host, changed=False, result="an apiserver serves: rolling one at a time")
     deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
@@ -131,8 +162,18 @@ def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = 
     return Result(host=task.host, changed=bool(deployed.changed), diff=deployed.diff, result=deployed.result)
 
 
+@applies_to("master")
 def roll_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """`deploy_control_plane`, unless `start_control_planes` already converged this master."""
+    """`deploy_control_plane`, unless `start_control_planes` already converged this master.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: as `deploy_control_plane`, or unchanged when the master was started in parallel.
+    """
     if task.host.name in started_in_parallel(ctx):
         return Result(host=task.host, changed=False, result="started in parallel")
     deployed = task.run(deploy_control_plane, ctx=ctx, dry_run=dry_run)[0]
@@ -144,12 +185,23 @@ def _lb_conf(ctx: DeployContext, host: str, down: tuple[str, ...]) -> HostFile:
     return rendered if not down else dataclasses.replace(rendered, content=nginx_conf(ctx.cfg, down))
 
 
+@applies_to("loadbalance")
 def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
     """On the LB: mark `master`'s upstream `down` and reload nginx, if its apiserver will restart.
 
     Then wait `lb_drain_seconds` (default 2) so the reload has taken effect and requests already
     on their way to that apiserver have finished. A single master is never drained: nginx would
     have no upstream left, so the restart costs the API either way.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        master: the master whose apiserver is taken out of the LB's upstreams
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the master was drained (a diff in a dry run); `result` says why not
+            otherwise.
     """
     if APISERVER_UNIT not in (due_restarts(ctx).get(master) or []):
         return Result(host=task.host, changed=False, result=f"{master}: apiserver not restarted")
@@ -164,11 +216,21 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     return Result(host=task.host, changed=True, result=f"drained {master}")
 
 
+@applies_to("loadbalance")
 def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool | None = None) -> Result:
     """On the LB: the deployed config again (every master up), reloaded only if it differs.
 
     Runs whether or not `drain_apiserver` drained anything, so a renew that failed after a drain
     is repaired by the next renew (or deploy).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        master: the master that was drained
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the LB config was put back and reloaded.
     """
     conf = _lb_conf(ctx, task.host.name, ())
     if task.is_dry_run(dry_run):

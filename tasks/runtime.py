@@ -18,11 +18,12 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import runtime as rt
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
+from eggo_nornir.tasks._lib.waiting import journal_tail, poll
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
-from eggo_nornir.tasks.waiting import journal_tail, poll
 
 
 def cri_socket(cfg: ClusterConfig) -> str:
@@ -57,10 +58,19 @@ def cri_check_script(cfg: ClusterConfig) -> str:
     return "; ".join(parts)
 
 
+@applies_to("worker")
 def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship the runtime's config and units plus the CNI config (STEP_FILES["runtime"]), converge
     the configured runtime's units (`render.runtime.runtime_units`), then wait until the runtime
     answers, for `ctx.options.runtime_timeout` seconds (not in a dry run).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file or unit changed; `result` {files, services}.
     """
     cfg = ctx.cfg
     remote = remote_for(task)

@@ -18,9 +18,7 @@ from nornir.core.task import Result, Task
 
 from eggo_nornir.remote import CommandFailed
 from eggo_nornir.remote.nornir_plugin import remote_for
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR
-from eggo_nornir.tasks.waiting import CLOCK, journal_tail, poll
 
 # `is-enabled` states that need no `systemctl enable`
 _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked"}
@@ -124,6 +122,17 @@ def converge_services(
 
     On failure the error carries the tail of the failing units' journal, which is what an
     operator needs first.
+
+    Args:
+        task: the Nornir task; any host eggo's SSH connection can reach
+        units: the systemd units to converge, in start order
+        restart: units to restart even without changed inputs
+        enable: also `systemctl enable` them
+        timeout: seconds the action command may take
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a unit was enabled, started or restarted; `result` describes the actions.
     """
     remote = remote_for(task)
     units = list(dict.fromkeys(units))
@@ -149,30 +158,3 @@ def converge_services(
         )
         raise RuntimeError(f"{p.describe()} failed: {exc}\n{journal.stdout[-4000:]}") from None
     return Result(host=task.host, changed=not p.empty, result=p.describe() or "cleared stale markers")
-
-
-def wait_stays_active(task: Task, ctx: DeployContext, units: Sequence[str]) -> None:
-    """Every one of `units` active now and still active `unit_settle_seconds` (3) later.
-
-    Why the second look: `converge_services` counts `activating` as up, and a unit that exits
-    right after its (re)start (a bad certificate, or the controller-manager losing its leader
-    lease while the apiserver restarted) is `activating (auto-restart)` between two attempts.
-    Waits up to `unit_timeout` (60) s for all to be active; raises with their journals if not.
-    """
-    remote = remote_for(task)
-    check = "systemctl is-active " + " ".join(shlex.quote(u) for u in units)
-    timeout = ctx.options.unit_timeout
-
-    def active() -> tuple[bool, str]:
-        res = remote.run(check, check=False, timeout=30)
-        return res.rc == 0, " ".join(res.stdout.split()) or res.stderr.strip()
-
-    ok, said = poll(active, timeout, interval=1.0)
-    if ok:
-        CLOCK.sleep(ctx.options.unit_settle_seconds)
-        ok, said = active()
-    if not ok:
-        raise RuntimeError(
-            f"{', '.join(units)} on {task.host.name} not running after the (re)start ({said})\n"
-            f"{journal_tail(remote, list(units))}"
-        )

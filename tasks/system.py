@@ -33,7 +33,8 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render.hostfile import HostFile
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.files import PENDING_DIR, STATE_DIR, push_files
 
 HOSTNAME_ORIG = f"{STATE_DIR}/hostname.orig"
@@ -298,11 +299,20 @@ def _kernel_files(
     return files, list(dict.fromkeys(modules)), sysctls, sysctl_file
 
 
+@applies_to("node")
 def prepare_system(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Hostname, /etc/hosts, swap off, kernel modules and sysctls, cluster marker, on one node.
 
     Result: `{"changes": [...], "written": [...], "warnings": [...]}`; `changed` is False
     when the host was already prepared.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a setting changed; the diff shows it in a dry run.
     """
     dry = task.is_dry_run(dry_run)
     node = ctx.node(task.host.name)

@@ -16,11 +16,12 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.roles import ROLE_UNITS
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.network import DEFAULT_CNI_BIN, ensure_cni_plugins
 from eggo_nornir.tasks.services import converge_services
-from eggo_nornir.tasks.steps import combine_changed, files_for
 
 KUBELET_DIR = "/var/lib/kubelet"
 
@@ -32,11 +33,20 @@ def dirs_script(dirs: list[str], dry: bool) -> str:
     return f'for d in {q}; do [ -d "$d" ] || {{ {action}; }}; done; [ -e /etc/resolv.conf ] || echo noresolv'
 
 
+@applies_to("worker")
 def deploy_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Ship STEP_FILES["node"] (everything restarting kubelet, kube-proxy, eggo-pod-routes),
     create /var/lib/kubelet and the CNI bin dir, make the CNI plugins findable
     (`tasks.network.ensure_cni_plugins`), then converge kubelet, kube-proxy and (bridge
     network) eggo-pod-routes.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a file, dir or unit changed; `result` {files, services, notes}.
     """
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)

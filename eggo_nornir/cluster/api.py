@@ -32,8 +32,8 @@ from eggo_nornir.engine.report import Rollback
 from eggo_nornir.engine.runner import close_connections_now
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.context import DeployContext, DeployOptions
-from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, check_mode
+from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions
+from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE, check_mode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,7 +57,7 @@ class Cluster:
     reinstalled); without it a changed key is refused. `distribution` is how the bundle
     reaches the hosts: `direct` (each host from the controller), `peer` (the controller
     seeds a few hosts, which serve the others) or `auto` (peer once 4 hosts need one
-    sub-bundle; see `tasks/fanout_plan.py`).
+    sub-bundle; see `tasks/_lib/fanout_plan.py`).
     """
 
     def __init__(

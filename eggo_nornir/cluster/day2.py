@@ -15,8 +15,6 @@ health, members and leader) run once, on the first master and etcd member that a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 import json
 from collections.abc import Callable, Sequence
@@ -26,149 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
 from nornir.core import Nornir
-from nornir.core.task import Result, Task
+from nornir.core.task import Result
 
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.render.roles import node_units
-from eggo_nornir.tasks.context import DeployContext, DeployOptions
-
-# ---- what runs where -------------------------------------------------------------------------
-
-# Certificates on a node: the PKI we ship, and what the kubelet writes itself (its TLS-bootstrap
-# client pair, a bundle of cert and key, and its self-signed serving cert).
-CERT_GLOBS: tuple[str, ...] = (
-    "/etc/kubernetes/pki/*.crt",
-    "/etc/kubernetes/pki/etcd/*.crt",
-    "/var/lib/kubelet/pki/*.crt",
-    "/var/lib/kubelet/pki/kubelet-client-current.pem",
-)
-KUBECONFIG_GLOB = "/etc/kubernetes/*.conf"
-_OPENSSL_MARK = "@openssl"
-_FILE_MARK = "@@file "
-_CONF_MARK = "@@conf "
-
-
-def probe_context(cfg: ClusterConfig, state_dir: Path, **options: object) -> DeployContext:
-    """A DeployContext with no rendered files: the probes need the config, never the files."""
-    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options))
-
-
-# ---- certificates ------------------------------------------------------------------------------
+from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions
+from eggo_nornir.tasks.probes import CertInfo, iso_utc, probe_etcd, probe_node, probe_nodes_ready
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-@dataclass(frozen=True)
-class CertInfo:
-    """One certificate's expiry. `status`: ok, expiring (within renew-before-days), expired,
-    or unreadable (then `error` says why)."""
-
-    name: str
-    not_after: datetime | None
-    days_left: int | None
-    status: str
-    error: str = ""
-
-    @classmethod
-    def of(cls, name: str, not_after: datetime, now: datetime, renew_before_days: int) -> CertInfo:
-        # floor: a cert with 29.9 days left is "29 days", as an operator would count
-        days = int((not_after - now).total_seconds() // 86400)
-        status = "expired" if not_after <= now else "expiring" if days < renew_before_days else "ok"
-        return cls(name, not_after, days, status)
-
-    @classmethod
-    def unreadable(cls, name: str, error: str) -> CertInfo:
-        return cls(name, None, None, "unreadable", error)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "not_after": _iso(self.not_after),
-            "days_left": self.days_left,
-            "status": self.status,
-        }
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-def parse_openssl_enddate(text: str) -> datetime:
-    """`notAfter=Nov  6 04:00:00 2026 GMT` (what `openssl x509 -enddate -noout` prints) as UTC."""
-    value = text.strip()
-    if not value.startswith("notAfter="):
-        raise ValueError(f"not an openssl enddate line: {value[:120]!r}")
-    stamp = " ".join(value[len("notAfter=") :].split())
-    return datetime.strptime(stamp, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
-
-
-def pem_not_after(data: bytes) -> datetime:
-    """notAfter of the first certificate in PEM `data` (a bundle's leaf comes first)."""
-    certs = x509.load_pem_x509_certificates(data)
-    return certs[0].not_valid_after_utc
-
-
-def cert_listing_script(openssl: bool | None = None) -> str:
-    """One shell script that reports every certificate on the node.
-
-    Without openssl it prints only the CERTIFICATE blocks of each file (never a key, though
-    kubelet-client-current.pem holds one); with it, openssl's notAfter line. Either way the
-    kubeconfigs' `client-certificate-data` lines come along. `openssl` None lets the node
-    decide (`command -v openssl`), which is what `status` uses.
-    """
-    files = " ".join(CERT_GLOBS)
-    pem = "sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \"$f\""
-    ssl = 'openssl x509 -enddate -noout -in "$f" 2>&1 | head -n 1'
-    if openssl is None:
-        use = f'if [ -n "$ssl" ]; then {ssl}; else {pem}; fi'
-        head = f'ssl=$(command -v openssl || true); [ -n "$ssl" ] && echo {_OPENSSL_MARK}; '
-    else:
-        use = ssl if openssl else pem
-        head = f"echo {_OPENSSL_MARK}; " if openssl else ""
-    return (
-        f'{head}for f in {files}; do [ -f "$f" ] || continue; echo "{_FILE_MARK}$f"; {use}; done; '
-        f'for f in {KUBECONFIG_GLOB}; do [ -f "$f" ] || continue; '
-        f"sed -n 's/^ *client-certificate-data: *//p' \"$f\" | while read -r d; do "
-        f'echo "{_CONF_MARK}$f"; echo "$d"; done; done; true'
-    )
-
-
-def parse_cert_listing(text: str, now: datetime, renew_before_days: int) -> tuple[str, list[CertInfo]]:
-    """(source, certs) from the output of `cert_listing_script`; source is openssl or pem."""
-    source = "pem"
-    blocks: list[tuple[str, str, list[str]]] = []  # (kind, name, lines)
-    for line in text.splitlines():
-        if line.strip() == _OPENSSL_MARK:
-            source = "openssl"
-        elif line.startswith(_FILE_MARK):
-            blocks.append(("file", line[len(_FILE_MARK) :], []))
-        elif line.startswith(_CONF_MARK):
-            blocks.append(("conf", f"{line[len(_CONF_MARK) :]}#client-certificate-data", []))
-        elif blocks:
-            blocks[-1][2].append(line)
-    certs: list[CertInfo] = []
-    for kind, name, lines in blocks:
-        body = "\n".join(lines).strip()
-        try:
-            if kind == "conf":
-                when = pem_not_after(base64.b64decode(body, validate=True))
-            elif source == "openssl":
-                when = parse_openssl_enddate(body)
-            else:
-                when = pem_not_after(body.encode())
-        except (ValueError, binascii.Error) as exc:
-            certs.append(CertInfo.unreadable(name, str(exc)[:300] or body[:300]))
-            continue
-        certs.append(CertInfo.of(name, when, now, renew_before_days))
-    return source, certs
+def probe_context(cfg: ClusterConfig, state_dir: Path, **options: object) -> DeployContext:
+    """A DeployContext with no rendered files: the probes need the config, never the files."""
+    return DeployContext(cfg, Rendered({}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options))
 
 
 def controller_certs(state_dir: Path, cfg: ClusterConfig, now: datetime) -> list[CertInfo]:
@@ -180,77 +51,6 @@ def controller_certs(state_dir: Path, cfg: ClusterConfig, now: datetime) -> list
         return []
     expiry = ClusterPKI(cfg, pki_dir).expiry()
     return [CertInfo.of(name, when, now, cfg.pki.renew_before_days) for name, when in expiry.items()]
-
-
-# ---- per-host probes (Nornir tasks) ------------------------------------------------------------
-
-
-def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: bool = True) -> Result:
-    """Service states (one `systemctl is-active`) and certificate expiries of one host."""
-    from eggo_nornir.remote.nornir_plugin import remote_for
-
-    remote = remote_for(task)
-    node = ctx.node(task.host.name)
-    out: dict[str, Any] = {}
-    if services:
-        units = node_units(ctx.cfg, node)
-        states: dict[str, str] = {}
-        if units:
-            res = remote.run(["systemctl", "is-active", *units], check=False, timeout=60)
-            lines = res.stdout.split()
-            states = {u: (lines[i] if i < len(lines) else "unknown") for i, u in enumerate(units)}
-        out["services"] = states
-    if certs:
-        now = ctx.options.now or datetime.now(timezone.utc)
-        res = remote.run(cert_listing_script(), check=False, timeout=60)
-        if res.rc != 0:
-            raise RuntimeError(f"listing certificates failed (rc={res.rc}): {res.stderr.strip()[-500:]}")
-        source, found = parse_cert_listing(res.stdout, now, ctx.cfg.pki.renew_before_days)
-        out["cert_source"], out["certs"] = source, found
-    return Result(host=task.host, changed=False, result=out)
-
-
-def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
-    """Every Kubernetes Node's Ready condition, read with kubectl on this master."""
-    from eggo_nornir.remote.nornir_plugin import remote_for
-    from eggo_nornir.tasks.kubectl import items, kubectl, parse_json
-
-    res = kubectl(remote_for(task), "get", "nodes", "-o", "json", retries=1, timeout=30)
-    ready: dict[str, str] = {}
-    for item in items(parse_json(res.stdout, "kubectl get nodes")):
-        name = (item.get("metadata") or {}).get("name", "?")
-        conds = (item.get("status") or {}).get("conditions") or []
-        ready[name] = next((c.get("status", "Unknown") for c in conds if c.get("type") == "Ready"), "Unknown")
-    return Result(host=task.host, changed=False, result=ready)
-
-
-def probe_etcd(task: Task, ctx: DeployContext) -> Result:
-    """Health of every endpoint (`--cluster`), the member list and the leader, from this member.
-
-    Reuses the deploy's parsing (`tasks.etcd`); unlike the deploy's gate it checks once and
-    reports instead of raising on an unhealthy member, so status shows the whole picture.
-    """
-    from eggo_nornir.remote.nornir_plugin import remote_for
-    from eggo_nornir.tasks.etcd import _health_once, _members, etcdctl_argv, leader_of, local_endpoint
-    from eggo_nornir.tasks.kubectl import parse_json
-
-    remote = remote_for(task)
-    endpoint = local_endpoint(ctx.node(task.host.name).ip)
-    _ok, seen = _health_once(remote, endpoint)
-    listed = remote.run(etcdctl_argv(endpoint, "member", "list", "-w", "json"), timeout=60)
-    members = _members(parse_json(listed.stdout, "etcdctl member list"))
-    status = remote.run(
-        etcdctl_argv(endpoint, "endpoint", "status", "--cluster", "-w", "json"), check=False, timeout=60
-    )
-    try:
-        leader = leader_of(parse_json(status.stdout, "endpoint status"), members) if status.stdout else None
-    except RuntimeError:
-        leader = None
-    return Result(
-        host=task.host,
-        changed=False,
-        result={"healthy": seen["endpoints"], "errors": seen["errors"], "members": members, "leader": leader},
-    )
 
 
 def _run_on(nr: Nornir, host: str, fn: Callable[..., Result], **params: Any) -> tuple[Any, str]:
@@ -368,7 +168,7 @@ def _cert_rows(rows: list[tuple[str, CertInfo]]) -> str:
     width = max((len(w) for w, _ in rows), default=4)
     lines = []
     for where, c in rows:
-        when = _iso(c.not_after) or "-"
+        when = iso_utc(c.not_after) or "-"
         days = "-" if c.days_left is None else str(c.days_left)
         lines.append(f"  {where:<{width}}  {days:>5}d  {when}  {c.status}  {c.name}")
     return "\n".join(lines)
@@ -419,7 +219,7 @@ class StatusResult:
         return {
             "cluster": self.cluster,
             "ok": self.ok,
-            "checked_at": _iso(self.checked_at),
+            "checked_at": iso_utc(self.checked_at),
             "renew_before_days": self.renew_before_days,
             "problems": self.problems,
             "nodes": {n.name: n.to_dict() for n in self.nodes},
@@ -513,7 +313,7 @@ class CertsResult:
         return {
             "cluster": self.cluster,
             "ok": self.ok,
-            "checked_at": _iso(self.checked_at),
+            "checked_at": iso_utc(self.checked_at),
             "renew_before_days": self.renew_before_days,
             "warnings": self.warnings,
             "controller": [c.to_dict() for c in self.controller],
@@ -538,7 +338,7 @@ class CertsResult:
         ]
         return _html_table(
             ["where", "certificate", "days left", "notAfter", "status"],
-            [[w, c.name, c.days_left, _iso(c.not_after), c.status] for w, c in rows],
+            [[w, c.name, c.days_left, iso_utc(c.not_after), c.status] for w, c in rows],
         )
 
 

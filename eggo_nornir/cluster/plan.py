@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nornir.core.task import Result, Task
-
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase, critical_hosts, first_master, hosts_named, other_masters
-from eggo_nornir.errors import EggoError
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.tasks import (
     addons,
@@ -37,36 +34,7 @@ from eggo_nornir.tasks import (
     system,
     worker,
 )
-from eggo_nornir.tasks.context import DeployContext
-
-
-class PreflightError(EggoError):
-    """Cluster-wide preflight problems (duplicate hostnames or machine-ids)."""
-
-
-def _facts(ctx: DeployContext) -> dict[str, dict[str, object]]:
-    """host -> preflight facts of this run, kept in the run's context.
-
-    Why not on `host.data`: the cluster-wide check runs as a phase on one host, and a phase's
-    Nornir holds only that phase's hosts, so the other hosts' data is out of its reach.
-    """
-    return ctx.state.preflight_facts
-
-
-def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
-    """Run the host checks and keep the facts for the cluster-wide check."""
-    facts = task.run(preflight.preflight, ctx=ctx, ignore=tuple(ignore))[0].result
-    _facts(ctx)[task.host.name] = facts if isinstance(facts, dict) else {}
-    return Result(host=task.host, result="preflight ok")
-
-
-def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -> Result:
-    """Checks across hosts (cloned VMs share hostnames and machine-ids), run once."""
-    facts = dict(_facts(ctx))
-    problems = [] if "unique" in ignore else preflight.cross_host_problems(facts)
-    if problems:
-        raise PreflightError("cluster preflight failed:\n" + "\n".join(f"- {p}" for p in problems))
-    return Result(host=task.host, result=f"{len(facts)} hosts checked")
+from eggo_nornir.tasks._lib.context import DeployContext
 
 
 def _masters_not_workers(cfg: ClusterConfig) -> list[str]:
@@ -146,10 +114,16 @@ def deploy_phases(
 
     prep = {"policy": "continue", "critical": critical_hosts}
     phases = [
-        Phase("preflight", preflight_host, None, **prep, params={**c, "ignore": tuple(ignore_preflight)}),
+        Phase(
+            "preflight",
+            preflight.preflight_host,
+            None,
+            **prep,
+            params={**c, "ignore": tuple(ignore_preflight)},
+        ),
         Phase(
             "preflight-cluster",
-            preflight_cluster,
+            preflight.preflight_cluster,
             _first_host,
             params={**c, "ignore": tuple(ignore_preflight)},
         ),

@@ -37,8 +37,8 @@ from eggo_nornir.engine import Phase, RunResult, critical_hosts, hosts_named
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render.pki import ClusterPKI, leaf_specs
 from eggo_nornir.render.rendered import Rendered
+from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions
 from eggo_nornir.tasks.certs import push_certs, roll_node
-from eggo_nornir.tasks.context import DeployContext, DeployOptions
 from eggo_nornir.tasks.rolling import drain_apiserver, restore_upstreams
 
 NOTES: tuple[str, ...] = (

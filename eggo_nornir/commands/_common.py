@@ -159,7 +159,7 @@ def cluster_for(args: argparse.Namespace, config_flag: str = "-f") -> Cluster:
     `config_flag`: how this command takes a deploy.yaml (`-c` for join and delete), for hints.
     """
     from eggo_nornir.cluster import Cluster
-    from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE
+    from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE
 
     state_dir = args.state_dir
     if getattr(args, "id", None):

@@ -19,7 +19,7 @@ from eggo_nornir.commands._common import (
     finish,
     limit_of,
 )
-from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, MODES
+from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE, MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

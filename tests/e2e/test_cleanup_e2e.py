@@ -37,9 +37,9 @@ from snapshot import RESIDUES, compare, take_snapshot, unexpected
 from eggo_nornir.config import load_config
 from eggo_nornir.config.model import Node
 from eggo_nornir.engine.nornir_factory import make_nornir
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.bundle import ship_bundle
 from eggo_nornir.tasks.cleanup import cleanup_cluster_objects, cleanup_node
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.packages import import_images, install_packages
 from eggo_nornir.tasks.services import converge_services

@@ -1,5 +1,7 @@
-"""The notebook `examples/notebooks/deploy-and-inspect.ipynb` runs top to bottom against a real
-(small) testbed under nbclient, and produces the HTML results table.
+"""The notebooks run top to bottom against a real (small) testbed under nbclient:
+`tasks-step-by-step.ipynb` (tasks from the catalogue on the user's own Nornir, on a deployed cluster)
+first, then `deploy-and-inspect.ipynb` (the Cluster API; it re-deploys, a converging run, and ends with a
+cleanup), and each produces its HTML tables.
 
 Why a kernelspec of our own in the test's tmp dir: nbclient starts whatever kernel a name
 resolves to in the Jupyter paths, which on a developer machine may be some other Python
@@ -18,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smalltb import SmallCluster, small_cluster  # noqa: F401  (the fixture, found by name)
+from smalltb import SmallCluster, ensure_deployed, small_cluster  # noqa: F401  (the fixture, found by name)
 
 pytestmark = pytest.mark.e2e
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "notebooks" / "deploy-and-inspect.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
+NOTEBOOK = NOTEBOOKS / "deploy-and-inspect.ipynb"
+TASKS_NOTEBOOK = NOTEBOOKS / "tasks-step-by-step.ipynb"
 KERNEL_NAME = "eggo-nornir-test"
 
 
@@ -50,33 +54,32 @@ def html_outputs(nb: Any) -> list[str]:
     return out
 
 
-def test_repository_copy_has_no_outputs() -> None:
+@pytest.mark.parametrize("path", [NOTEBOOK, TASKS_NOTEBOOK], ids=lambda p: p.stem)
+def test_repository_copy_has_no_outputs(path: Path) -> None:
     """Outputs are stripped in the repo: no outputs and no execution counts."""
     import nbformat
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code
     assert all(not c.outputs and c.execution_count is None for c in code)
 
 
-def test_notebook_runs_top_to_bottom(
-    small_cluster: SmallCluster,  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def execute(path: Path, small: SmallCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run the notebook at `path` in a kernel of this venv, with the small testbed's environment;
+    the executed notebook (also after a failure) is kept as `tmp_path/executed.ipynb`."""
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    for name, value in small_cluster.env.items():
+    for name, value in small.env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("EGGO_NOTEBOOK_DEPLOY_YAML", str(small_cluster.deploy_yaml))
+    monkeypatch.setenv("EGGO_NOTEBOOK_DEPLOY_YAML", str(small.deploy_yaml))
     monkeypatch.chdir(tmp_path)
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     specs = KernelSpecManager(kernel_dirs=[str(write_kernelspec(tmp_path / "jupyter"))])
     km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
     client = NotebookClient(nb, km=km, timeout=1500, resources={"metadata": {"path": str(tmp_path)}})
@@ -86,9 +89,43 @@ def test_notebook_runs_top_to_bottom(
         # nbclient shuts down only kernels it started itself; this one is ours
         if km.has_kernel:
             km.shutdown_kernel(now=True)
+        nbformat.write(nb, tmp_path / "executed.ipynb")  # kept for a look after a failure
+    return nb
+
+
+def test_tasks_notebook_runs_top_to_bottom(
+    small_cluster: SmallCluster,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ensure_deployed(small_cluster)
+    nb = execute(TASKS_NOTEBOOK, small_cluster, tmp_path, monkeypatch)
+
+    tables = [h for h in html_outputs(nb) if 'class="eggo-tasks"' in h]
+    (preflight, dry, real, again, health, probes, ready, skipped, refused, tidy) = tables
+    hosts = [m.name for m in small_cluster.tb.machines]
+    assert all(f"<th>{h}</th><td>ok</td>" in preflight for h in hosts)
+    assert "<td>changed</td>" in dry and "+++ b/etc/eggo-notebook-demo.conf" in dry and "ExecStart" in dry
+    assert "<td>changed</td>" in real and "<td>ok</td>" in again
+    assert "<td>ok</td>" in health and "healthy" in health
+    assert all(f"<th>{h}</th>" in probes for h in hosts) and "etcd=active" in probes
+    assert "<td>ok</td>" in ready and "True" in ready
+    for w in small_cluster.tb.with_role("worker"):
+        assert f"<th>{w.name}</th><td>skipped</td>" in skipped
+    assert "<td>failed</td>" in refused and "NotANodeError: stranger is not a node of cluster" in refused
+    assert "<td>changed</td>" in tidy
+
+
+def test_notebook_runs_top_to_bottom(
+    small_cluster: SmallCluster,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    try:
+        nb = execute(NOTEBOOK, small_cluster, tmp_path, monkeypatch)
+    finally:
         # the notebook's last cells clean the cluster up (also when they are the ones that failed)
         small_cluster.deployed = False
-        nbformat.write(nb, tmp_path / "executed.ipynb")  # kept for a look after a failure
 
     tables = [h for h in html_outputs(nb) if 'class="eggo-run"' in h]
     assert len(tables) == 2, "expected the deploy and the cleanup results tables"

@@ -43,11 +43,11 @@ def run_prepare(deploy_yaml: Path, state_dir: Path, dry_run: bool = False) -> di
     from nornir import InitNornir
 
     from eggo_nornir.config import load_config
+    from eggo_nornir.tasks._lib.context import DeployContext
     from eggo_nornir.tasks.bundle import ship_bundle
-    from eggo_nornir.tasks.context import DeployContext
     from eggo_nornir.tasks.firewall import open_firewall
     from eggo_nornir.tasks.packages import import_images, install_packages
-    from eggo_nornir.tasks.preflight import cross_host_problems, preflight
+    from eggo_nornir.tasks.preflight import cross_host_problems, preflight_checks
     from eggo_nornir.tasks.system import prepare_system
 
     cfg = load_config(deploy_yaml)
@@ -61,12 +61,13 @@ def run_prepare(deploy_yaml: Path, state_dir: Path, dry_run: bool = False) -> di
         host.data["eggo_trust_new_host_keys"] = True
     out: dict[str, dict[str, object]] = {}
     try:
-        for task in (preflight, prepare_system, open_firewall, ship_bundle, install_packages, import_images):
+        prep = (preflight_checks, prepare_system, open_firewall, ship_bundle, install_packages, import_images)
+        for task in prep:
             res = nr.run(task=task, ctx=ctx, dry_run=dry_run)
             failed = {h: str(mr[0].exception)[-2000:] for h, mr in res.items() if mr.failed}
             assert not failed, f"{task.__name__} failed: {failed}"
             out[task.__name__] = {h: mr[0] for h, mr in res.items()}
-            if task is preflight:
+            if task is preflight_checks:
                 assert cross_host_problems({h: mr[0].result for h, mr in res.items()}) == []
             if dry_run and task is ship_bundle:
                 break  # packages need the unpacked bundle a dry run does not ship

@@ -25,6 +25,8 @@ from eggo_nornir.engine import run_phases
 from eggo_nornir.errors import EggoError
 from eggo_nornir.remote.fake import FakeCall, FakeRemote, use_fakes
 from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME
+from eggo_nornir.render.roles import node_units
+from eggo_nornir.tasks import probes
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -68,18 +70,18 @@ def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
 
 
 def test_openssl_enddate_parses_padded_days() -> None:
-    got = day2.parse_openssl_enddate("notAfter=Nov  6 04:00:00 2026 GMT")
+    got = probes.parse_openssl_enddate("notAfter=Nov  6 04:00:00 2026 GMT")
     assert got == datetime(2026, 11, 6, 4, tzinfo=timezone.utc)
     with pytest.raises(ValueError):
-        day2.parse_openssl_enddate("unable to load certificate")
+        probes.parse_openssl_enddate("unable to load certificate")
 
 
 def test_cert_status_and_floor_of_days() -> None:
-    assert day2.CertInfo.of("a", NOW + timedelta(days=29, hours=23), NOW, 30).to_dict() == {
+    assert probes.CertInfo.of("a", NOW + timedelta(days=29, hours=23), NOW, 30).to_dict() == {
         "name": "a", "not_after": "2026-01-30T23:00:00Z", "days_left": 29, "status": "expiring",
     }  # fmt: skip
-    assert day2.CertInfo.of("a", NOW + timedelta(days=30), NOW, 30).status == "ok"
-    assert day2.CertInfo.of("a", NOW - timedelta(seconds=1), NOW, 30).status == "expired"
+    assert probes.CertInfo.of("a", NOW + timedelta(days=30), NOW, 30).status == "ok"
+    assert probes.CertInfo.of("a", NOW - timedelta(seconds=1), NOW, 30).status == "expired"
 
 
 def test_pem_listing_parses_files_bundles_and_kubeconfigs() -> None:
@@ -91,7 +93,7 @@ def test_pem_listing_parses_files_bundles_and_kubeconfigs() -> None:
         "@@file /etc/kubernetes/pki/broken.crt\nnot a pem\n"
         f"@@conf /etc/kubernetes/admin.conf\n{conf}\n"
     )
-    source, certs = day2.parse_cert_listing(text, NOW, 30)
+    source, certs = probes.parse_cert_listing(text, NOW, 30)
     assert source == "pem"
     assert [(c.name, c.days_left, c.status) for c in certs] == [
         ("/etc/kubernetes/pki/ca.crt", 100, "ok"),
@@ -103,22 +105,22 @@ def test_pem_listing_parses_files_bundles_and_kubeconfigs() -> None:
 
 def test_openssl_listing() -> None:
     text = "@openssl\n@@file /etc/kubernetes/pki/ca.crt\nnotAfter=Jan 11 00:00:00 2026 GMT\n"
-    source, certs = day2.parse_cert_listing(text, NOW, 30)
+    source, certs = probes.parse_cert_listing(text, NOW, 30)
     assert source == "openssl" and certs[0].days_left == 10 and certs[0].status == "expiring"
 
 
 def test_listing_script_never_prints_keys_without_openssl() -> None:
-    script = day2.cert_listing_script(openssl=False)
+    script = probes.cert_listing_script(openssl=False)
     assert "BEGIN CERTIFICATE" in script and "openssl" not in script
-    assert "openssl x509 -enddate -noout" in day2.cert_listing_script(openssl=True)
+    assert "openssl x509 -enddate -noout" in probes.cert_listing_script(openssl=True)
 
 
 def test_units_per_role() -> None:
     cfg = cluster()
-    assert day2.node_units(cfg, cfg.node("m0")) == [
+    assert node_units(cfg, cfg.node("m0")) == [
         "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns", "eggo-pod-routes",
     ]  # fmt: skip
-    assert day2.node_units(cfg, cfg.node("w0")) == ["containerd", "kubelet", "kube-proxy"]
+    assert node_units(cfg, cfg.node("w0")) == ["containerd", "kubelet", "kube-proxy"]
 
 
 # ---- status -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from eggo_nornir.cluster.plan import cleanup_phases, deploy_phases
 from eggo_nornir.config import load_config
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.hooks import CliHook
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -135,8 +135,8 @@ def test_cluster_preflight_sees_every_hosts_facts(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
     from k8s_fakes import k8s_cluster, run_on
 
-    from eggo_nornir.cluster.plan import preflight_cluster
     from eggo_nornir.remote.fake import FakeRemote
+    from eggo_nornir.tasks.preflight import preflight_cluster
 
     cfg = k8s_cluster()
     ctx = DeployContext.build(cfg, tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from eggo_nornir.render import unit_names as names
 from eggo_nornir.render.roles import ROLE_UNITS, node_units
-from eggo_nornir.tasks import cleanup_plan, steps
+from eggo_nornir.tasks._lib import cleanup_plan, steps
 
 
 def test_steps_and_cleanup_read_the_role_table() -> None:

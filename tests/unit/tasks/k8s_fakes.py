@@ -18,8 +18,8 @@ from task_fakes import fake_nornir
 
 from eggo_nornir.config.model import ClusterConfig, LoadBalance, Node
 from eggo_nornir.remote.fake import FakeCall, FakeRemote
-from eggo_nornir.tasks import waiting
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib import waiting
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.files import PENDING_DIR
 
 

@@ -46,7 +46,7 @@ def make_ctx(cfg: ClusterConfig, state_dir, files=None, **options):  # type: ign
     from pathlib import Path
 
     from eggo_nornir.render.rendered import Rendered
-    from eggo_nornir.tasks.context import DeployContext, DeployOptions
+    from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions
 
     return DeployContext(
         cfg, Rendered(files or {}, cfg.cluster_id), Path(state_dir), DeployOptions.of(**options)

@@ -15,8 +15,8 @@ from eggo_nornir.engine import run_phases
 from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster
+from eggo_nornir.tasks._lib.context import DeployOptions
 from eggo_nornir.tasks.certs import cert_files, roll_units
-from eggo_nornir.tasks.context import DeployOptions
 
 CFG = k8s_cluster()  # m0 (master, worker, etcd), m1 (master, etcd), w0, lb
 RUNNING = {
@@ -101,7 +101,7 @@ def renew(hosts: Hosts, state: Path, **kwargs: object):  # type: ignore[no-untyp
 
 
 def test_units_follow_the_files_in_dependency_order(tmp_path: Path) -> None:
-    from eggo_nornir.tasks.context import DeployContext
+    from eggo_nornir.tasks._lib.context import DeployContext
 
     ctx = DeployContext.build(CFG, tmp_path)
     assert roll_units(cert_files(ctx, "m0")) == list(RUNNING["m0"])  # which is ROLL_ORDER

@@ -22,7 +22,8 @@ from eggo_nornir.remote import Unreachable
 from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST, RBAC_MANIFEST
-from eggo_nornir.tasks import cleanup_plan as cp
+from eggo_nornir.tasks._lib import cleanup_plan as cp
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.cleanup import (
     CleanupIncomplete,
     cleanup_cluster_objects,
@@ -30,7 +31,6 @@ from eggo_nornir.tasks.cleanup import (
     delete_order,
     only_gone,
 )
-from eggo_nornir.tasks.context import DeployContext
 
 CID = "t1"
 

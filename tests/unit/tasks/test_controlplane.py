@@ -10,8 +10,8 @@ from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, kubectl_patte
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import addons
 from eggo_nornir.render import paths as p
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.bootstrap import SUPER_ADMIN_PREFIX, apply_bootstrap
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.controlplane import deploy_control_plane
 
 CFG = k8s_cluster()

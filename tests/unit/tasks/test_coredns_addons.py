@@ -11,8 +11,8 @@ from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, run_on
 from eggo_nornir.config.model import Addon, DNSConfig, NetworkConfig, Package, PackageSource, ServiceConfig
 from eggo_nornir.remote.fake import FakeFile, FakeRemote
 from eggo_nornir.render import coredns
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.addons import APPLIED_DIR, addon_sources, apply_addons
-from eggo_nornir.tasks.context import DeployContext
 from eggo_nornir.tasks.coredns import deploy_coredns
 
 CFG = k8s_cluster()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eggo_nornir.tasks.fanout_plan import PeerFacts, check_mode, plan_fanout, waves
+from eggo_nornir.tasks._lib.fanout_plan import PeerFacts, check_mode, plan_fanout, waves
 
 
 def hosts(n: int, serve: str | None = "python3", fetch: str | None = "curl", has: int = 0) -> list[PeerFacts]:

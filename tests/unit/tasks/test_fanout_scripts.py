@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eggo_nornir.tasks import fanout_scripts as fs
+from eggo_nornir.tasks._lib import fanout_scripts as fs
 
 SHA = "a" * 64
 

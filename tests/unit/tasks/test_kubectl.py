@@ -9,7 +9,7 @@ from k8s_fakes import install_fake_clock
 
 from eggo_nornir.remote import CommandFailed
 from eggo_nornir.remote.fake import FakeRemote
-from eggo_nornir.tasks.kubectl import apply_manifest, diff_manifest, get_json, items, kubectl, readyz
+from eggo_nornir.tasks._lib.kubectl import apply_manifest, diff_manifest, get_json, items, kubectl, readyz
 
 
 @pytest.fixture(autouse=True)

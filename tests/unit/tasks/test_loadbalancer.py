@@ -9,7 +9,7 @@ from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, run_on
 
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import paths as p
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.loadbalancer import CANDIDATE, deploy_loadbalancer
 
 CFG = k8s_cluster()

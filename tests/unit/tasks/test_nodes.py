@@ -16,7 +16,7 @@ from k8s_fakes import install_fake_clock, k8s_cluster, node_json, node_list, run
 from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.fake import FakeRemote
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.nodes import (
     CONTROL_PLANE_LABEL,
     CONTROL_PLANE_TAINT,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from eggo_nornir.errors import ConfigError
-from eggo_nornir.tasks.context import DeployContext, DeployOptions, RunState
-from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE
+from eggo_nornir.tasks._lib.context import DeployContext, DeployOptions, RunState
+from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE
 
 
 def test_defaults_live_in_the_dataclass() -> None:

@@ -18,7 +18,7 @@ from eggo_nornir.tasks.preflight import (
     judge,
     parse_facts,
     parse_listeners,
-    preflight,
+    preflight_checks,
 )
 
 GOOD = {
@@ -137,25 +137,25 @@ def test_task_one_command_result_and_failure(bundle_cfg, tmp_path) -> None:
     fake.on(re.compile(r"^printf 'now="), handler=lambda c, f: (0, probe_output(), ""))
     nr = fake_nornir(bundle_cfg, m0=fake).filter(name="m0")
     ctx = make_ctx(bundle_cfg, tmp_path)
-    res = nr.run(task=preflight, ctx=ctx)["m0"][0]
+    res = nr.run(task=preflight_checks, ctx=ctx)["m0"][0]
     assert not res.failed and not res.changed and res.result["problems"] == []
     assert len(fake.calls) == 1 and fake.writes == []
     assert abs(res.result["clock_skew"]) < 5
     # a dry run is the same read-only probe
-    assert not nr.run(task=preflight, ctx=ctx, dry_run=True)["m0"][0].failed
+    assert not nr.run(task=preflight_checks, ctx=ctx, dry_run=True)["m0"][0].failed
 
     def bad(call: FakeCall, _f: FakeRemote) -> tuple[int, str, str]:
         return 0, probe_output(now=time.time() + 120, uname_m="aarch64"), ""
 
     fake.on(re.compile(r"^printf 'now="), handler=bad)
-    res = nr.run(task=preflight, ctx=ctx)["m0"][0]
+    res = nr.run(task=preflight_checks, ctx=ctx)["m0"][0]
     assert res.failed and isinstance(res.exception, PreflightError)
     text = str(res.exception)
     assert text.startswith("m0: preflight failed (2 problems)") and "[arch]" in text and "[clock]" in text
     assert "fix: sync the clocks" in text
     assert res.exception.facts["arch"] == "arm64"
     nr.data.reset_failed_hosts()
-    res = nr.run(task=preflight, ctx=ctx, ignore=["arch", "clock"])["m0"][0]
+    res = nr.run(task=preflight_checks, ctx=ctx, ignore=["arch", "clock"])["m0"][0]
     assert not res.failed and [p["ignored"] for p in res.result["problems"]] == [True, True]
 
 
@@ -171,10 +171,10 @@ def test_ssh_and_sudo_failures_are_checks(cluster, tmp_path, exc, check) -> None
 
     fake.on(re.compile(r"^printf 'now="), handler=boom)
     nr = fake_nornir(cluster, m0=fake).filter(name="m0")
-    res = nr.run(task=preflight, ctx=make_ctx(cluster, tmp_path))["m0"][0]
+    res = nr.run(task=preflight_checks, ctx=make_ctx(cluster, tmp_path))["m0"][0]
     assert res.failed and f"[{check}]" in str(res.exception)
     nr.data.reset_failed_hosts()
-    res = nr.run(task=preflight, ctx=make_ctx(cluster, tmp_path), ignore=[check])["m0"][0]
+    res = nr.run(task=preflight_checks, ctx=make_ctx(cluster, tmp_path), ignore=[check])["m0"][0]
     assert not res.failed
 
 

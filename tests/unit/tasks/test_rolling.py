@@ -13,7 +13,7 @@ from eggo_nornir.cluster.plan import control_plane_phases
 from eggo_nornir.engine import run_phases
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import paths as p
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.rolling import nothing_serving, serving_apiservers, serving_probe
 
 CFG = k8s_cluster()  # m0, m1 masters behind lb
@@ -57,7 +57,7 @@ def _run(tmp_path: Path, serving: dict[str, str], *, parallel_start: bool = True
     fakes = _cluster(serving, events)
     ctx = DeployContext.build(CFG, tmp_path, apiserver_timeout=10, lb_drain_seconds=0)
     # the LB already carries its deployed config (as after the loadbalancer phase)
-    from eggo_nornir.tasks.steps import files_for
+    from eggo_nornir.tasks._lib.steps import files_for
 
     for hf in files_for(ctx, "loadbalancer", "lb"):
         fakes["lb"].put(hf.path, hf.content)

@@ -81,8 +81,8 @@ def test_a_unit_between_two_starts_is_not_up(tmp_path, monkeypatch) -> None:  # 
     """`activating (auto-restart)` right after a restart fails the settle check, with the journal."""
     from k8s_fakes import install_fake_clock, k8s_cluster, run_on
 
-    from eggo_nornir.tasks.context import DeployContext
-    from eggo_nornir.tasks.services import wait_stays_active
+    from eggo_nornir.tasks._lib.context import DeployContext
+    from eggo_nornir.tasks._lib.gates import wait_stays_active
 
     install_fake_clock(monkeypatch)
     cfg = k8s_cluster()

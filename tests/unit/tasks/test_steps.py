@@ -11,8 +11,8 @@ from k8s_fakes import k8s_cluster
 from eggo_nornir.config import load_config
 from eggo_nornir.config.model import ClusterConfig, DNSConfig, NetworkConfig, ServiceConfig
 from eggo_nornir.render import paths as p
-from eggo_nornir.tasks.context import DeployContext
-from eggo_nornir.tasks.steps import STEP_FILES, runs_on, steps_for
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.steps import STEP_FILES, runs_on, steps_for
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -11,7 +11,7 @@ from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, run_on
 from eggo_nornir.config.model import NetworkConfig
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import paths as p
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.network import deploy_pod_routes, plugin_probe_script
 from eggo_nornir.tasks.runtime import cri_check_script, deploy_runtime
 from eggo_nornir.tasks.worker import deploy_node

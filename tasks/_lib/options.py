@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from eggo_nornir.errors import ConfigError, Problem, problem
-from eggo_nornir.tasks.fanout_plan import DEFAULT_MODE, DEFAULT_PER_SOURCE, DEFAULT_SEEDS, MODES
+from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE, DEFAULT_PER_SOURCE, DEFAULT_SEEDS, MODES
 
 
 @dataclass(frozen=True)

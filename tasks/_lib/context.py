@@ -17,7 +17,7 @@ from pathlib import Path
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks.options import DeployOptions, RunState
+from eggo_nornir.tasks._lib.options import DeployOptions, RunState
 
 __all__ = ["DeployContext", "DeployOptions", "RunState"]
 

@@ -32,7 +32,7 @@ from eggo_nornir.render.roles import ROLE_UNITS
 if TYPE_CHECKING:
     from eggo_nornir.config.model import ClusterConfig, Node
     from eggo_nornir.render.hostfile import HostFile
-    from eggo_nornir.tasks.context import DeployContext
+    from eggo_nornir.tasks._lib.context import DeployContext
 
 # On which nodes a step runs (the lead's plan filters hosts the same way).
 Where = Literal[

@@ -28,7 +28,7 @@ from eggo_nornir.remote import Remote
 from eggo_nornir.remote.errors import CommandFailed, CommandTimeout
 from eggo_nornir.remote.results import CommandResult
 from eggo_nornir.render import paths as p
-from eggo_nornir.tasks.waiting import CLOCK
+from eggo_nornir.tasks._lib.waiting import CLOCK
 
 KUBECTL = p.binary("kubectl")
 ADMIN_CONF = p.ADMIN_CONF
