@@ -69,7 +69,8 @@ def _node_files(shared: _Shared, node: Node, pki: ClusterPKI, secrets: ClusterSe
         files += coredns.coredns_files(cfg, node)
         files += shared.once("addons", lambda: addons.addon_files(cfg, secrets))
     if node.is_master or node.is_worker:
-        files += shared.once("system", lambda: system.system_files(cfg))
+        kubelet = node.is_worker
+        files += shared.once(f"system-{kubelet}", lambda: system.system_files(cfg, kubelet=kubelet))
         if shared.bridge:
             files += network.route_files(node, shared.routes)
     if node.is_worker:
@@ -133,7 +134,9 @@ def render_cluster(cfg: ClusterConfig, state_dir: Path | str) -> dict[str, list[
 def load_state(cfg: ClusterConfig, state_dir: Path | str) -> tuple[ClusterPKI, ClusterSecrets]:
     """The cluster's PKI (`state_dir/pki`) and secrets, created on first use and reused after."""
     state = Path(state_dir)
-    return ClusterPKI.ensure(cfg, state / "pki"), ClusterSecrets.ensure(state)
+    return ClusterPKI.ensure(cfg, state / "pki"), ClusterSecrets.ensure(
+        state, provider=cfg.security.encryption_provider
+    )
 
 
 # ---- the tree on disk ------------------------------------------------------------------------
