@@ -190,3 +190,16 @@ def test_bad_security_values_exit_at_check(block: dict[str, object], path: str) 
     with pytest.raises(ConfigError) as exc:
         load_config_dict(_minimal(security=block))
     assert path in str(exc.value)
+
+
+def test_units_and_component_configs_are_0600(cluster_config: ClusterConfig, state_dir: Path) -> None:
+    for node, files in render_cluster(cluster_config, state_dir).items():
+        for hf in files:
+            if hf.path.endswith(".service") or hf.path in (
+                p.KUBELET_CONFIG,
+                p.KUBE_PROXY_CONFIG,
+                p.AUDIT_POLICY,
+            ):
+                assert hf.mode == 0o600, (node, hf.path)
+            if hf.path.endswith(".conf") and hf.path.startswith("/etc/kubernetes/") and hf.secret:
+                assert hf.mode == 0o600, (node, hf.path)
