@@ -19,6 +19,8 @@ waited for; they are reported as skipped.
 from __future__ import annotations
 
 import base64
+import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from nornir.core.task import Result, Task
@@ -197,16 +199,20 @@ def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None
 # ---- kubelet serving certificates ----------------------------------------------------------------
 
 
-def _csr_problem(csr: dict[str, Any], names: set[str]) -> str | None:
+def _csr_problem(csr: dict[str, Any], nodes: Mapping[str, str]) -> str | None:
     """Why a kubelet-serving CSR must not be approved, or None when it is one of our nodes'.
 
-    Same rules as upstream's approver (§3.10), plus the CSR's own subject and SANs, since we
-    are the only approver of this signer: the request must be a node's, for that node, for
-    serving only, and name no URIs or emails.
+    `nodes` maps each of our kubelet nodes to its configured IP. Same rules as upstream's
+    approver (§3.10), plus the CSR's own subject and, since the cluster CA signs what we
+    approve, its SANs by value: DNS names may only be the node's own name and IPs only its
+    configured IP. A node asking for `kubernetes.default.svc`, the service IP, the LB or
+    another node's address would get a CA-signed cert to impersonate it, so that CSR stays
+    pending (and is listed) instead.
     """
     spec = csr.get("spec", {})
     user = spec.get("username", "")
-    if not user.startswith("system:node:") or user.removeprefix("system:node:") not in names:
+    node = user.removeprefix("system:node:")
+    if not user.startswith("system:node:") or node not in nodes:
         return f"username {user!r} is not one of our nodes"
     if "system:nodes" not in (spec.get("groups") or []):
         return "groups lack system:nodes"
@@ -223,13 +229,21 @@ def _csr_problem(csr: dict[str, Any], names: set[str]) -> str | None:
         if cn != [user] or org != ["system:nodes"]:
             return f"subject CN={cn} O={org} does not match {user}"
         try:
-            sans = req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans = list(req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
         except x509.ExtensionNotFound:
-            sans = None
-        if sans is not None and any(not isinstance(g, (x509.DNSName, x509.IPAddress)) for g in sans):
-            return "it requests SANs other than DNS names and IPs"
+            sans = []
     except ValueError as exc:
         return f"unreadable request: {exc}"
+    if any(not isinstance(g, (x509.DNSName, x509.IPAddress)) for g in sans):
+        return "it requests SANs other than DNS names and IPs"
+    if not sans:
+        return "it names no SAN"
+    foreign_dns = sorted(str(g.value) for g in sans if isinstance(g, x509.DNSName) and g.value != node)
+    want_ip = ipaddress.ip_address(nodes[node])
+    foreign_ip = sorted(str(g.value) for g in sans if isinstance(g, x509.IPAddress) and g.value != want_ip)
+    if foreign_dns or foreign_ip:
+        foreign = ", ".join(foreign_dns + foreign_ip)
+        return f"it asks for names that are not {node}'s own ({node}, {want_ip}): {foreign}"
     return None
 
 
@@ -246,8 +260,9 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
     """With `enable-kubelet-serving`: approve the pending kubelet-serving CSRs of our nodes.
 
     Only CSRs of signer kubernetes.io/kubelet-serving, from `system:node:<one of our kubelet
-    nodes>` in group system:nodes, for serving usages, pass (see `_csr_problem`); others are
-    left alone and listed. Waits up to `ctx.options.csr_timeout` s for every expected
+    nodes>` in group system:nodes, for serving usages, naming only that node's own name and
+    configured IP, pass (see `_csr_problem`); others stay pending and are listed under
+    `left_alone` with the reason. Waits up to `ctx.options.csr_timeout` s for every expected
     node to have asked; nodes that did not are listed, not failed (as upstream).
 
     Args:
@@ -264,6 +279,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
     dry = task.is_dry_run(dry_run)
     expected, _ = kubelet_nodes(ctx, task)
     names = set(expected)
+    own_ips = {n.name: n.ip for n in ctx.cfg.with_role("worker")}
     if dry and not readyz(remote)[0]:
         return Result(host=task.host, changed=False, result={"note": "the API is not up yet"})
     timeout = 0.0 if dry else ctx.options.csr_timeout
@@ -284,7 +300,7 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
         asked.add(csr.get("spec", {}).get("username", "").removeprefix("system:node:"))
         if _state(csr) != "Pending":
             continue
-        problem = _csr_problem(csr, names)
+        problem = _csr_problem(csr, {n: own_ips[n] for n in names})
         if problem:
             refused[name] = problem
         else:

@@ -193,7 +193,7 @@ def prepare(
         new_after, new_serial = _identity(pki.cert(name))
         why = chosen.get(name, reason) if reason == "renewal requested" else reason
         renewed.append(LeafRenewal(name, why, old_after, new_after, old_serial, new_serial))
-    secrets = ClusterSecrets.ensure(Path(state_dir))
+    secrets = ClusterSecrets.ensure(Path(state_dir), provider=cfg.security.encryption_provider)
     rendered = Rendered(render_nodes(cfg, pki, secrets), cfg.cluster_id)
     ctx = DeployContext(cfg, rendered, Path(state_dir), options or DeployOptions())
     return Prepared(ctx, admin_kubeconfig(cfg, pki), renewed, [*notes, *NOTES])

@@ -142,6 +142,21 @@ def to_dict(cfg: ClusterConfig, *, redact: bool = False) -> dict[str, Any]:
             },
             "install": _install(cfg),
             "addons": [{"type": a.type, "filename": a.filename} for a in cfg.addons],
+            "security": {
+                "audit-log": cfg.security.audit_log,
+                "audit-log-maxage": cfg.security.audit_log_maxage,
+                "audit-log-maxbackup": cfg.security.audit_log_maxbackup,
+                "audit-log-maxsize": cfg.security.audit_log_maxsize,
+                "profiling": cfg.security.profiling,
+                "anonymous-auth": cfg.security.anonymous_auth,
+                "tls-min-version": cfg.security.tls_min_version,
+                "tls-cipher-suites": list(cfg.security.tls_cipher_suites),
+                "service-account-extend-token-expiration": (
+                    cfg.security.service_account_extend_token_expiration
+                ),
+                "protect-kernel-defaults": cfg.security.protect_kernel_defaults,
+                "encryption-provider": cfg.security.encryption_provider,
+            },
             "pki": {
                 "key-algorithm": cfg.pki.key_algorithm,
                 "ca-validity-days": cfg.pki.ca_validity_days,

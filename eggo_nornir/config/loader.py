@@ -33,6 +33,8 @@ from eggo_nornir.config.model import (
     PACKAGE_TYPES,
     ROLES,
     SCHEDULES,
+    TLS_SUITE_NAME,
+    TLS_VERSIONS,
     Addon,
     Arch,
     CertSANs,
@@ -46,6 +48,7 @@ from eggo_nornir.config.model import (
     PKIConfig,
     Port,
     Role,
+    SecurityConfig,
     ServiceConfig,
     normalise_arch,
     plain_name,
@@ -501,7 +504,7 @@ class _Builder:
             dns_domain=r.text(d, "dns-domain", "", "cluster.local") or "cluster.local",
             pause_image=r.text(d, "pause-image", "", ClusterConfig.pause_image) or ClusterConfig.pause_image,
             network_plugin=r.text(d, "network-plugin", "", "cni") or "cni",
-            enable_kubelet_serving=r.boolean(d, "enable-kubelet-serving", ""),
+            enable_kubelet_serving=r.boolean(d, "enable-kubelet-serving", "", True),
             cni_bin_dirs=self._cni_bin_dirs(),
             runtime=runtime,  # type: ignore[arg-type]
             runtime_endpoint=r.text(d, "runtime-endpoint", "")
@@ -517,6 +520,7 @@ class _Builder:
             addons=self._addons(),
             kubernetes_version=self._kubernetes_version(),
             pki=self._pki(),
+            security=self._security(),
             dialect=self.origins.dialect,  # type: ignore[arg-type]
             warnings=tuple(self.warnings),
         )
@@ -844,6 +848,56 @@ class _Builder:
             ca_validity_days=days("ca-validity-days", d.ca_validity_days, 1),
             cert_validity_days=days("cert-validity-days", d.cert_validity_days, 1),
             renew_before_days=days("renew-before-days", d.renew_before_days, 0),
+        )
+
+    def _security(self) -> SecurityConfig:
+        """The `security:` block (CIS controls); every key optional, every default the safe one."""
+        r = self.r
+        sec = r.mapping(self.data, "security", "")
+        d = SecurityConfig()
+        where = "security"
+
+        def count(key: str, default: int) -> int:
+            value = r.integer(sec, key, where, default, 0)
+            return default if value is None else value
+
+        suites = r.str_list(sec, "tls-cipher-suites", where)  # empty: the default list
+        for i, suite in enumerate(suites):
+            if not TLS_SUITE_NAME.match(suite):
+                r.fail(
+                    f"{where}.tls-cipher-suites[{i}]",
+                    "must be a Go TLS cipher suite name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                    suite,
+                )
+        return SecurityConfig(
+            audit_log=r.boolean(sec, "audit-log", where, d.audit_log),
+            audit_log_maxage=count("audit-log-maxage", d.audit_log_maxage),
+            audit_log_maxbackup=count("audit-log-maxbackup", d.audit_log_maxbackup),
+            audit_log_maxsize=count("audit-log-maxsize", d.audit_log_maxsize),
+            profiling=r.boolean(sec, "profiling", where, d.profiling),
+            anonymous_auth=r.choice(  # type: ignore[arg-type]
+                sec, "anonymous-auth", where, {"health": "health", "off": "off", "on": "on"}, d.anonymous_auth
+            ),
+            tls_min_version=r.choice(
+                sec, "tls-min-version", where, {v.lower(): v for v in TLS_VERSIONS}, d.tls_min_version
+            ),
+            tls_cipher_suites=suites or d.tls_cipher_suites,
+            service_account_extend_token_expiration=r.boolean(
+                sec,
+                "service-account-extend-token-expiration",
+                where,
+                d.service_account_extend_token_expiration,
+            ),
+            protect_kernel_defaults=r.boolean(
+                sec, "protect-kernel-defaults", where, d.protect_kernel_defaults
+            ),
+            encryption_provider=r.choice(  # type: ignore[arg-type]
+                sec,
+                "encryption-provider",
+                where,
+                {"secretbox": "secretbox", "aesgcm": "aesgcm", "aescbc": "aescbc"},
+                d.encryption_provider,
+            ),
         )
 
     # ---- packages -----------------------------------------------------------------

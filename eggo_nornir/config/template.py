@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eggo_nornir.config.loader import DEFAULT_RUNTIME_ENDPOINTS
-from eggo_nornir.config.model import ClusterConfig, PKIConfig
+from eggo_nornir.config.model import ClusterConfig, PKIConfig, SecurityConfig
 
 COMMENT_COLUMN = 40
 DEFAULT_TARBALL = "/root/packages/packages-amd64.tar.gz"
@@ -148,6 +148,7 @@ def render_template(opts: TemplateOptions | None = None) -> str:
     opts = opts or TemplateOptions()
     names = _names(opts)
     pki = PKIConfig()
+    sec = SecurityConfig()
     d = ClusterConfig(cluster_id=opts.name, nodes=(), masters=())
     lines = [
         "# deploy.yaml for eggo-nornir, in upstream eggo's dialect (eggo-nornir also reads the",
@@ -201,7 +202,10 @@ def render_template(opts: TemplateOptions | None = None) -> str:
         _line(f"dns-domain: {d.dns_domain}", "cluster DNS domain"),
         _line(f"pause-image: {d.pause_image}", "sandbox image; ship it in the bundle when offline"),
         _line("network-plugin: cni", "kept for compatibility; unused"),
-        _line("enable-kubelet-serving: false", "true: kubelets get serving certs, approved automatically"),
+        _line(
+            "enable-kubelet-serving: true",
+            "kubelet serving certs signed by the cluster CA (CSRs approved by value); false: self-signed",
+        ),
         _line("cni-bin-dir: /opt/cni/bin", "CNI plugin dirs, comma-separated"),
         _line("runtime: containerd", "containerd, docker or iSulad"),
         _line(f"runtime-endpoint: {DEFAULT_RUNTIME_ENDPOINTS['containerd']}", "CRI socket of the runtime"),
@@ -225,6 +229,28 @@ def render_template(opts: TemplateOptions | None = None) -> str:
         _line(
             f"  renew-before-days: {pki.renew_before_days}",
             "`certs renew` renews leaves this close to expiry",
+        ),
+        _line("security:", "CIS Benchmark controls, all on by default (docs/security.md)"),
+        _line(
+            f"  audit-log: {str(sec.audit_log).lower()}", "audit policy + log under /var/log/kubernetes/audit"
+        ),
+        _line(f"  audit-log-maxage: {sec.audit_log_maxage}", "days"),
+        _line(f"  audit-log-maxbackup: {sec.audit_log_maxbackup}", "rotated files kept"),
+        _line(f"  audit-log-maxsize: {sec.audit_log_maxsize}", "MB before rotation"),
+        _line(
+            f"  profiling: {str(sec.profiling).lower()}", "pprof on apiserver, controller-manager, scheduler"
+        ),
+        _line(f"  anonymous-auth: {sec.anonymous_auth}", "health: only /livez /readyz /healthz; off; on"),
+        _line(f"  tls-min-version: {sec.tls_min_version}", "VersionTLS12 or VersionTLS13"),
+        _line("  tls-cipher-suites: []", "empty: ECDHE with AES-GCM or ChaCha20 only"),
+        _line("  service-account-extend-token-expiration: false", "true: bound SA tokens may live a year"),
+        _line(
+            f"  protect-kernel-defaults: {str(sec.protect_kernel_defaults).lower()}",
+            "kubelet refuses kernel settings it did not expect; the system phase sets them",
+        ),
+        _line(
+            f"  encryption-provider: {sec.encryption_provider}",
+            "secretbox, aesgcm or aescbc (Secrets at rest)",
         ),
     ]
     return "\n".join(lines) + "\n"

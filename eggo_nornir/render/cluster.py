@@ -69,7 +69,8 @@ def _node_files(shared: _Shared, node: Node, pki: ClusterPKI, secrets: ClusterSe
         files += coredns.coredns_files(cfg, node)
         files += shared.once("addons", lambda: addons.addon_files(cfg, secrets))
     if node.is_master or node.is_worker:
-        files += shared.once("system", lambda: system.system_files(cfg))
+        kubelet = node.is_worker
+        files += shared.once(f"system-{kubelet}", lambda: system.system_files(cfg, kubelet=kubelet))
         if shared.bridge:
             files += network.route_files(node, shared.routes)
     if node.is_worker:
@@ -88,7 +89,19 @@ def _node_files(shared: _Shared, node: Node, pki: ClusterPKI, secrets: ClusterSe
         files = [
             _add_restarts(hf, (coredns.COREDNS_UNIT,)) if hf.path == p.ADMIN_CONF else hf for hf in files
         ]
-    return _sorted_unique(node, files)
+    return _sorted_unique(node, [_cis_mode(hf) for hf in files])
+
+
+# CIS 1.1.x / 4.1.x: unit files and component configs readable by root only. Set here, once,
+# for every renderer's output, so a new unit cannot be forgotten.
+PRIVATE_FILES = (p.KUBELET_CONFIG, p.KUBE_PROXY_CONFIG, p.AUDIT_POLICY, p.AUTHENTICATION_CONFIG)
+
+
+def _cis_mode(hf: HostFile) -> HostFile:
+    private = hf.path in PRIVATE_FILES or (
+        hf.path.startswith(f"{p.UNIT_DIR}/") and hf.path.endswith(".service")
+    )
+    return dataclasses.replace(hf, mode=0o600) if private and hf.mode != 0o600 else hf
 
 
 def _add_restarts(hf: HostFile, extra: tuple[str, ...]) -> HostFile:
@@ -133,7 +146,9 @@ def render_cluster(cfg: ClusterConfig, state_dir: Path | str) -> dict[str, list[
 def load_state(cfg: ClusterConfig, state_dir: Path | str) -> tuple[ClusterPKI, ClusterSecrets]:
     """The cluster's PKI (`state_dir/pki`) and secrets, created on first use and reused after."""
     state = Path(state_dir)
-    return ClusterPKI.ensure(cfg, state / "pki"), ClusterSecrets.ensure(state)
+    return ClusterPKI.ensure(cfg, state / "pki"), ClusterSecrets.ensure(
+        state, provider=cfg.security.encryption_provider
+    )
 
 
 # ---- the tree on disk ------------------------------------------------------------------------

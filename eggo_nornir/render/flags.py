@@ -159,8 +159,66 @@ def _host(ip: str) -> str:
 # ---- control plane -------------------------------------------------------------------------
 
 
-def apiserver_defaults(cfg: ClusterConfig, node: Node) -> dict[str, str]:
+# Kubernetes minors whose kube-apiserver reads `anonymous` from an AuthenticationConfiguration
+# (KEP-4633: beta and on by default in 1.32, GA with the v1 API in 1.34).
+ANONYMOUS_CONFIG_MINOR = 32
+AUTHENTICATION_CONFIG_V1_MINOR = 34
+
+
+def anonymous_config_api(cfg: ClusterConfig, minor: int) -> str | None:
+    """The AuthenticationConfiguration apiVersion that limits anonymous auth to health checks,
+    or None when no such file is rendered (the user chose otherwise, set the flags
+    themselves, or the version predates the `anonymous` field)."""
+    extra = {normalise_flag(k) for k in cfg.extra_args("kube-apiserver")}
+    if cfg.security.anonymous_auth != "health" or extra & {"--anonymous-auth", "--authentication-config"}:
+        return None
+    if minor < ANONYMOUS_CONFIG_MINOR:
+        return None
+    version = "v1" if minor >= AUTHENTICATION_CONFIG_V1_MINOR else "v1beta1"
+    return f"apiserver.config.k8s.io/{version}"
+
+
+def tls_defaults(cfg: ClusterConfig) -> dict[str, str]:
+    """TLS floor and TLS 1.2 suites for every component that serves HTTPS (CIS 1.2.x, 1.3.x, 1.4.x)."""
+    return {
+        "--tls-cipher-suites": ",".join(cfg.security.tls_cipher_suites),
+        "--tls-min-version": cfg.security.tls_min_version,
+    }
+
+
+def profiling_defaults(cfg: ClusterConfig) -> dict[str, str]:
+    return {"--profiling": _arg_value(cfg.security.profiling)}
+
+
+def apiserver_security_defaults(cfg: ClusterConfig, minor: int) -> dict[str, str]:
+    """The CIS section 1.2 flags of `cfg.security` (audit, profiling, TLS, anonymous auth)."""
+    sec = cfg.security
     flags = {
+        **profiling_defaults(cfg),
+        **tls_defaults(cfg),
+        "--service-account-extend-token-expiration": _arg_value(sec.service_account_extend_token_expiration),
+    }
+    if sec.audit_log:
+        flags.update(
+            {
+                "--audit-policy-file": p.AUDIT_POLICY,
+                "--audit-log-path": p.AUDIT_LOG,
+                "--audit-log-maxage": str(sec.audit_log_maxage),
+                "--audit-log-maxbackup": str(sec.audit_log_maxbackup),
+                "--audit-log-maxsize": str(sec.audit_log_maxsize),
+            }
+        )
+    if anonymous_config_api(cfg, minor):
+        flags["--authentication-config"] = p.AUTHENTICATION_CONFIG
+    elif sec.anonymous_auth == "off" or (sec.anonymous_auth == "health" and minor < ANONYMOUS_CONFIG_MINOR):
+        # no way to allow only the health paths: refuse anonymous requests (our probes authenticate)
+        flags["--anonymous-auth"] = "false"
+    return flags
+
+
+def apiserver_defaults(cfg: ClusterConfig, node: Node, minor: int) -> dict[str, str]:
+    flags = {
+        **apiserver_security_defaults(cfg, minor),
         "--advertise-address": node.ip,
         "--allow-privileged": "true",
         "--authorization-mode": "Node,RBAC",
@@ -206,6 +264,8 @@ def controller_manager_defaults(cfg: ClusterConfig, *, allocate_node_cidrs: bool
     assigned statically at render time (see render/network.py for why).
     """
     flags = {
+        **profiling_defaults(cfg),
+        **tls_defaults(cfg),
         "--allocate-node-cidrs": "true" if allocate_node_cidrs else "false",
         "--authentication-kubeconfig": p.CONTROLLER_MANAGER_CONF,
         "--authorization-kubeconfig": p.CONTROLLER_MANAGER_CONF,
@@ -232,6 +292,8 @@ def controller_manager_defaults(cfg: ClusterConfig, *, allocate_node_cidrs: bool
 
 def scheduler_defaults(cfg: ClusterConfig) -> dict[str, str]:
     return {
+        **profiling_defaults(cfg),
+        **tls_defaults(cfg),
         "--authentication-kubeconfig": p.SCHEDULER_CONF,
         "--authorization-kubeconfig": p.SCHEDULER_CONF,
         "--bind-address": "127.0.0.1",

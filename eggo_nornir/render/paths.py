@@ -51,6 +51,10 @@ KUBELET_CONF = f"{K8S_DIR}/kubelet.conf"
 
 # component configs (ours)
 ENCRYPTION_CONFIG = f"{K8S_DIR}/encryption-config.yaml"
+AUDIT_POLICY = f"{K8S_DIR}/audit-policy.yaml"
+AUTHENTICATION_CONFIG = f"{K8S_DIR}/authentication-config.yaml"
+AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
+AUDIT_LOG = f"{AUDIT_LOG_DIR}/audit.log"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBE_PROXY_CONFIG = f"{K8S_DIR}/kube-proxy-config.yaml"
 ETCD_ENV = "/etc/etcd/etcd.conf"

@@ -28,6 +28,7 @@ import yaml
 from eggo_nornir.config.model import Node
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render import yamltext
+from eggo_nornir.render.diagnostics import warn
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.state import private_dir, write_private
 
@@ -37,7 +38,8 @@ ENCRYPTION_CONFIG_PATH = "/etc/kubernetes/encryption-config.yaml"  # --encryptio
 # the format the apiserver's bootstrap authenticator accepts (k8s.io/cluster-bootstrap)
 BOOTSTRAP_TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
-EncryptionProvider = Literal["aescbc", "secretbox"]
+EncryptionProvider = Literal["aescbc", "aesgcm", "secretbox"]
+PROVIDERS: tuple[str, ...] = ("aescbc", "aesgcm", "secretbox")
 
 
 def _random_token_part(length: int) -> str:
@@ -48,12 +50,13 @@ def encryption_configuration(provider: EncryptionProvider = "aescbc", key: bytes
     """An EncryptionConfiguration for Secrets: `provider` with key `key1`, then `identity`.
 
     The `identity` fallback lets the apiserver still read Secrets written before
-    encryption was enabled; new writes always use the first provider. aescbc is the
-    default because the spec and KTHW's smoke test (`k8s:enc:aescbc:v1:key1`) expect it;
-    secretbox is the stronger choice per the Kubernetes docs and may be picked at first
-    generation (switching later needs a key-rotation procedure, not a new file).
+    encryption was enabled; new writes always use the first provider. The config's
+    `security.encryption-provider` picks it at first generation: secretbox by default, as
+    the Kubernetes docs advise over aescbc (padding-oracle prone) and over aesgcm (whose
+    key must rotate every 200k writes); switching later is the key-rotation procedure of
+    docs/security.md, never a new file.
     """
-    if provider not in ("aescbc", "secretbox"):
+    if provider not in PROVIDERS:
         raise ValueError(f"unsupported encryption provider {provider!r}")
     key = key if key is not None else secrets.token_bytes(32)
     if len(key) != 32:
@@ -72,6 +75,15 @@ def encryption_configuration(provider: EncryptionProvider = "aescbc", key: bytes
         ],
     }
     return yamltext.dump(doc, sort_keys=False, default_flow_style=False).encode()
+
+
+def writing_provider(data: bytes) -> str:
+    """The provider new writes use: the first of the Secrets resource's list."""
+    doc = yaml.safe_load(data)
+    try:
+        return str(next(iter(doc["resources"][0]["providers"][0])))
+    except (KeyError, IndexError, TypeError, StopIteration):
+        return "unknown"
 
 
 def _check_encryption_config(data: bytes, where: Path) -> None:
@@ -102,7 +114,7 @@ class ClusterSecrets:
     encryption_config: bytes = field(repr=False)
 
     @classmethod
-    def ensure(cls, state_dir: Path, *, provider: EncryptionProvider = "aescbc") -> ClusterSecrets:
+    def ensure(cls, state_dir: Path, *, provider: EncryptionProvider = "secretbox") -> ClusterSecrets:
         """Load the secrets from state_dir, generating each missing one once.
 
         The token and the encryption config are independent: a lost token is simply
@@ -125,6 +137,12 @@ class ClusterSecrets:
         if enc_path.exists():
             enc = enc_path.read_bytes()
             _check_encryption_config(enc, enc_path)
+            current = writing_provider(enc)
+            if current != provider:
+                warn(
+                    f"Secrets are encrypted with {current}, not security.encryption-provider {provider}: "
+                    "an existing key is never replaced; docs/security.md says how to rotate to a new provider"
+                )
         else:
             enc = encryption_configuration(provider)
             write_private(enc_path, enc)

@@ -15,7 +15,7 @@ import yaml
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
-from eggo_nornir.render import unit_names, yamltext
+from eggo_nornir.render import security, unit_names, yamltext
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
 
@@ -67,7 +67,7 @@ def control_plane_flags(
 ) -> list[tuple[str, str]]:
     """The final, sorted flag list of one control-plane component (defaults + extra args)."""
     if component == "kube-apiserver":
-        defaults = f.apiserver_defaults(cfg, node)
+        defaults = f.apiserver_defaults(cfg, node, minor)
     elif component == "kube-controller-manager":
         defaults = f.controller_manager_defaults(cfg, allocate_node_cidrs=allocate_node_cidrs)
     elif component == "kube-scheduler":
@@ -80,9 +80,9 @@ def control_plane_flags(
 def control_plane_files(
     cfg: ClusterConfig, node: Node, minor: int, *, allocate_node_cidrs: bool
 ) -> list[HostFile]:
-    """The three control-plane units (their certs, kubeconfigs and the encryption config come
-    from pki.py, kubeconfig.py and secrets.py)."""
-    out: list[HostFile] = []
+    """The three control-plane units and the apiserver's security files (their certs,
+    kubeconfigs and the encryption config come from pki.py, kubeconfig.py and secrets.py)."""
+    out: list[HostFile] = security.apiserver_security_files(cfg, minor)
     for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         flags = control_plane_flags(cfg, node, component, minor, allocate_node_cidrs=allocate_node_cidrs)
         after = ["etcd.service"] if component == "kube-apiserver" and node.is_etcd else []
@@ -123,6 +123,9 @@ def kubelet_files(
         fail_cgroup_v1_false=minor >= 35,
         pod_cidr=pod_cidr,
         server_tls_bootstrap=cfg.enable_kubelet_serving,
+        protect_kernel_defaults=cfg.security.protect_kernel_defaults,
+        tls_min_version=cfg.security.tls_min_version,
+        tls_cipher_suites=cfg.security.tls_cipher_suites,
     )
     unit = render(
         "kubernetes/kubelet.service.j2",

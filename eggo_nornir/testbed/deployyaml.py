@@ -33,6 +33,11 @@ NSPAWN_EXTRA_ARGS: list[dict[str, Any]] = [
     },
 ]
 
+# The one CIS control a container cannot honour: kernel.panic, vm.overcommit_memory and the
+# other sysctls protectKernelDefaults checks are not namespaced, so setting them in a testbed
+# machine would change the machine running the testbed (read-only in nspawn anyway).
+NSPAWN_SECURITY: dict[str, Any] = {"protect-kernel-defaults": False}
+
 
 def _host(name: str, ip: str, arch: str) -> dict[str, Any]:
     return {"name": name, "ip": ip, "port": 22, "arch": arch}
@@ -101,6 +106,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
             "runtime-endpoint": "unix:///run/containerd/containerd.sock",
             "kubernetes-version": spec.KUBE_VERSION,
             "config-extra-args": NSPAWN_EXTRA_ARGS,
+            "security": NSPAWN_SECURITY,
             "install": install_section(bundle, arch, spec.load_metadata(bundle)),
         }
     )

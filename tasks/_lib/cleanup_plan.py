@@ -68,6 +68,8 @@ WORKER_DATA_DIRS = ("/var/lib/kubelet", "/var/lib/kube-proxy", "/var/lib/cni", p
 # /opt/containerd: created at start by containerd's `opt` plugin (default config)
 CONTAINERD_DATA_DIRS = ("/var/lib/containerd", "/run/containerd", "/opt/containerd")
 ETCD_DATA_DIRS = (p.ETCD_DATA_DIR,)
+# the apiserver's audit log (security.audit-log); the apiserver creates the dir itself
+MASTER_DATA_DIRS = (p.AUDIT_LOG_DIR,)
 # Files the components write themselves (not rendered, so not in files.list).
 WORKER_GENERATED = (p.KUBELET_CONF,)
 # Interfaces only Kubernetes networking creates: our bridge, kube-proxy IPVS, flannel, calico VXLAN.
@@ -1019,6 +1021,8 @@ def data_dirs(spec: NodeSpec, own: Ownership) -> list[str]:
         dirs += [*WORKER_DATA_DIRS, *WORKER_GENERATED]
         if names.CONTAINERD in spec.runtime_units or names.CONTAINERD in own.units:
             dirs += CONTAINERD_DATA_DIRS
+    if own.master:
+        dirs += MASTER_DATA_DIRS
     if own.etcd:
         dirs += ETCD_DATA_DIRS
     return dirs

@@ -104,6 +104,47 @@ def unit_starts(tb: Testbed) -> dict[str, str]:
 
 
 BEFORE: dict[str, Snapshot] = {}
+CSR_PROBE: dict[str, str] = {}
+
+
+def foreign_san_csr(name: str, node: str, ip: str) -> dict[str, object]:
+    """A kubelet-serving CSR for `node` that also asks for kubernetes.default.svc."""
+    import base64
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node}"),
+        ]
+    )
+    sans = [
+        x509.DNSName(node),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.IPAddress(ipaddress.ip_address(ip)),
+    ]
+    req = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "signerName": "kubernetes.io/kubelet-serving",
+            "usages": ["digital signature", "server auth"],
+            "request": base64.b64encode(req.public_bytes(serialization.Encoding.PEM)).decode(),
+        },
+    }
 
 
 class TestDeploy:
@@ -196,6 +237,51 @@ class TestDeploy:
         http = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 probe-1.default.svc.cluster.local 80'
         res = kubectl("exec", "probe-0", "--", "sh", "-c", http, check=False)
         assert res.returncode == 0 and f"hello-from-{workers[1]}" in res.stdout, res.stdout + res.stderr
+        # logs and exec go apiserver -> kubelet, verified against the cluster CA
+        # (--kubelet-certificate-authority with serving certs approved by value)
+        res = kubectl("logs", "probe-0", check=False)
+        assert res.returncode == 0, res.stderr
+
+    def test_audit_log_on_every_master(self, tb: Testbed) -> None:
+        for m in tb.with_role("master"):
+            res = tb.run(m, "head -c 4000 /var/log/kubernetes/audit/audit.log")
+            assert res.rc == 0 and '"audit.k8s.io/v1"' in res.stdout, (m.name, res.stdout[:500], res.stderr)
+
+    def test_serving_csr_with_a_foreign_san_stays_pending(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
+        """A worker asks, with its own client cert, for a serving cert that also names
+        kubernetes.default.svc: the redeploy that follows must leave it pending."""
+        worker = tb.with_role("worker")[0]
+        pem = tb.run(worker, "cat /var/lib/kubelet/pki/kubelet-client-current.pem").stdout
+        client = tb.out_dir / "worker-client.pem"
+        client.write_text(pem)
+        client.chmod(0o600)
+        admin = yaml.safe_load(kubectl("config", "view", "--raw", "-o", "yaml").stdout)
+        cluster = admin["clusters"][0]["cluster"]
+        kubeconfig = tb.out_dir / "worker.conf"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "c", "cluster": cluster}],
+                    "users": [
+                        {"name": "u", "user": {"client-certificate": str(client), "client-key": str(client)}}
+                    ],
+                    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                    "current-context": "x",
+                }
+            )
+        )
+        CSR_PROBE["name"] = "eggo-e2e-foreign-san"
+        manifest = tb.out_dir / "foreign-csr.yaml"
+        manifest.write_text(yaml.safe_dump(foreign_san_csr(CSR_PROBE["name"], worker.name, worker.ip)))
+        proc = subprocess.run(
+            [kubectl_path(), "--kubeconfig", str(kubeconfig), "create", "-f", str(manifest)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
 
     def test_redeploy_changes_nothing_and_restarts_nothing(self, tb: Testbed, env: dict[str, str]) -> None:
         before = unit_starts(tb)
@@ -212,6 +298,12 @@ class TestDeploy:
         }
         assert data["changed"] == 0, json.dumps(changed, indent=1)
         assert unit_starts(tb) == before
+
+    def test_foreign_csr_left_pending_by_the_redeploy(self, kubectl) -> None:  # type: ignore[no-untyped-def]
+        csr = json.loads(kubectl("get", "csr", CSR_PROBE["name"], "-o", "json").stdout)
+        assert not csr.get("status", {}).get("conditions"), csr.get("status")
+        assert csr["spec"]["username"].startswith("system:node:")
+        kubectl("delete", "csr", CSR_PROBE["name"])
 
     def test_api_survives_a_stopped_master(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
         victim = tb.with_role("master")[1]

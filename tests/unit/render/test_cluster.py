@@ -237,7 +237,7 @@ def test_write_tree_modes_and_manifest(
     entries = {e["path"]: e for e in manifest["files"]}
     assert set(entries) == {hf.path for hf in rendered["m1"]}
     api = entries["/etc/systemd/system/kube-apiserver.service"]
-    assert api["mode"] == "0644" and api["owner"] == "root:root" and api["restarts"] == ["kube-apiserver"]
+    assert api["mode"] == "0600" and api["owner"] == "root:root" and api["restarts"] == ["kube-apiserver"]
     assert len(api["sha256"]) == 64
     assert "BEGIN" not in (out / "m1.manifest.json").read_text()
     assert not [p for p in out.rglob("*.tmp")]

@@ -12,7 +12,13 @@ import yaml
 
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.errors import EggoError
-from eggo_nornir.render.secrets import ENCRYPTION_CONFIG_PATH, ClusterSecrets, encryption_configuration
+from eggo_nornir.render.diagnostics import RenderWarning
+from eggo_nornir.render.secrets import (
+    ENCRYPTION_CONFIG_PATH,
+    ClusterSecrets,
+    encryption_configuration,
+    writing_provider,
+)
 
 TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 
@@ -30,7 +36,7 @@ def test_tokens_are_random(tmp_path: Path) -> None:
 
 
 def test_encryption_config_shape(state_dir: Path) -> None:
-    doc = yaml.safe_load(ClusterSecrets.ensure(state_dir).encryption_config)
+    doc = yaml.safe_load(ClusterSecrets.ensure(state_dir, provider="aescbc").encryption_config)
     assert doc["apiVersion"] == "apiserver.config.k8s.io/v1"
     assert doc["kind"] == "EncryptionConfiguration"
     (entry,) = doc["resources"]
@@ -42,18 +48,26 @@ def test_encryption_config_shape(state_dir: Path) -> None:
     assert len(base64.b64decode(key["secret"], validate=True)) == 32
 
 
-def test_secretbox_provider(state_dir: Path) -> None:
-    doc = yaml.safe_load(ClusterSecrets.ensure(state_dir, provider="secretbox").encryption_config)
+def test_secretbox_is_the_default_provider(state_dir: Path) -> None:
+    doc = yaml.safe_load(ClusterSecrets.ensure(state_dir).encryption_config)
     providers = doc["resources"][0]["providers"]
     assert list(providers[0]) == ["secretbox"] and providers[1] == {"identity": {}}
+    assert writing_provider(ClusterSecrets.ensure(state_dir).encryption_config) == "secretbox"
+    assert list(yaml.safe_load(encryption_configuration("aesgcm"))["resources"][0]["providers"][0]) == [
+        "aesgcm"
+    ]
     with pytest.raises(ValueError):
-        encryption_configuration("aesgcm")  # type: ignore[arg-type]
+        encryption_configuration("aesxts")  # type: ignore[arg-type]
 
 
 def test_generated_once_and_kept(state_dir: Path) -> None:
-    first = ClusterSecrets.ensure(state_dir)
+    first = ClusterSecrets.ensure(state_dir, provider="aescbc")
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in state_dir.iterdir()}
-    second = ClusterSecrets.ensure(state_dir, provider="secretbox")  # provider only matters at creation
+    # the provider only matters at creation; another one is warned about, never swapped in
+    with pytest.warns(
+        RenderWarning, match="encrypted with aescbc, not security.encryption-provider secretbox"
+    ):
+        second = ClusterSecrets.ensure(state_dir, provider="secretbox")
     assert second == first
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in state_dir.iterdir()} == files
 
@@ -99,7 +113,9 @@ def test_repr_hides_secrets(state_dir: Path) -> None:
     assert sec.bootstrap_token_id in text
     assert sec.bootstrap_token_secret not in text
     assert "bootstrap_token_secret" not in text and "encryption_config" not in text
-    key = yaml.safe_load(sec.encryption_config)["resources"][0]["providers"][0]["aescbc"]["keys"][0]["secret"]
+    key = yaml.safe_load(sec.encryption_config)["resources"][0]["providers"][0]["secretbox"]["keys"][0][
+        "secret"
+    ]
     assert key not in text
 
 

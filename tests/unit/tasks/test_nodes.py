@@ -129,7 +129,10 @@ def _csr(
             ]
         )
     )
-    builder = builder.add_extension(x509.SubjectAlternativeName(sans or [x509.DNSName(node)]), critical=False)
+    if sans != []:  # [] : no SAN extension at all
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(sans or [x509.DNSName(node)]), critical=False
+        )
     pem = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
     return {
         "metadata": {"name": obj_name},
@@ -153,9 +156,10 @@ def _csr_api(*csrs: dict) -> FakeRemote:
     return fake
 
 
-def test_csrs_not_touched_when_serving_is_off(ctx: DeployContext) -> None:
+def test_csrs_not_touched_when_serving_is_off(tmp_path) -> None:
+    cfg = dataclasses.replace(CFG, enable_kubelet_serving=False)
     fake = _csr_api()
-    res = run_on(CFG, "m0", approve_serving_csrs, fake, ctx=ctx)
+    res = run_on(cfg, "m0", approve_serving_csrs, fake, ctx=DeployContext.build(cfg, tmp_path))
     assert not res.changed and fake.commands == []
 
 
@@ -170,13 +174,18 @@ def test_approves_only_our_nodes_serving_csrs(tmp_path) -> None:
         _csr("csr-client", "w0", usages=("client auth",)),
         _csr("csr-uri", "m0", sans=[x509.UniformResourceIdentifier("spiffe://x")]),
         _csr("csr-ip", "w0", sans=[x509.DNSName("w0"), x509.IPAddress(ipaddress.ip_address("10.9.0.20"))]),
+        _csr("csr-svc", "w0", sans=[x509.DNSName("w0"), x509.DNSName("kubernetes.default.svc")]),
+        _csr("csr-lbip", "w0", sans=[x509.DNSName("w0"), x509.IPAddress(ipaddress.ip_address("10.9.0.5"))]),
+        _csr("csr-other", "m0", sans=[x509.DNSName("w0")]),
+        _csr("csr-nosan", "m0", sans=[]),
     )
     res = run_on(cfg, "m0", approve_serving_csrs, fake, ctx=DeployContext.build(cfg, tmp_path))
     assert not res.failed and res[0].changed
     approve = [c for c in fake.commands if "certificate approve" in c]
     assert len(approve) == 1 and approve[0].endswith("certificate approve csr-m0 csr-ip")
     left = res[0].result["left_alone"]
-    assert set(left) == {"csr-evil", "csr-client", "csr-uri"}
+    assert set(left) == {"csr-evil", "csr-client", "csr-uri", "csr-svc", "csr-lbip", "csr-other", "csr-nosan"}
+    assert "kubernetes.default.svc" in left["csr-svc"] and "10.9.0.5" in left["csr-lbip"]
 
 
 def test_csr_rerun_with_everything_approved_is_unchanged(tmp_path) -> None:
