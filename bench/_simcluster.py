@@ -49,6 +49,14 @@ class SimCluster:
             for n in cfg.nodes if n.is_worker
         ]  # fmt: skip
         self.node_list = json.dumps({"kind": "List", "items": nodes})
+        # every kubelet's serving CSR, already approved (as after a first deploy's approval)
+        approved = [{"type": "Approved", "status": "True"}]
+        csrs = [
+            {"metadata": {"name": f"csr-{n.name}"}, "status": {"conditions": approved},
+             "spec": {"signerName": "kubernetes.io/kubelet-serving", "username": f"system:node:{n.name}"}}
+            for n in cfg.nodes if n.is_worker
+        ]  # fmt: skip
+        self.csr_list = json.dumps({"kind": "CertificateSigningRequestList", "items": csrs})
 
     # -- per-command answers ----------------------------------------------------------------
 
@@ -96,6 +104,7 @@ class SimCluster:
         fake.on(re.compile(r"etcdctl.* endpoint status"), handler=lambda c, f: self.etcd_status())
         fake.on(re.compile(r"kubectl .*get --raw[ =]/readyz"), stdout="ok\n")
         fake.on(re.compile(r"kubectl .* get nodes -o json"), handler=lambda c, f: (0, self.node_list, ""))
+        fake.on(re.compile(r"kubectl .* get csr -o json"), handler=lambda c, f: (0, self.csr_list, ""))
         return fake
 
 
