@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from eggo_nornir.testbed.proc import TestbedError, run
+
+log = logging.getLogger(__name__)
 
 IFNAMSIZ = 15
 ALIAS_PREFIX = "eggo-nornir-testbed:"
@@ -138,8 +141,23 @@ def link_alias(ifname: str) -> str:
         return ""
 
 
+def is_leftover(bridge: str, tag: str, sysfs: Path = Path("/sys/class/net")) -> bool:
+    """Our tag and no port on it: the bridge of a testbed whose machines are all gone."""
+    try:
+        if (sysfs / bridge / "ifalias").read_text().strip() != tag:
+            return False
+        return not any((sysfs / bridge / "brif").iterdir())
+    except OSError:
+        return False
+
+
 def netns_exists(netns: str) -> bool:
     return Path("/run/netns", netns).exists()
+
+
+def netns_pids(netns: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+    return out.split()
 
 
 def host_routes() -> list[dict[str, object]]:
@@ -151,6 +169,11 @@ def host_routes() -> list[dict[str, object]]:
 def create_bridge(bridge: str, subnet: Subnet, testbed: str) -> None:
     """Create and tag our bridge, after checking that nothing on the host owns the name or subnet."""
     tag = ALIAS_PREFIX + testbed
+    if link_exists(bridge) and is_leftover(bridge, tag):
+        # a run killed before its teardown (CI timeout, SIGKILL) leaves the tagged bridge with
+        # nothing on it; no machine of ours can be using it, so it is ours to take back
+        log.warning("network: taking back %s, left by testbed %r (no machine on it)", bridge, testbed)
+        run(["ip", "link", "del", bridge], step=f"network: delete leftover bridge {bridge}")
     if link_exists(bridge):
         raise TestbedError(
             f"network: interface {bridge} already exists (alias {link_alias(bridge)!r}); "
@@ -164,6 +187,9 @@ def create_bridge(bridge: str, subnet: Subnet, testbed: str) -> None:
 
 
 def create_machine_net(netns: str, veth: str, bridge: str, ip_cidr: str) -> None:
+    if netns_exists(netns) and not netns_pids(netns):
+        log.warning("network: taking back netns %s, left by a machine that is no longer running", netns)
+        delete_netns(netns)  # its veth end goes with it
     for cmd in machine_net_commands(netns, veth, bridge, ip_cidr):
         run(cmd, step=f"network: wire {netns}")
 

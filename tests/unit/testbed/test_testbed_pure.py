@@ -261,3 +261,17 @@ def test_run_never_echoes_stdin() -> None:
 def test_run_missing_tool() -> None:
     with pytest.raises(TestbedError, match="command not found: no-such-tool-xyz"):
         run(["no-such-tool-xyz"], step="unit: missing")
+
+
+def test_a_tagged_bridge_with_no_port_is_a_leftover(tmp_path: Path) -> None:
+    """What a killed run leaves is taken back; a bridge with a machine on it, or not ours, never."""
+    tag = network.ALIAS_PREFIX + "tb"
+    for name, alias, ports in (("gone", tag, []), ("live", tag, ["ve-tb-1"]), ("host", "uplink", [])):
+        (tmp_path / name / "brif").mkdir(parents=True)
+        (tmp_path / name / "ifalias").write_text(alias + "\n")
+        for port in ports:
+            (tmp_path / name / "brif" / port).mkdir()
+    assert network.is_leftover("gone", tag, tmp_path)
+    assert not network.is_leftover("live", tag, tmp_path)
+    assert not network.is_leftover("host", tag, tmp_path)
+    assert not network.is_leftover("absent", tag, tmp_path)
