@@ -110,6 +110,9 @@ def resolve(
     except ValueError as exc:
         raise UsageError(f"{'--to' if to else 'kubernetes-version'}: {exc}") from None
     check_path(current, target)
+    problems = unupgradable(cfg)
+    if problems:
+        raise UsageError("upgrade:\n" + "\n".join(f"- {p}" for p in problems))
     source = cfg.package_source
     overrides = parse_bundles(cfg, bundles)
     if overrides:
@@ -118,6 +121,25 @@ def resolve(
         source = dataclasses.replace(source, srcpath={**source.srcpath, **overrides})
     new = dataclasses.replace(cfg, kubernetes_version=str(target), package_source=source)
     return new, current, target
+
+
+def unupgradable(cfg: ClusterConfig) -> list[str]:
+    """Nodes whose Kubernetes binaries do not come as `bin` packages: an upgrade replaces binaries
+    from the bundle's bin/, it does not upgrade distro packages (rpm/deb) of Kubernetes."""
+    problems = []
+    for node in cfg.nodes:
+        wanted = [
+            *(up.CONTROL_PLANE_BINARIES[:3] if node.is_master else ()),
+            *(up.WORKER_BINARIES[:2] if node.is_worker else ()),
+        ]
+        have = {p.name for p in cfg.packages_for(node) if p.type in ("bin", "binary")}
+        missing = [b for b in wanted if b not in have]
+        if missing:
+            problems.append(
+                f"{node.name}: {', '.join(missing)} not installed as `type: bin` packages; "
+                "upgrade replaces binaries from the bundle's bin/ only"
+            )
+    return problems
 
 
 # ---- the dry-run plan (pure, on the controller) -----------------------------------------------
