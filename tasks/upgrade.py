@@ -243,33 +243,31 @@ def stage_master(task: Task, ctx: DeployContext, dry_run: bool | None = None) ->
     )
 
 
-def upgrade_worker(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """A (drained) worker: new kubelet, kube-proxy and kubectl, then the deploy's node step,
-    which ships the new version's rendered files and restarts what changed."""
+def _install_then(
+    task: Task, ctx: DeployContext, binaries: Sequence[str], step: Any, dry_run: bool | None
+) -> Result:
+    """New `binaries` (their units marked for restart), then the deploy's own `step`, which ships
+    the new version's rendered files and restarts what changed or is marked."""
     dry = task.is_dry_run(dry_run)
-    installed = install_binaries(task, ctx, WORKER_BINARIES, dry)
-    node = task.run(worker.deploy_node, ctx=ctx, dry_run=dry_run)[0]
+    installed = install_binaries(task, ctx, binaries, dry)
+    done = task.run(step, ctx=ctx, dry_run=dry_run)[0]
     changed, diff = _binary_result(installed, dry)
     return Result(
         host=task.host,
-        changed=changed or bool(node.changed),
-        diff=diff + (node.diff or ""),
-        result={"installed": installed["binaries"], "node": node.result},
+        changed=changed or bool(done.changed),
+        diff=diff + (done.diff or ""),
+        result={"installed": installed["binaries"], "step": done.result},
     )
+
+
+def upgrade_worker(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+    """A (drained) worker: new kubelet, kube-proxy and kubectl, then the deploy's node step."""
+    return _install_then(task, ctx, WORKER_BINARIES, worker.deploy_node, dry_run)
 
 
 def upgrade_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """A master's CoreDNS (the binary, in binary mode) and the deploy's CoreDNS step."""
-    dry = task.is_dry_run(dry_run)
-    installed = install_binaries(task, ctx, COREDNS_BINARIES, dry)
-    step = task.run(coredns.deploy_coredns, ctx=ctx, dry_run=dry_run)[0]
-    changed, diff = _binary_result(installed, dry)
-    return Result(
-        host=task.host,
-        changed=changed or bool(step.changed),
-        diff=diff + (step.diff or ""),
-        result={"installed": installed["binaries"], "coredns": step.result},
-    )
+    return _install_then(task, ctx, COREDNS_BINARIES, coredns.deploy_coredns, dry_run)
 
 
 # ---- the workers' drain, from the first master -------------------------------------------------
