@@ -358,7 +358,7 @@ class Cluster:
         dry_run: bool = False,
         concurrency: int = 1,
         drain_timeout: float = 300.0,
-        progress: bool = False,
+        progress: bool | None = None,
         report: Path | str | None = None,
     ) -> RunResult | UpgradePlan:
         """Move the deployed cluster to Kubernetes `to` (default: this config's `kubernetes-version`).

@@ -10,20 +10,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eggo_nornir.commands._common import add_config_args
-from eggo_nornir.commands.deploy import add_run_args, cluster_from, finish
+from eggo_nornir.commands._common import (
+    DEFAULT_CONCURRENCY,
+    add_config_args,
+    add_parser,
+    add_run_args,
+    cluster_for,
+    finish,
+)
 from eggo_nornir.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser = add_parser(
+        subparsers,
         "upgrade",
-        help="move the deployed cluster to a new Kubernetes version, one node at a time",
-        description="Upgrade etcd, then the masters one at a time behind the LB, then the workers "
-        "in drained batches, then CoreDNS and the addons. One minor at a time; a re-run resumes.",
+        "move the deployed cluster to a new Kubernetes version, one node at a time",
+        "Upgrade etcd, then the masters one at a time behind the LB, then the workers in drained "
+        "batches, then CoreDNS and the addons. One minor at a time; a re-run resumes.",
+        "eggo-nornir upgrade deploy.yaml --to v1.35.4 --bundle packages-amd64.tar.gz --dry-run",
+        "eggo-nornir upgrade deploy.yaml --to v1.35.4 --bundle packages-amd64.tar.gz --concurrency 2",
     )
     add_config_args(parser, "upgrade")
-    add_run_args(parser, hooks=False)
+    # here --concurrency is the batch of workers drained and upgraded at once (kubespray's `serial`)
+    add_run_args(parser, hooks=False, concurrency=(1, "workers drained and upgraded at once"))
     parser.add_argument(
         "--to", metavar="vX.Y.Z", help="target version (default: kubernetes-version of the deploy.yaml)"
     )
@@ -33,9 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=[],
         metavar="[ARCH=]PATH",
         help="the target version's bundle (default: the deploy.yaml's package-source; repeat per arch)",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=1, metavar="N", help="workers upgraded at once (default 1)"
     )
     parser.add_argument(
         "--drain-timeout",
@@ -48,20 +55,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.concurrency < 1:
-        raise UsageError(f"--concurrency: must be 1 or more (got {args.concurrency})")
     if args.drain_timeout <= 0:
         raise UsageError(f"--drain-timeout: must be more than 0 seconds (got {args.drain_timeout})")
-    cluster, code = cluster_from(args)
-    if cluster is None:
-        return code
+    batch = args.concurrency
+    # the phases that are not batched (preflight, bundle, probes) still run on every host at once
+    cluster = cluster_for(
+        argparse.Namespace(**{**vars(args), "concurrency": max(batch, DEFAULT_CONCURRENCY)})
+    )
     result = cluster.upgrade(
         args.to,
         bundles=args.bundle,
         dry_run=args.dry_run,
-        concurrency=args.concurrency,
+        concurrency=batch,
         drain_timeout=args.drain_timeout,
-        progress=not args.json,
+        progress=True,
         report=args.report,
     )
     if args.dry_run:

@@ -54,7 +54,6 @@ def test_skipping_two_minors_is_exit_2_before_any_connection(
     [
         (["--to", "v1.34.1"], "downgrades are not supported"),
         (["--to", "1.x"], "--to: not a version"),
-        (["--to", "v1.36.0", "--concurrency", "0"], "--concurrency: must be 1 or more (got 0)"),
         (
             ["--to", "v1.36.0", "--bundle", "/nonexistent.tar.gz"],
             "--bundle: /nonexistent.tar.gz is not a file",
@@ -66,6 +65,13 @@ def test_usage_errors(
 ) -> None:
     assert main(["upgrade", "-f", config(tmp_path, "v1.35.4"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_concurrency_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["upgrade", "-f", config(tmp_path, "v1.35.4"), "--concurrency", "0"])
+    assert exc.value.code == 2
+    assert "--concurrency: must be 1 or more (got 0)" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
