@@ -29,6 +29,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.cluster.skew import SkewError, Version, find_version, live_problems
 from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import coredns as coredns_render
+from eggo_nornir.render import unit_names
 from eggo_nornir.tasks import coredns, etcd, nodes, packages, rolling, worker
 from eggo_nornir.tasks.bundle import dstpath
 from eggo_nornir.tasks.context import DeployContext
@@ -36,24 +37,21 @@ from eggo_nornir.tasks.files import PENDING_DIR, record_script
 from eggo_nornir.tasks.kubectl import get_json, items, kubectl
 from eggo_nornir.tasks.services import parse_probe as parse_units
 from eggo_nornir.tasks.services import probe_script as probe_units
-from eggo_nornir.tasks.waiting import option_seconds, poll
+from eggo_nornir.tasks.waiting import poll
 
-FACTS_OPTION = "upgrade_facts"
 ETCD_BINARIES = ("etcd", "etcdctl", "etcdutl")
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 WORKER_BINARIES = ("kubelet", "kube-proxy", "kubectl")
 COREDNS_BINARIES = ("coredns",)
-# unit -> the binary it runs (same name for every unit we upgrade)
+# binary -> the unit that runs it (each unit we upgrade is named after its binary)
 UNIT_OF_BINARY = {
-    b: b
-    for b in (
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kubelet",
-        "kube-proxy",
-        "coredns",
+    u: u
+    for u in (
+        unit_names.ETCD,
+        *unit_names.CONTROL_PLANE,
+        unit_names.KUBELET,
+        unit_names.KUBE_PROXY,
+        unit_names.COREDNS,
     )
 }
 KUBE_VERSIONED = (
@@ -74,7 +72,7 @@ _VERSION_ARGS = {
 
 def facts(ctx: DeployContext) -> dict[str, dict[str, Any]]:
     """host -> {"installed": {binary: version}, "staged": {...}, "pending": [units]} of this run."""
-    return ctx.options.setdefault(FACTS_OPTION, {})  # type: ignore[return-value]
+    return ctx.state.upgrade_facts
 
 
 def target_version(ctx: DeployContext) -> Version:
@@ -189,7 +187,7 @@ def install_binaries(task: Task, ctx: DeployContext, binaries: Sequence[str], dr
     copied = [posixpath.basename(c.target) for kind, c in plan.steps if kind == "copy"]  # type: ignore[union-attr]
     units = [UNIT_OF_BINARY[b] for b in copied if b in UNIT_OF_BINARY]
     if not coredns_render.binary_mode(ctx.cfg):
-        units = [u for u in units if u != coredns_render.COREDNS_UNIT]
+        units = [u for u in units if u != unit_names.COREDNS]
     if copied and not dry:
         if units:  # the marker before the copy: a run that stops in between still restarts the unit
             remote.run(record_script([], units), timeout=60)
@@ -209,8 +207,8 @@ def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = N
     remote = remote_for(task)
     installed = install_binaries(task, ctx, ETCD_BINARIES, dry)
     changed, diff = _binary_result(installed, dry)
-    unit = parse_units(remote.run(probe_units([etcd.ETCD_UNIT]), timeout=60).stdout).get(etcd.ETCD_UNIT)
-    due = etcd.ETCD_UNIT in installed["units"] or (unit is not None and unit.pending)
+    unit = parse_units(remote.run(probe_units([unit_names.ETCD]), timeout=60).stdout).get(unit_names.ETCD)
+    due = unit_names.ETCD in installed["units"] or (unit is not None and unit.pending)
     result: dict[str, Any] = {"installed": installed["binaries"]}
     if due and not dry:
         # deploy_etcd ships the member's files and converges the unit, which restarts it (pending)
@@ -221,7 +219,7 @@ def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = N
         result["restarted"] = True
         changed = True
     elif due:
-        diff += f"would restart {etcd.ETCD_UNIT} between health gates\n"
+        diff += f"would restart {unit_names.ETCD} between health gates\n"
         changed = True
     return Result(host=task.host, changed=changed, diff=diff, result=result)
 
@@ -297,7 +295,7 @@ def wait_upgraded(
         return Result(host=task.host, changed=False, result="dry run")
     remote = remote_for(task)
     want = str(target_version(ctx))
-    timeout = option_seconds(ctx.option("node_ready_timeout", 300), 300.0)
+    timeout = ctx.options.node_ready_timeout
 
     def attempt() -> tuple[bool, dict[str, dict[str, Any]]]:
         found = nodes._nodes_by_name(remote)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from eggo_nornir.tasks import upgrade as up
+from eggo_nornir.tasks.options import RunState
 
 
 def test_versions_script_and_parse() -> None:
@@ -23,8 +24,8 @@ def test_versions_script_and_parse() -> None:
     }
 
 
-def _ctx(facts: dict[str, object]) -> SimpleNamespace:
-    return SimpleNamespace(options={up.FACTS_OPTION: facts})
+def _ctx(facts: dict[str, dict[str, object]]) -> SimpleNamespace:
+    return SimpleNamespace(state=RunState(upgrade_facts=facts))
 
 
 def test_needs_upgrade() -> None:
