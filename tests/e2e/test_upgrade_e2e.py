@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import threading
 import time
@@ -184,7 +185,8 @@ class ServiceLoop:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        self.output = self.tb.run(self.machine, f"bash -c {json.dumps(self.script)}", timeout=3600).stdout
+        # single quotes: the login shell must not expand the loop's $i, $ok and $fail itself
+        self.output = self.tb.run(self.machine, f"bash -c {shlex.quote(self.script)}", timeout=3600).stdout
 
     def start(self) -> ServiceLoop:
         self._thread.start()
@@ -193,7 +195,7 @@ class ServiceLoop:
     def stop(self) -> tuple[int, list[str]]:
         self.tb.run(self.machine, "touch /tmp/eggo-upgrade-stop")
         self._thread.join(timeout=120)
-        counts = [line for line in self.output.splitlines() if line.startswith("COUNTS")]
+        counts = [line for line in self.output.splitlines() if line.startswith("COUNTS ")]
         failures = [line for line in self.output.splitlines() if line.startswith("FAIL")]
         ok = int(counts[-1].split()[1]) if counts else 0
         return ok, failures if counts else [*failures, f"no counts (output: {self.output[-500:]!r})"]
