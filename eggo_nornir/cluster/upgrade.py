@@ -291,12 +291,12 @@ def worker_batches(cfg: ClusterConfig, concurrency: int) -> list[list[str]]:
 
 def snapshot_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """`etcdctl snapshot save` on this member, kept in `<state>/backups/pre-upgrade-<stamp>.db`."""
-    from eggo_nornir.cluster.etcd_snapshot import REMOTE_TMP, snapshot_save, stamp
+    from eggo_nornir.cluster.etcd_snapshot import snapshot_save, stamp
 
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=False, result="dry run: no snapshot")
     name = f"pre-upgrade-{stamp()}.db"
-    got = task.run(snapshot_save, ctx=ctx, remote_path=f"{REMOTE_TMP}/eggo-etcd-snapshot-{name}")[0].result
+    got = task.run(snapshot_save, ctx=ctx, file_name=name)[0].result
     dest = state.private_dir(ctx.state_dir / "backups") / name
     state.write_private(dest, got["data"])
     state.write_private(dest.with_name(dest.name + ".sha256"), f"{got['sha256']}  {dest.name}\n")
