@@ -22,6 +22,7 @@ import json
 import posixpath
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nornir.core.task import Result, Task
@@ -31,13 +32,15 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import coredns as coredns_render
 from eggo_nornir.render import unit_names
 from eggo_nornir.tasks import coredns, etcd, nodes, packages, rolling, worker
+from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks._lib.guard import applies_to
+from eggo_nornir.tasks._lib.kubectl import get_json, items, kubectl
+from eggo_nornir.tasks._lib.waiting import poll
 from eggo_nornir.tasks.bundle import dstpath
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks.etcd_snapshot import keep_snapshot, snapshot_save
 from eggo_nornir.tasks.files import PENDING_DIR, record_script
-from eggo_nornir.tasks.kubectl import get_json, items, kubectl
 from eggo_nornir.tasks.services import parse_probe as parse_units
 from eggo_nornir.tasks.services import probe_script as probe_units
-from eggo_nornir.tasks.waiting import poll
 
 ETCD_BINARIES = ("etcd", "etcdctl", "etcdutl")
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -111,8 +114,19 @@ def parse_versions(stdout: str) -> dict[str, Any]:
     return out
 
 
+@applies_to("node")
 def probe_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """Read-only: each bin package's installed and staged (bundle) version, and pending restarts."""
+    """Read-only: each bin package's installed and staged (bundle) version, and pending restarts.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` {installed: {binary: version}, staged: {...}, pending: [units]},
+        also kept in `ctx.state.upgrade_facts`.
+    """
     host = task.host.name
     dst = dstpath(ctx.cfg)
     pkgs = _bin_packages(ctx, host, (*UNIT_OF_BINARY, "kubectl", "etcdctl", "etcdutl"))
@@ -125,8 +139,19 @@ def probe_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     return Result(host=task.host, changed=False, result=found)
 
 
+@applies_to("master")
 def check_skew(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """Once, before anything changes: the bundle carries the target, and the policy holds."""
+    """Once, before anything changes: the bundle carries the target, and the policy holds.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` the target and the versions checked; raises `SkewError`
+        listing every problem.
+    """
     target = target_version(ctx)
     seen = facts(ctx)
     problems: list[str] = []
@@ -174,7 +199,7 @@ def needs_upgrade(ctx: DeployContext, host: str, binaries: Sequence[str]) -> boo
     return any(f["staged"].get(b) and f["staged"].get(b) != f["installed"].get(b) for b in binaries)
 
 
-def install_binaries(task: Task, ctx: DeployContext, binaries: Sequence[str], dry: bool) -> dict[str, Any]:
+def _install_binaries(task: Task, ctx: DeployContext, binaries: Sequence[str], dry: bool) -> dict[str, Any]:
     """Copy those of `binaries` that differ from the bundle's; mark their units for restart first."""
     host = task.host.name
     remote = remote_for(task)
@@ -196,16 +221,51 @@ def install_binaries(task: Task, ctx: DeployContext, binaries: Sequence[str], dr
 
 
 def _binary_result(installed: dict[str, Any], dry: bool) -> tuple[bool, str]:
-    """(changed, the dry run's diff lines) of an `install_binaries`."""
+    """(changed, the dry run's diff lines) of an `_install_binaries`."""
     diff = "".join(f"would install the bundle's {b}\n" for b in installed["binaries"]) if dry else ""
     return bool(installed["binaries"]), diff
 
 
+@applies_to("etcd")
+def snapshot_before_upgrade(
+    task: Task, ctx: DeployContext, file_name: str, dry_run: bool | None = None
+) -> Result:
+    """`snapshot_save` on this member, kept in `<state>/backups/<file_name>` before anything changes.
+
+    Why before: the snapshot is the way back when the new etcd or apiserver does not come up
+    (`etcd restore`), and it must hold the cluster as it was on the old version.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        file_name: the snapshot's file name under `<state>/backups`
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged (the cluster is not); `result` {snapshot: its path, sha256}.
+    """
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=False, result="dry run: no snapshot")
+    saved = task.run(snapshot_save, ctx=ctx, file_name=file_name)[0].result
+    dest = keep_snapshot(Path(ctx.state_dir) / "backups" / file_name, saved)
+    return Result(host=task.host, changed=False, result={"snapshot": str(dest), "sha256": saved["sha256"]})
+
+
+@applies_to("etcd")
 def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """One member: new etcd binaries, then a restart between two cluster-wide health gates."""
+    """One member: new etcd binaries, then a restart between two cluster-wide health gates.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a binary was replaced or etcd restarted; `result` {installed, restarted}.
+    """
     dry = task.is_dry_run(dry_run)
     remote = remote_for(task)
-    installed = install_binaries(task, ctx, ETCD_BINARIES, dry)
+    installed = _install_binaries(task, ctx, ETCD_BINARIES, dry)
     changed, diff = _binary_result(installed, dry)
     unit = parse_units(remote.run(probe_units([unit_names.ETCD]), timeout=60).stdout).get(unit_names.ETCD)
     due = unit_names.ETCD in installed["units"] or (unit is not None and unit.pending)
@@ -224,11 +284,21 @@ def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = N
     return Result(host=task.host, changed=changed, diff=diff, result=result)
 
 
+@applies_to("master")
 def stage_master(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """A master's new control-plane binaries and files, staged: nothing restarts yet, but the
-    drain phase then knows its apiserver will (see `tasks.rolling`)."""
+    drain phase then knows its apiserver will (see `tasks.rolling`).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a binary or a staged file changed; `result` {installed, restart: units due}.
+    """
     dry = task.is_dry_run(dry_run)
-    installed = install_binaries(task, ctx, CONTROL_PLANE_BINARIES, dry)
+    installed = _install_binaries(task, ctx, CONTROL_PLANE_BINARIES, dry)
     staged = task.run(rolling.stage_control_plane, ctx=ctx, dry_run=dry_run)[0]
     due = rolling.due_restarts(ctx)
     due[task.host.name] = list(dict.fromkeys([*due.get(task.host.name, []), *installed["units"]]))
@@ -247,7 +317,7 @@ def _install_then(
     """New `binaries` (their units marked for restart), then the deploy's own `step`, which ships
     the new version's rendered files and restarts what changed or is marked."""
     dry = task.is_dry_run(dry_run)
-    installed = install_binaries(task, ctx, binaries, dry)
+    installed = _install_binaries(task, ctx, binaries, dry)
     done = task.run(step, ctx=ctx, dry_run=dry_run)[0]
     changed, diff = _binary_result(installed, dry)
     return Result(
@@ -258,19 +328,41 @@ def _install_then(
     )
 
 
+@applies_to("worker")
 def upgrade_worker(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """A (drained) worker: new kubelet, kube-proxy and kubectl, then the deploy's node step."""
+    """A (drained) worker: new kubelet, kube-proxy and kubectl, then the deploy's node step.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a binary or a file changed; `result` {installed, step: deploy_node's result}.
+    """
     return _install_then(task, ctx, WORKER_BINARIES, worker.deploy_node, dry_run)
 
 
+@applies_to("master")
 def upgrade_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """A master's CoreDNS (the binary, in binary mode) and the deploy's CoreDNS step."""
+    """A master's CoreDNS (the binary, in binary mode) and the deploy's CoreDNS step.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when the binary or a file changed; `result` {installed, step: deploy_coredns'
+        result}.
+    """
     return _install_then(task, ctx, COREDNS_BINARIES, coredns.deploy_coredns, dry_run)
 
 
 # ---- the workers' drain, from the first master -------------------------------------------------
 
 
+@applies_to("master")
 def drain_workers(
     task: Task,
     ctx: DeployContext,
@@ -279,7 +371,19 @@ def drain_workers(
     dry_run: bool | None = None,
 ) -> Result:
     """`kubectl drain` those of `workers` that still need their upgrade (a finished one is not
-    drained again on a re-run). PodDisruptionBudgets hold: the drain waits for evictions."""
+    drained again on a re-run). PodDisruptionBudgets hold: the drain waits for evictions.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        workers: the worker Node names of this batch
+        timeout_s: seconds `kubectl drain` may take per node
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a node was drained; `result` what drain_nodes did, or
+        {drained: [], up_to_date}.
+    """
     todo = tuple(w for w in workers if needs_upgrade(ctx, w, WORKER_BINARIES))
     if not todo:
         return Result(host=task.host, changed=False, result={"drained": [], "up_to_date": list(workers)})
@@ -287,10 +391,21 @@ def drain_workers(
     return Result(host=task.host, changed=bool(drained.changed), result=drained.result)
 
 
+@applies_to("master")
 def wait_upgraded(
     task: Task, ctx: DeployContext, workers: tuple[str, ...] = (), dry_run: bool | None = None
 ) -> Result:
-    """Wait until each of `workers` is Ready and its kubelet reports the target version."""
+    """Wait until each of `workers` is Ready and its kubelet reports the target version.
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        workers: the worker Node names of this batch
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` maps each worker to the target version; fails after `node_ready_timeout`.
+    """
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=False, result="dry run")
     remote = remote_for(task)
@@ -318,10 +433,21 @@ def wait_upgraded(
     return Result(host=task.host, changed=False, result={w: want for w in workers})
 
 
+@applies_to("master")
 def uncordon_workers(
     task: Task, ctx: DeployContext, workers: tuple[str, ...] = (), dry_run: bool | None = None
 ) -> Result:
-    """`kubectl uncordon` those of `workers` that are cordoned (also after an interrupted run)."""
+    """`kubectl uncordon` those of `workers` that are cordoned (also after an interrupted run).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        workers: the worker Node names of this batch
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: `changed` when a node was uncordoned; `result` {uncordoned: [names]}.
+    """
     remote = remote_for(task)
     cordoned = [
         n.get("metadata", {}).get("name")
@@ -333,8 +459,18 @@ def uncordon_workers(
     return Result(host=task.host, changed=bool(cordoned), result={"uncordoned": cordoned})
 
 
+@applies_to("master")
 def check_node_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """Every Node's kubelet and the apiserver report the target version (read-only)."""
+    """Every Node's kubelet and the apiserver report the target version (read-only).
+
+    Args:
+        task: the Nornir task; its host must be a node of `ctx.cfg`
+        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
+    Returns:
+        Result: unchanged; `result` {apiserver, kubelets}; fails when one is not at the target.
+    """
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=False, result="dry run")
     remote = remote_for(task)

@@ -33,18 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nornir.core.task import Result, Task
-
-from eggo_nornir import state
 from eggo_nornir.cluster.skew import Version, check_path
 from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import Phase, first_master, hosts_named
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks import addons, bundle, rolling
+from eggo_nornir.tasks import addons, bundle, preflight, rolling
 from eggo_nornir.tasks import controlplane as cp
 from eggo_nornir.tasks import upgrade as up
-from eggo_nornir.tasks.context import DeployContext
+from eggo_nornir.tasks._lib.context import DeployContext
 
 RESUME_HINT = "re-run the same `upgrade` command to resume: finished nodes are skipped"
 
@@ -289,20 +286,6 @@ def worker_batches(cfg: ClusterConfig, concurrency: int) -> list[list[str]]:
     return [workers[i : i + size] for i in range(0, len(workers), size)]
 
 
-def snapshot_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
-    """`etcdctl snapshot save` on this member, kept in `<state>/backups/pre-upgrade-<stamp>.db`."""
-    from eggo_nornir.cluster.etcd_snapshot import snapshot_save, stamp
-
-    if task.is_dry_run(dry_run):
-        return Result(host=task.host, changed=False, result="dry run: no snapshot")
-    name = f"pre-upgrade-{stamp()}.db"
-    got = task.run(snapshot_save, ctx=ctx, file_name=name)[0].result
-    dest = state.private_dir(ctx.state_dir / "backups") / name
-    state.write_private(dest, got["data"])
-    state.write_private(dest.with_name(dest.name + ".sha256"), f"{got['sha256']}  {dest.name}\n")
-    return Result(host=task.host, changed=False, result={"snapshot": str(dest), "sha256": got["sha256"]})
-
-
 def _staged_hosts(cfg: ClusterConfig) -> list[str]:
     """The hosts with binaries to upgrade (the LB has none)."""
     return [n.name for n in cfg.nodes if n.is_master or n.is_worker or (n.is_etcd and not cfg.etcd_external)]
@@ -312,17 +295,20 @@ def upgrade_phases(
     cfg: ClusterConfig, ctx: DeployContext, *, concurrency: int = 1, drain_timeout: float = 300.0
 ) -> list[Phase]:
     """Every phase of an upgrade, in order; each aborts the run when its host fails."""
-    from eggo_nornir.cluster.plan import preflight_host
+    from eggo_nornir.cluster.etcd_snapshot import stamp
 
     c = {"ctx": ctx}
     phases = [
-        Phase("preflight", preflight_host, _staged_hosts, params=c),
+        Phase("preflight", preflight.preflight_host, _staged_hosts, params=c),
         Phase("bundle", bundle.ship_bundle, _staged_hosts, params=c),
         Phase("versions", up.probe_versions, _staged_hosts, params=c),
         Phase("skew", up.check_skew, first_master, params=c),
     ]
     if not cfg.etcd_external and cfg.etcds:
-        phases.append(Phase("etcd-snapshot", snapshot_etcd, hosts_named(cfg.etcds[0]), params=c))
+        snapshot = {**c, "file_name": f"pre-upgrade-{stamp()}.db"}
+        phases.append(
+            Phase("etcd-snapshot", up.snapshot_before_upgrade, hosts_named(cfg.etcds[0]), params=snapshot)
+        )
         phases += [Phase(f"etcd {m}", up.upgrade_etcd_member, hosts_named(m), params=c) for m in cfg.etcds]
     drain = cfg.loadbalance is not None and len(cfg.masters) > 1
     lb = hosts_named(cfg.loadbalance.name) if cfg.loadbalance is not None else None

@@ -19,6 +19,7 @@ the e2e log (`~/.cache/eggo-nornir/logs/e2e-upgrade-timings.json`) and docs/upgr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -271,6 +272,11 @@ class TestUpgrade:
         server, ca, cert, key = admin_creds(state_dir(env) / "admin.conf", tmp_path)
         host, port = server.removeprefix("https://").rsplit(":", 1)
         cluster_ip = kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").strip()
+        # the network rule: the controller talks only to testbed machines; a ClusterIP is asked
+        # from inside the testbed (the Service loop runs on a worker), never from here
+        assert host in {m.ip for m in tb.machines}, f"the LB loop would leave the testbed: {host}"
+        service_cidr = yaml.safe_load(tb.deploy_yaml.read_text())["service"]["cidr"]
+        assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(service_cidr), cluster_ip
         client = tb.with_role("worker")[-1].name
         lb_loop = RequestLoop(host, int(port), (ca, cert, key)).start()
         svc_loop = ServiceLoop(tb, client, cluster_ip).start()

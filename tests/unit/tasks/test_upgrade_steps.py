@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from eggo_nornir.tasks import upgrade as up
-from eggo_nornir.tasks.options import RunState
+from eggo_nornir.tasks._lib.options import RunState
 
 
 def test_versions_script_and_parse() -> None:
