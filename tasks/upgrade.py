@@ -57,14 +57,8 @@ UNIT_OF_BINARY = {
         unit_names.COREDNS,
     )
 }
-KUBE_VERSIONED = (
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-)
+# the binaries that report the Kubernetes version itself
+KUBE_VERSIONED = (*unit_names.CONTROL_PLANE, unit_names.KUBELET, unit_names.KUBE_PROXY, "kubectl")
 _VERSION_ARGS = {
     "kubectl": "version --client",
     "etcdctl": "version",

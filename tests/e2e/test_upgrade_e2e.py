@@ -23,6 +23,7 @@ import ipaddress
 import json
 import os
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -73,6 +74,14 @@ def env(tb: Testbed) -> dict[str, str]:
 
 def state_dir(env: dict[str, str]) -> Path:
     return Path(env["EGGO_HOME"]) / "clusters" / NAME
+
+
+def upgrade_to_new(
+    tb: Testbed, env: dict[str, str], bundle: Path, *extra: str, timeout: float = 1200
+) -> subprocess.CompletedProcess[str]:
+    """`upgrade -f deploy.yaml --to <the default bundle's version> --bundle <it> EXTRA...`."""
+    args = ("upgrade", "-f", str(tb.deploy_yaml), "--to", NEW.kubernetes, "--bundle", str(bundle))
+    return run_eggo(env, *args, *extra, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -241,17 +250,7 @@ class TestUpgrade:
         assert time.monotonic() - started < 30
 
     def test_dry_run_lists_the_changes(self, tb: Testbed, env: dict[str, str], bundle: Path) -> None:
-        proc = run_eggo(
-            env,
-            "upgrade",
-            "-f",
-            str(tb.deploy_yaml),
-            "--to",
-            NEW.kubernetes,
-            "--bundle",
-            str(bundle),
-            "--dry-run",
-        )
+        proc = upgrade_to_new(tb, env, bundle, "--dry-run")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert f"kubelet: {OLD.kubernetes} -> {NEW.kubernetes}" in proc.stdout
         assert f"etcd: {OLD.etcd} -> {NEW.etcd}" in proc.stdout
@@ -275,19 +274,7 @@ class TestUpgrade:
         report = tmp_path / "upgrade.json"
         started = time.monotonic()
         try:
-            proc = run_eggo(
-                env,
-                "upgrade",
-                "-f",
-                str(tb.deploy_yaml),
-                "--to",
-                NEW.kubernetes,
-                "--bundle",
-                str(bundle),
-                "--report",
-                str(report),
-                timeout=2400,
-            )
+            proc = upgrade_to_new(tb, env, bundle, "--report", str(report), timeout=2400)
         finally:
             seconds = time.monotonic() - started
             time.sleep(3)
@@ -341,17 +328,7 @@ class TestUpgrade:
 
     def test_rerun_changes_nothing(self, tb: Testbed, env: dict[str, str], bundle: Path) -> None:
         started = time.monotonic()
-        proc = run_eggo(
-            env,
-            "upgrade",
-            "-f",
-            str(tb.deploy_yaml),
-            "--to",
-            NEW.kubernetes,
-            "--bundle",
-            str(bundle),
-            "--json",
-        )
+        proc = upgrade_to_new(tb, env, bundle, "--json")
         TIMINGS["rerun_seconds"] = round(time.monotonic() - started, 1)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         data = json.loads(proc.stdout)
