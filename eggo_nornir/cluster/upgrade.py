@@ -13,7 +13,8 @@ when its host fails, so the rest of the cluster keeps serving on the versions it
 3. masters one at a time: new control-plane binaries and flags staged, the apiserver drained
    from the LB, the three units restarted, `/readyz`, back into the LB (`tasks.rolling`);
 4. workers in batches of `concurrency`: `kubectl drain` (PodDisruptionBudgets hold), new
-   kubelet and kube-proxy, Ready at the new version, `kubectl uncordon`;
+   kubelet and kube-proxy, Ready at the new version, the bundle's images imported where the
+   kubelet's image GC removed them, `kubectl uncordon`;
 5. CoreDNS (binary and manifest) and the addons, then every Node checked at the new version;
 6. `Cluster.upgrade` records the new version in the saved config.
 
@@ -38,7 +39,7 @@ from eggo_nornir.config.model import ClusterConfig
 from eggo_nornir.engine import Phase, first_master, hosts_named
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
-from eggo_nornir.tasks import addons, bundle, preflight, rolling
+from eggo_nornir.tasks import addons, bundle, packages, preflight, rolling
 from eggo_nornir.tasks import controlplane as cp
 from eggo_nornir.tasks import upgrade as up
 from eggo_nornir.tasks._lib.context import DeployContext
@@ -323,7 +324,12 @@ def upgrade_phases(
         if drain:
             phases.append(Phase(f"undrain {master}", rolling.restore_upstreams, lb, params=at))
         if cfg.node(master).is_worker:
-            phases.append(Phase(f"node {master}", up.upgrade_worker, hosts_named(master), params=c))
+            on = {**c, "workers": (master,)}
+            phases += [
+                Phase(f"node {master}", up.upgrade_worker, hosts_named(master), params=c),
+                Phase(f"ready {master}", up.wait_upgraded, first_master, params=on),
+                Phase(f"images {master}", packages.import_images, hosts_named(master), params=c),
+            ]
     for batch in worker_batches(cfg, concurrency):
         names = tuple(batch)
         label = ",".join(names)
@@ -337,6 +343,10 @@ def upgrade_phases(
             ),
             Phase(f"node {label}", up.upgrade_worker, hosts_named(*names), params=c),
             Phase(f"ready {label}", up.wait_upgraded, first_master, params=on),
+            # the restarted kubelet's image GC may have removed the bundle's images from the
+            # drained node (pause too, on a runtime that does not pin it), and an offline node
+            # cannot pull them: import what is missing before pods come back
+            Phase(f"images {label}", packages.import_images, hosts_named(*names), params=c),
             Phase(f"uncordon {label}", up.uncordon_workers, first_master, params=on),
         ]
     phases += [

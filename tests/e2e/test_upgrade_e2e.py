@@ -8,8 +8,9 @@ of `minAvailable: 2`, then upgrade to the default bundle's v1.35.4 while two loo
 - through the LB: raw HTTPS, a fresh TLS connection per request, no retries
   (`RequestLoop` of the certs-renew e2e module);
 - to the workload's Service: from the second worker's host network to the ClusterIP (what a
-  node-local client sees; the LB and the controller have no route to Services), a fresh TCP
-  connection per request with bash's /dev/tcp (the machines have no curl or nc).
+  node-local client sees; the LB and the controller have no route to Services, and the
+  controller must never send to one), a fresh TCP connection per request with bash's /dev/tcp
+  (the machines have no curl or nc); one request must answer before the upgrade starts.
 
 Afterwards: every node and the apiserver report v1.35.4, neither loop saw a failure, the
 workload was evicted from each drained worker and is whole again, etcd and CoreDNS moved to
@@ -167,27 +168,44 @@ def pods_by_node(kubectl) -> dict[str, int]:  # type: ignore[no-untyped-def]
 class ServiceLoop:
     """Requests to a ClusterIP from a worker's host network, in one bounded shell loop over SSH.
 
+    Why a route first: a node's own connection is routed before kube-proxy's DNAT rewrites
+    its destination, and the testbed machines have no default route (nothing may leave the
+    testbed), so without one a ClusterIP is "Network is unreachable". The route sends the
+    Service range to eth0, the testbed bridge: DNAT turns it into a pod IP before it leaves,
+    and what kube-proxy does not catch stays on the bridge (no host answers there).
+
     The loop stops when /tmp/eggo-upgrade-stop appears or after SERVICE_LOOP_MAX requests; it
     prints one line per failure (with the time) and the counts at the end.
     """
 
-    def __init__(self, tb: Testbed, machine: str, ip: str) -> None:
-        self.tb, self.machine = tb, machine
+    def __init__(self, tb: Testbed, machine: str, ip: str, service_cidr: str) -> None:
+        self.tb, self.machine, self.service_cidr = tb, machine, service_cidr
+        self.request = (
+            f'r=$(timeout 5 bash -c \'exec 3<>/dev/tcp/{ip}/80 && printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3 '
+            "&& cat <&3' 2>&1); "
+        )
         self.script = (
             "rm -f /tmp/eggo-upgrade-stop; ok=0; fail=0; i=0; "
             f"while [ ! -e /tmp/eggo-upgrade-stop ] && [ $i -lt {SERVICE_LOOP_MAX} ]; do i=$((i+1)); "
-            f'r=$(timeout 5 bash -c \'exec 3<>/dev/tcp/{ip}/80 && printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3 '
-            "&& cat <&3' 2>&1); "
-            'case "$r" in *web-ok*) ok=$((ok+1));; '
+            + self.request
+            + 'case "$r" in *web-ok*) ok=$((ok+1));; '
             '*) fail=$((fail+1)); echo "FAIL $(date +%T) $r" | head -c 300; echo;; esac; '
             "sleep 0.1; done; echo COUNTS $ok $fail"
         )
         self.output = ""
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _bash(self, script: str, timeout: float = 300) -> str:
         # single quotes: the login shell must not expand the loop's $i, $ok and $fail itself
-        self.output = self.tb.run(self.machine, f"bash -c {shlex.quote(self.script)}", timeout=3600).stdout
+        return self.tb.run(self.machine, f"bash -c {shlex.quote(script)}", timeout=timeout).stdout
+
+    def _run(self) -> None:
+        self.output = self._bash(self.script, timeout=3600)
+
+    def probe(self) -> str:
+        """The route, then one request: its answer (the loop is only worth starting if it works)."""
+        self.tb.run(self.machine, f"ip route replace {shlex.quote(self.service_cidr)} dev eth0")
+        return self._bash(self.request + 'echo "$r"', timeout=60)
 
     def start(self) -> ServiceLoop:
         self._thread.start()
@@ -196,6 +214,7 @@ class ServiceLoop:
     def stop(self) -> tuple[int, list[str]]:
         self.tb.run(self.machine, "touch /tmp/eggo-upgrade-stop")
         self._thread.join(timeout=120)
+        self.tb.run(self.machine, f"ip route del {shlex.quote(self.service_cidr)} dev eth0")
         counts = [line for line in self.output.splitlines() if line.startswith("COUNTS ")]
         failures = [line for line in self.output.splitlines() if line.startswith("FAIL")]
         ok = int(counts[-1].split()[1]) if counts else 0
@@ -259,17 +278,20 @@ class TestUpgrade:
     def test_upgrade_under_load_fails_no_request(  # type: ignore[no-untyped-def]
         self, tb: Testbed, env: dict[str, str], bundle: Path, kubectl, tmp_path: Path
     ) -> None:
-        server, ca, cert, key = admin_creds(state_dir(env) / "admin.conf", tmp_path)
-        host, port = server.removeprefix("https://").rsplit(":", 1)
-        cluster_ip = kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").strip()
         # the network rule: the controller talks only to testbed machines; a ClusterIP is asked
         # from inside the testbed (the Service loop runs on a worker), never from here
-        assert host in {m.ip for m in tb.machines}, f"the LB loop would leave the testbed: {host}"
+        cluster_ip = kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}").strip()
         service_cidr = yaml.safe_load(tb.deploy_yaml.read_text())["service"]["cidr"]
         assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(service_cidr), cluster_ip
         client = tb.with_role("worker")[-1].name
+        svc_loop = ServiceLoop(tb, client, cluster_ip, service_cidr)
+        first = svc_loop.probe()
+        assert "web-ok" in first, f"the Service does not answer from {client} before the upgrade: {first}"
+        server, ca, cert, key = admin_creds(state_dir(env) / "admin.conf", tmp_path)
+        host, port = server.removeprefix("https://").rsplit(":", 1)
+        assert host in {m.ip for m in tb.machines}, f"the LB loop would leave the testbed: {host}"
         lb_loop = RequestLoop(host, int(port), (ca, cert, key)).start()
-        svc_loop = ServiceLoop(tb, client, cluster_ip).start()
+        svc_loop.start()
         time.sleep(3)
         report = tmp_path / "upgrade.json"
         started = time.monotonic()

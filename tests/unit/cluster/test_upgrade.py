@@ -131,6 +131,6 @@ def test_phases_order_and_batches() -> None:
     assert max(names.index(f"etcd {m}") for m in cfg.etcds) < i
     w = workers[0]
     j = names.index(f"drain {w}")
-    assert names[j : j + 4] == [f"drain {w}", f"node {w}", f"ready {w}", f"uncordon {w}"]
+    assert names[j : j + 5] == [f"drain {w}", f"node {w}", f"ready {w}", f"images {w}", f"uncordon {w}"]
     assert j > max(names.index(f"undrain {m}") for m in cfg.masters)
     assert names[-3:] == ["coredns", "addons", "check-versions"]
