@@ -230,7 +230,7 @@ def phase_seconds(report: dict[str, Any], masters: set[str], workers: set[str]) 
         if name in ("preflight", "bundle", "versions", "skew"):
             group = "preflight"
         elif verb == "etcd" or name == "etcd-snapshot":
-            group = name.replace(" ", "_") if verb == "etcd-snapshot" else "etcd"
+            group = "etcd_snapshot" if verb == "etcd-snapshot" else "etcd"
         elif node in masters:
             group = "masters"
         elif set(node.split(",")) <= workers and node:
