@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "cleanup",
     "join",
     "delete",
+    "upgrade",
     "list",
     "import_",  # the `import` command (a keyword can't name a module)
     "status",

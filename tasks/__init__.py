@@ -66,6 +66,19 @@ from eggo_nornir.tasks.rolling import (
 from eggo_nornir.tasks.runtime import deploy_runtime
 from eggo_nornir.tasks.services import converge_services
 from eggo_nornir.tasks.system import prepare_system
+from eggo_nornir.tasks.upgrade import (
+    check_node_versions,
+    check_skew,
+    drain_workers,
+    probe_versions,
+    snapshot_before_upgrade,
+    stage_master,
+    uncordon_workers,
+    upgrade_coredns,
+    upgrade_etcd_member,
+    upgrade_worker,
+    wait_upgraded,
+)
 from eggo_nornir.tasks.worker import deploy_node
 
 __all__ = [
@@ -73,6 +86,8 @@ __all__ = [
     "apply_addons",
     "apply_bootstrap",
     "approve_serving_csrs",
+    "check_node_versions",
+    "check_skew",
     "cleanup_cluster_objects",
     "cleanup_node",
     "converge_services",
@@ -86,6 +101,7 @@ __all__ = [
     "deploy_runtime",
     "drain_apiserver",
     "drain_nodes",
+    "drain_workers",
     "etcd_health",
     "import_images",
     "install_packages",
@@ -99,6 +115,7 @@ __all__ = [
     "probe_etcd",
     "probe_node",
     "probe_nodes_ready",
+    "probe_versions",
     "push_certs",
     "push_files",
     "remove_etcd_members",
@@ -113,10 +130,17 @@ __all__ = [
     "ship_bundle",
     "ship_direct",
     "ship_with_peers",
+    "snapshot_before_upgrade",
     "snapshot_save",
     "stage_control_plane",
     "stage_files",
+    "stage_master",
     "start_control_planes",
     "systemctl",
+    "uncordon_workers",
+    "upgrade_coredns",
+    "upgrade_etcd_member",
+    "upgrade_worker",
     "wait_nodes_ready",
+    "wait_upgraded",
 ]

@@ -97,6 +97,17 @@ def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
     return Result(host=task.host, changed=False, result={"data": data, "sha256": local_sha})
 
 
+def keep_snapshot(dest: Path, saved: dict[str, Any]) -> Path:
+    """Write `snapshot_save`'s result to `dest` (0600) with its `.sha256` sidecar; returns `dest`.
+
+    Its dir is made 0700 (`state.write_private`): a snapshot holds every Secret of the cluster."""
+    from eggo_nornir import state
+
+    state.write_private(dest, saved["data"])
+    state.write_private(dest.with_name(dest.name + ".sha256"), f"{saved['sha256']}  {dest.name}\n")
+    return dest
+
+
 @applies_to("etcd")
 def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) -> Result:
     """Everything that can fail before a change: etcdutl runs here, and the uploaded snapshot

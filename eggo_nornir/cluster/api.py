@@ -14,6 +14,7 @@ returns a `RunResult` with `.ok`, `.failed_hosts`, `.changed`, `.summary()`,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from eggo_nornir.cluster.day2 import CertsResult, ClusterList, StatusResult
     from eggo_nornir.cluster.etcd_snapshot import BackupResult
     from eggo_nornir.cluster.renew import RenewResult
+    from eggo_nornir.cluster.upgrade import UpgradePlan
 
 ADMIN_CONF = "admin.conf"
 SAVED_CONFIG = "deploy.yaml"
@@ -347,6 +349,45 @@ class Cluster:
             report=None,
         )
         return Rollback(workers, removal, _removal_done(removal), "; ".join(notes))
+
+    def upgrade(
+        self,
+        to: str | None = None,
+        *,
+        bundles: Sequence[str] = (),
+        dry_run: bool = False,
+        concurrency: int = 1,
+        drain_timeout: float = 300.0,
+        progress: bool | None = None,
+        report: Path | str | None = None,
+    ) -> RunResult | UpgradePlan:
+        """Move the deployed cluster to Kubernetes `to` (default: this config's `kubernetes-version`).
+
+        `bundles`: the new version's bundle, `PATH` or `ARCH=PATH` (default: the config's
+        package-source). The version-skew policy is checked first, before any connection
+        (`SkewError`, exit 2, for a skip of two minors). `dry_run` returns the `UpgradePlan`
+        (every node, binary and rendered flag that changes) without connecting; otherwise the
+        run goes etcd, masters, workers in batches of `concurrency` (drained with
+        `drain_timeout`), CoreDNS and addons (see `eggo_nornir.cluster.upgrade`), and on success
+        `self.config` and the saved config carry the new version. A failed run stops at the
+        failed node; running it again resumes.
+        """
+        from eggo_nornir.cluster.upgrade import plan_upgrade, resolve, upgrade_phases
+
+        new_cfg, _current, _target = resolve(self.config, self._saved_text(), to, bundles)
+        cluster = self._like(new_cfg)
+        with ClusterLock(self.state_dir, "upgrade"):
+            self._check_saved_nodes()
+            if dry_run:
+                old = self._like(dataclasses.replace(self.config, kubernetes_version=str(_current)))
+                return plan_upgrade(old.config, new_cfg, old.render(), cluster.render(), concurrency)
+            ctx = cluster.context()
+            phases = upgrade_phases(new_cfg, ctx, concurrency=concurrency, drain_timeout=drain_timeout)
+            result = cluster._run(phases, dry_run=False, progress=progress, report=report)
+            if result.ok:
+                self._save_config(new_cfg)
+                self.config = new_cfg
+        return result
 
     # ---- saved config ------------------------------------------------------------------
     def _like(self, cfg: ClusterConfig) -> Cluster:

@@ -45,6 +45,7 @@ from eggo_nornir.render import unit_names as u
 from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.etcd_snapshot import (
     apiserver_ready,
+    keep_snapshot,
     restore_cleanup,
     restore_member,
     restore_prepare,
@@ -143,10 +144,8 @@ def backup(nr: Nornir, cfg: ClusterConfig, state_dir: Path, output: Path | str |
         if error:
             errors.append(f"{member}: {error.strip().splitlines()[0] if error.strip() else '?'}")
             continue
-        data, digest = result["data"], result["sha256"]
-        state.write_private(dest, data)
-        state.write_private(dest.with_name(dest.name + ".sha256"), f"{digest}  {dest.name}\n")
-        return BackupResult(cfg.cluster_id, dest, digest, len(data), member, errors)
+        keep_snapshot(dest, result)
+        return BackupResult(cfg.cluster_id, dest, result["sha256"], len(result["data"]), member, errors)
     return BackupResult(cfg.cluster_id, None, None, 0, None, errors)
 
 

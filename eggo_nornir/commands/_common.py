@@ -86,9 +86,12 @@ def load(args: argparse.Namespace, bundle: bool = False) -> tuple[Path, ClusterC
 
 
 # ---- connections, parallelism, limit --------------------------------------------------------
-def add_connection_args(parser: argparse.ArgumentParser) -> None:
+def add_connection_args(
+    parser: argparse.ArgumentParser,
+    concurrency: tuple[int, str] = (DEFAULT_CONCURRENCY, "hosts worked on in parallel"),
+) -> None:
     """What every command that reaches the hosts takes: the state dir, host-key trust,
-    and parallelism."""
+    and parallelism (`concurrency`: its default and help, for a command where it means more)."""
     parser.add_argument(
         "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
     )
@@ -100,9 +103,9 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
         type=_positive,
-        default=DEFAULT_CONCURRENCY,
+        default=concurrency[0],
         metavar="N",
-        help=f"hosts worked on in parallel ({DEFAULT_CONCURRENCY})",
+        help=f"{concurrency[1]} ({concurrency[0]})",
     )
     # the old name of --concurrency, kept so existing scripts keep working
     parser.add_argument("--workers", dest="concurrency", type=_positive, help=argparse.SUPPRESS)
@@ -253,15 +256,21 @@ def _isatty(stream: TextIO) -> bool:
 
 
 # ---- output -------------------------------------------------------------------------------
-def add_run_args(parser: argparse.ArgumentParser, *, hooks: bool = True) -> None:
-    """Options common to commands that run phases on hosts (`hooks`: the --cluster-*hook options)."""
+def add_run_args(
+    parser: argparse.ArgumentParser,
+    *,
+    hooks: bool = True,
+    concurrency: tuple[int, str] = (DEFAULT_CONCURRENCY, "hosts worked on in parallel"),
+) -> None:
+    """Options common to commands that run phases on hosts (`hooks`: the --cluster-*hook options;
+    `concurrency`: see `add_connection_args`)."""
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would change, per host and file; change nothing"
     )
     parser.add_argument(
         "--report", metavar="FILE", help="also write the JSON run report (the full hosts x phases matrix)"
     )
-    add_connection_args(parser)
+    add_connection_args(parser, concurrency)
     if not hooks:
         return
     for when in ("pre", "post"):

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from eggo_nornir.commands._common import add_parser
-from eggo_nornir.testbed import lifecycle, paths
+from eggo_nornir.errors import UsageError
+from eggo_nornir.testbed import lifecycle, paths, spec
 
 
 def _out(args: argparse.Namespace) -> Path:
@@ -64,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p_bundle = sub.add_parser("bundle", help="build packages-ARCH.tar.gz (debs, binaries, images)")
     p_bundle.add_argument("--arch", default="amd64", choices=("amd64", "arm64"))
     p_bundle.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/bundle)")
+    p_bundle.add_argument(
+        "--kubernetes-version",
+        metavar="vX.Y.Z",
+        help="another Kubernetes version (its own file, packages-vX.Y.Z-ARCH.tar.gz; default: "
+        "the pinned one, packages-ARCH.tar.gz)",
+    )
+    p_bundle.add_argument("--etcd-version", metavar="vX.Y.Z", help="default: what that minor ships with")
+    p_bundle.add_argument("--coredns-version", metavar="vX.Y.Z", help="default: what that minor ships with")
     p_bundle.set_defaults(func=cmd_bundle)
 
 
@@ -139,7 +148,13 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from eggo_nornir.testbed import bundle  # heavy imports only when building
 
     out = Path(args.out) if args.out else paths.default_bundle_dir()
-    result = bundle.build(args.arch, out)
+    try:
+        versions = spec.versions_for(
+            args.kubernetes_version or spec.KUBE_VERSION, args.etcd_version, args.coredns_version
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = bundle.build(args.arch, out, versions)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -94,26 +94,28 @@ def apt_resolve_command(names: list[str], status_file: Path, archives: Path, arc
 
 
 # ---- inputs -------------------------------------------------------------------------
-def bin_dir(arch: str) -> Path:
-    return paths.cache_dir() / "bin" / f"{spec.KUBE_VERSION}-{arch}"
+def bin_dir(arch: str, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> Path:
+    return paths.cache_dir() / "bin" / spec.binaries_key(arch, versions)
 
 
-def ensure_binaries(arch: str) -> Path:
+def ensure_binaries(arch: str, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> Path:
     """Build the Kubernetes, etcd and CoreDNS binaries from the Go module proxy if any is missing."""
-    out = bin_dir(arch)
+    out = bin_dir(arch, versions)
     if all((out / b).is_file() for b in spec.BINARIES):
         return out
     if shutil.which("go") is None and not Path("/usr/local/go/bin/go").is_file():
         raise TestbedError("bundle: `go` is not installed (run .ci/testbed-deps.sh)")
-    log_file = paths.logs_dir() / f"build-{arch}.log"
+    log_file = paths.logs_dir() / (
+        f"build-{arch}.log" if versions.is_default else f"build-{spec.binaries_key(arch, versions)}.log"
+    )
     print(
-        f"building Kubernetes {spec.KUBE_VERSION} binaries for {arch} (log: {log_file}) ...",
+        f"building Kubernetes {versions.kubernetes} binaries for {arch} (log: {log_file}) ...",
         file=sys.stderr,
         flush=True,
     )
     script = paths.scripts_dir() / "build-kube.sh"
     run(
-        ["bash", str(script), spec.KUBE_VERSION, spec.ETCD_VERSION, spec.COREDNS_VERSION, arch, str(out)],
+        ["bash", str(script), versions.kubernetes, versions.etcd, versions.coredns, arch, str(out)],
         step="bundle: build binaries",
         log_file=log_file,
     )
@@ -123,12 +125,12 @@ def ensure_binaries(arch: str) -> Path:
     return out
 
 
-def check_versions(bins: Path, arch: str) -> dict[str, str]:
+def check_versions(bins: Path, arch: str, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> dict[str, str]:
     """Each binary must report the pinned version; only possible when it runs on this host."""
     if arch != host_arch():
         return {}
     found = {}
-    for name, (argv, want) in spec.VERSION_PROBES.items():
+    for name, (argv, want) in versions.probes().items():
         res = run([str(bins / name), *argv], step=f"bundle: version of {name}", check=False, timeout=30)
         text = (res.stdout + res.stderr).strip()
         if want not in text:
@@ -243,15 +245,16 @@ def write_tarball(stage: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def build(arch: str, out_dir: Path) -> dict[str, Any]:
-    """Build (or reuse) `out_dir/packages-ARCH.tar.gz`; return what was built and how long it took."""
+def build(arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> dict[str, Any]:
+    """Build (or reuse) `out_dir/packages-ARCH.tar.gz` (another name for non-default `versions`);
+    return what was built and how long it took."""
     start = time.monotonic()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / spec.bundle_name(arch)
+    target = out_dir / spec.bundle_name(arch, versions)
     fs = rootfs.ensure_rootfs(arch)
-    bins = ensure_binaries(arch)
-    versions = check_versions(bins, arch)
+    bins = ensure_binaries(arch, versions)
+    reported = check_versions(bins, arch, versions)
     groups = resolve_debs(arch, fs.path)
     all_debs = sorted({entry for entries in groups.values() for entry in entries})
     deb_files = download_debs(arch, all_debs)
@@ -285,14 +288,14 @@ def build(arch: str, out_dir: Path) -> dict[str, Any]:
         sidecar.write_text(f"{tar_hash}  {target.name}\n")
         meta = {
             "arch": arch,
-            "kubernetes_version": spec.KUBE_VERSION,
-            "etcd_version": spec.ETCD_VERSION,
-            "coredns_version": spec.COREDNS_VERSION,
+            "kubernetes_version": versions.kubernetes,
+            "etcd_version": versions.etcd,
+            "coredns_version": versions.coredns,
             "pause_image": spec.PAUSE_IMAGE.ref,
             "images": {i.file: i.ref for i in spec.IMAGES},
             "deb_groups": {c: sorted({n for n, _, _ in e}) for c, e in groups.items()},
             "debs": [f for _, _, f in all_debs],
-            "binary_versions": versions,
+            "binary_versions": reported,
             "manifest_sha256": manifest_hash,
             "tarball_sha256": tar_hash,
             "size_bytes": target.stat().st_size,

@@ -72,6 +72,7 @@ def install_section(bundle: Path, arch: str, metadata: dict[str, Any] | None) ->
 def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
     """The deploy.yaml document as a dict; `bundle` is the packages tarball's absolute path."""
     arch = state.arch
+    metadata = spec.load_metadata(bundle) or {}  # the bundle's own version (another minor's bundle too)
     by_role: dict[str, list[dict[str, Any]]] = {"master": [], "worker": [], "etcd": [], "loadbalance": []}
     for m in state.machines:
         for role in m.roles:
@@ -104,10 +105,10 @@ def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
             "pause-image": spec.PAUSE_IMAGE.ref,
             "runtime": "containerd",
             "runtime-endpoint": "unix:///run/containerd/containerd.sock",
-            "kubernetes-version": spec.KUBE_VERSION,
+            "kubernetes-version": str(metadata.get("kubernetes_version") or spec.KUBE_VERSION),
             "config-extra-args": NSPAWN_EXTRA_ARGS,
             "security": NSPAWN_SECURITY,
-            "install": install_section(bundle, arch, spec.load_metadata(bundle)),
+            "install": install_section(bundle, arch, metadata),
         }
     )
     return doc

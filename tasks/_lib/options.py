@@ -135,3 +135,6 @@ class RunState:
     `rolling.stage_control_plane`; decides a parallel first start against a rolling one)."""
     control_planes_started: set[str] = field(default_factory=set)
     """The masters whose control plane `rolling.start_control_planes` converged in this run."""
+    upgrade_facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """host -> the versions `upgrade.probe_versions` found: {"installed": {binary: version},
+    "staged": {binary: version}, "pending": [units]}, read by the skew check and the drains."""

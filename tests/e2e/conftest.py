@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from modtb import cached_bundle
 
 from eggo_nornir.testbed import lifecycle, paths, spec
 from eggo_nornir.testbed.handle import Testbed, unavailable
@@ -58,11 +59,4 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 @pytest.fixture(scope="session")
 def bundle() -> Path:
     """The amd64 bundle: the cached one, or built now when EGGO_E2E_BUILD=1."""
-    target = paths.default_bundle_dir() / spec.bundle_name("amd64")
-    if os.environ.get("EGGO_E2E_BUILD") == "1":
-        from eggo_nornir.testbed import bundle as bundle_mod
-
-        bundle_mod.build("amd64", target.parent)
-    if not target.is_file():
-        pytest.skip(f"no bundle at {target}; run `eggo-nornir testbed bundle` or set EGGO_E2E_BUILD=1")
-    return target
+    return cached_bundle()

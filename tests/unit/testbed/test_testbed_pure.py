@@ -275,3 +275,29 @@ def test_a_tagged_bridge_with_no_port_is_a_leftover(tmp_path: Path) -> None:
     assert not network.is_leftover("live", tag, tmp_path)
     assert not network.is_leftover("host", tag, tmp_path)
     assert not network.is_leftover("absent", tag, tmp_path)
+
+
+# ---- bundles of other Kubernetes versions ----------------------------------------------------
+
+
+def test_versions_for_other_minors_and_their_file_names() -> None:
+    from eggo_nornir.testbed import spec
+
+    assert spec.versions_for(spec.KUBE_VERSION) == spec.DEFAULT_VERSIONS
+    assert spec.bundle_name("amd64") == "packages-amd64.tar.gz"
+    old = spec.versions_for("1.34.4")
+    assert old == spec.Versions("v1.34.4", "v3.6.4", "v1.12.1")
+    assert spec.bundle_name("amd64", old) == "packages-v1.34.4-amd64.tar.gz"
+    assert spec.binaries_key("amd64", old) == "v1.34.4-amd64"
+    assert old.probes()["kubectl"] == (("version", "--client"), "v1.34.4")
+    assert old.probes()["etcd"] == (("--version",), "3.6.4")
+    custom = spec.versions_for("v1.34.4", etcd="v3.6.5")
+    assert spec.bundle_name("amd64", custom) == "packages-v1.34.4-etcdv3.6.5-corednsv1.12.1-amd64.tar.gz"
+    assert (
+        spec.metadata_path(Path("/b") / spec.bundle_name("amd64", old)).name == "packages-v1.34.4-amd64.json"
+    )
+    with pytest.raises(ValueError, match=r"no etcd/CoreDNS versions known for 1\.29"):
+        spec.versions_for("v1.29.0")
+    assert spec.versions_for("v1.29.0", "v3.5.9", "v1.11.1").etcd == "v3.5.9"
+    with pytest.raises(ValueError, match=r"must look like v1\.Y\.Z"):
+        spec.versions_for("1.34")
