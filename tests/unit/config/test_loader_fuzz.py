@@ -546,7 +546,13 @@ def check_document(doc: Any, home: Path) -> None:
         return
     path = home / "deploy.yaml"
     path.write_text(text, encoding="utf-8")
-    check_cli(path, accepted=loaded is not None, home=home, secret_safe=_secret_only_in_passwords(doc))
+    accepted = loaded is not None
+    reread = yaml.safe_load(text)
+    if reread != doc:
+        # PyYAML's emitter does not round-trip every string (a raw NEL in a quoted scalar reads
+        # back as a space), so the file is judged by what it holds
+        accepted = not check_config_dict(copy.deepcopy(reread))[1]
+    check_cli(path, accepted=accepted, home=home, secret_safe=_secret_only_in_passwords(doc))
 
 
 def check_cli(path: Path, *, accepted: bool | None, home: Path, secret_safe: bool = False) -> None:
