@@ -29,6 +29,7 @@ from eggo_nornir.testbed.proc import TestbedError, run
 from eggo_nornir.testbed.state import MachineState
 
 USERS_SUDO_NOPASSWD = "eggo"
+EMULATED_STOP_SECONDS = 10.0
 USERS_SUDO_PASSWORD = "eggopw"
 
 INIT_PATH = "/usr/local/sbin/eggo-testbed-init"
@@ -476,6 +477,8 @@ def stop(m: MachineState, timeout: float) -> str:
 
     Returns how it ended: "absent", "terminated" or "killed".
     """
+    if m.emulated:  # an emulated systemd can hang in its emergency shell after SIGTERM (§3.11)
+        timeout = min(timeout, EMULATED_STOP_SECONDS)
     pid = m.pid if is_our_nspawn(m.pid, m) else None
     leader = m.leader_pid if is_alive(m.leader_pid) else None
     if leader and pid is None and not _leader_belongs(leader, m):

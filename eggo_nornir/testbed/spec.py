@@ -66,8 +66,9 @@ BUSYBOX_IMAGE = ImageSpec("eggo.local/busybox:1.35", "busybox-1.35.tar")
 IMAGES: tuple[ImageSpec, ...] = (PAUSE_IMAGE, BUSYBOX_IMAGE)
 
 
-def bundle_name(arch: str) -> str:
-    return f"packages-{arch}.tar.gz"
+def bundle_name(arch: str, family: str = "deb") -> str:
+    """`packages-ARCH.tar.gz` (debs), `packages-ARCH-rpm.tar.gz` (rpms): never the same file."""
+    return f"packages-{arch}.tar.gz" if family == "deb" else f"packages-{arch}-{family}.tar.gz"
 
 
 def metadata_path(tarball: Path) -> Path:
