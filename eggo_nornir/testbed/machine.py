@@ -456,12 +456,17 @@ def children(pid: int) -> list[int]:
 
 
 def find_leader(nspawn_pid: int, m: MachineState, timeout: float = 10.0) -> int | None:
-    """The container's PID 1 as seen from the host: the nspawn child running systemd."""
+    """The container's PID 1 as seen from the host: the nspawn child running systemd.
+
+    An emulated machine's PID 1 shows as `qemu-aarch64 /lib/systemd/systemd` (binfmt_misc
+    puts the interpreter first), so the program may also be the second word. Missing it
+    left an emulated leader alive after nspawn's SIGKILL, and its cgroups busy.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children(nspawn_pid):
             args = cmdline(child)
-            if args and ("systemd" in args[0] or args[0].endswith("/init")):
+            if any("systemd" in a or a.endswith("/init") for a in args[:2]):
                 return child
         time.sleep(0.2)
     return None
