@@ -71,9 +71,16 @@ def patched_qemu() -> Path:
     return out
 
 
+# F: the interpreter is opened at registration, so it also works inside machines. C (which
+# implies O): credentials come from the program, not from qemu, so setuid programs work:
+# without it `sudo` in an arm64 machine says "effective uid is not 0" and a deploy as a
+# sudo user fails in preflight.
+BINFMT_FLAGS = "OCF"
+
+
 def binfmt_line(interpreter: Path) -> str:
-    """The binfmt_misc `register` line for aarch64 ELF through `interpreter`, flag F. Pure."""
-    return f":{BINFMT_NAME}:M::{AARCH64_MAGIC}:{AARCH64_MASK}:{interpreter}:F"
+    """The binfmt_misc `register` line for aarch64 ELF through `interpreter`. Pure."""
+    return f":{BINFMT_NAME}:M::{AARCH64_MAGIC}:{AARCH64_MASK}:{interpreter}:{BINFMT_FLAGS}"
 
 
 def register_binfmt(interpreter: Path) -> None:
@@ -86,7 +93,8 @@ def register_binfmt(interpreter: Path) -> None:
     entry = BINFMT_DIR / BINFMT_NAME
     if entry.exists():
         text = entry.read_text()
-        if f"interpreter {interpreter}\n" in text and text.startswith("enabled"):
+        current = f"interpreter {interpreter}\n" in text and f"flags: {BINFMT_FLAGS}\n" in text
+        if current and text.startswith("enabled"):
             return
         entry.write_text("-1")  # an older build: drop it, then register the current one
     (BINFMT_DIR / "register").write_text(binfmt_line(interpreter))

@@ -62,10 +62,10 @@ def test_machine_kinds_and_unknown_names() -> None:
         lifecycle.machine_kinds(plan, arm64=["worker9"])
 
 
-def test_binfmt_line_uses_flag_f_and_aarch64_magic() -> None:
+def test_binfmt_line_uses_flags_ocf_and_aarch64_magic() -> None:
     line = emulation.binfmt_line(Path("/c/qemu-aarch64-eggo-x"))
     assert line.startswith(":eggo-aarch64:M::\\x7f\\x45\\x4c\\x46")
-    assert line.endswith(":/c/qemu-aarch64-eggo-x:F")
+    assert line.endswith(":/c/qemu-aarch64-eggo-x:OCF")
     assert "\\xb7\\x00" in line
 
 
