@@ -15,7 +15,13 @@ deployer installs on real arm64 hosts:
    we are a cloned binary"), with the amd64 loader, libc and libseccomp it links;
 3. a small static amd64 wrapper (scripts/runc-wrapper.go) installed as
    /usr/local/sbin/runc, first in containerd's PATH: it adds an arch_prctl allow rule to
-   each container's seccomp profile (the x86-64 qemu needs it), then execs the real runc.
+   each container's seccomp profile (the x86-64 qemu needs it), then execs the real runc;
+4. the native amd64 iptables (xtables-nft-multi with its libraries and extensions) as
+   /usr/local/sbin/iptables and friends, first in PATH for the CNI plugins, kube-proxy and
+   sudo: qemu-user emulates neither nf_tables netlink ("Failed to initialize nft: Protocol
+   not supported") nor the legacy iptables sockopts ("can't initialize iptables table
+   `nat'"), so the arm64 iptables the deploy installs cannot run and every pod sandbox
+   failed with "failed to locate iptables".
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ def patched_qemu() -> Path:
 # implies O): credentials come from the program, not from qemu, so setuid programs work:
 # without it `sudo` in an arm64 machine says "effective uid is not 0" and a deploy as a
 # sudo user fails in preflight.
-BINFMT_FLAGS = "OCF"
+BINFMT_FLAGS = "POCF"
 
 
 def binfmt_line(interpreter: Path) -> str:
@@ -148,11 +154,53 @@ def amd64_runc() -> Path:
     return out
 
 
+# the amd64 iptables and the libraries it loads (Debian package names; ld.so finds them
+# in /usr/lib/x86_64-linux-gnu, libxtables finds its extensions in .../xtables)
+AMD64_IPTABLES_DEBS = (
+    "iptables",
+    "libxtables12",
+    "libip4tc2",
+    "libip6tc2",
+    "libmnl0",
+    "libnftnl11",
+    "libnetfilter-conntrack3",
+    "libnfnetlink0",
+)
+IPTABLES_NAMES = (
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables",
+    "ip6tables-save",
+    "ip6tables-restore",
+)
+
+
+def amd64_iptables() -> Path:
+    """Debian's amd64 iptables and its libraries, unpacked once into one cached tree."""
+    from eggo_nornir.testbed import bundle  # bundle imports are heavy; only arm64 machines need them
+
+    wanted = [w for name in AMD64_IPTABLES_DEBS for w in bundle.resolve_one(name, "amd64")]
+    debs = bundle.download_debs("amd64", wanted)
+    out = paths.cache_dir() / "emulation" / "iptables-amd64"
+    stamp = out.with_name("iptables-amd64.from")
+    names = "\n".join(sorted(d.name for d in debs)) + "\n"
+    if out.is_dir() and stamp.is_file() and stamp.read_text() == names:
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix="iptables-amd64-", dir=out.parent))
+    for deb in debs:
+        run(["dpkg-deb", "-x", str(deb), str(tmp)], step="emulation: unpack the amd64 iptables")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    stamp.write_text(names)
+    return out
+
+
 def prepare_host() -> dict[str, Path]:
     """Build (or reuse) every workaround and register the interpreter; return the files to install."""
     qemu = patched_qemu()
     register_binfmt(qemu)
-    return {"runc": amd64_runc(), "wrapper": runc_wrapper()}
+    return {"runc": amd64_runc(), "wrapper": runc_wrapper(), "iptables": amd64_iptables()}
 
 
 def install_into(root: Path, files: dict[str, Path]) -> None:
@@ -174,3 +222,10 @@ def install_into(root: Path, files: dict[str, Path]) -> None:
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(files["wrapper"], wrapper)
     os.chmod(wrapper, 0o755)
+    ipt = files["iptables"]
+    shutil.copytree(ipt / AMD64_LIBDIR, libdir, symlinks=True, dirs_exist_ok=True)
+    shutil.copy2(ipt / "usr/sbin/xtables-nft-multi", lib / "xtables-nft-multi")
+    for name in IPTABLES_NAMES:  # xtables-nft-multi picks the tool by its argv[0]
+        link = wrapper.parent / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"/{TESTBED_LIB}/xtables-nft-multi")

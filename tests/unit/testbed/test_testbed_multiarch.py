@@ -62,10 +62,10 @@ def test_machine_kinds_and_unknown_names() -> None:
         lifecycle.machine_kinds(plan, arm64=["worker9"])
 
 
-def test_binfmt_line_uses_flags_ocf_and_aarch64_magic() -> None:
+def test_binfmt_line_uses_flags_pocf_and_aarch64_magic() -> None:
     line = emulation.binfmt_line(Path("/c/qemu-aarch64-eggo-x"))
     assert line.startswith(":eggo-aarch64:M::\\x7f\\x45\\x4c\\x46")
-    assert line.endswith(":/c/qemu-aarch64-eggo-x:OCF")
+    assert line.endswith(":/c/qemu-aarch64-eggo-x:POCF")
     assert "\\xb7\\x00" in line
 
 
@@ -83,3 +83,29 @@ def test_deploy_yaml_carries_each_machines_arch_and_bundle(tmp_path: Path) -> No
     doc = deployyaml.render(state, tmp_path / "key", {"amd64": Path("/b/a.tgz"), "arm64": Path("/b/b.tgz")})
     assert doc["workers"][0]["arch"] == "arm64" and doc["masters"][0]["arch"] == "amd64"
     assert doc["install"]["package-source"]["srcpath"] == {"amd64": "/b/a.tgz", "arm64": "/b/b.tgz"}
+
+
+def test_find_leader_sees_an_emulated_systemd(monkeypatch) -> None:
+    monkeypatch.setattr(machine, "children", lambda pid: [41, 42])
+    argv = {41: ["/usr/bin/other"], 42: ["/c/qemu-aarch64-eggo-x", "/lib/systemd/systemd"]}
+    monkeypatch.setattr(machine, "cmdline", lambda pid: argv[pid])
+    m = MachineState(name="w", index=1, ip="10.0.0.2", roles=["worker"], netns="n", veth="v", machine_dir="/x")
+    assert machine.find_leader(1, m, timeout=0.5) == 42
+
+
+def test_install_into_links_the_amd64_iptables_first_in_path(tmp_path) -> None:
+    src = tmp_path / "src"
+    (src / "usr/sbin").mkdir(parents=True)
+    (src / "usr/sbin/xtables-nft-multi").write_bytes(b"x")
+    (src / emulation.AMD64_LIBDIR / "xtables").mkdir(parents=True)
+    (src / emulation.AMD64_LIBDIR / "xtables/libxt_MASQUERADE.so").write_bytes(b"m")
+    for name in ("runc", "wrapper"):
+        (tmp_path / name).write_bytes(b"r")
+    root = tmp_path / "root"
+    files = {"runc": tmp_path / "runc", "wrapper": tmp_path / "wrapper", "iptables": src}
+    emulation.install_into(root, files)
+    emulation.install_into(root, files)  # a second install replaces, never fails
+    link = root / "usr/local/sbin/iptables-restore"
+    assert str(link.readlink()) == f"/{emulation.TESTBED_LIB}/xtables-nft-multi"
+    assert (root / emulation.TESTBED_LIB / "xtables-nft-multi").read_bytes() == b"x"
+    assert (root / emulation.AMD64_LIBDIR / "xtables/libxt_MASQUERADE.so").is_file()
