@@ -89,7 +89,9 @@ def test_find_leader_sees_an_emulated_systemd(monkeypatch) -> None:
     monkeypatch.setattr(machine, "children", lambda pid: [41, 42])
     argv = {41: ["/usr/bin/other"], 42: ["/c/qemu-aarch64-eggo-x", "/lib/systemd/systemd"]}
     monkeypatch.setattr(machine, "cmdline", lambda pid: argv[pid])
-    m = MachineState(name="w", index=1, ip="10.0.0.2", roles=["worker"], netns="n", veth="v", machine_dir="/x")
+    m = MachineState(
+        name="w", index=1, ip="10.0.0.2", roles=["worker"], netns="n", veth="v", machine_dir="/x"
+    )
     assert machine.find_leader(1, m, timeout=0.5) == 42
 
 
