@@ -142,12 +142,13 @@ class TestMixed:
         )
 
     def test_rpm_hosts_got_their_packages_from_rpm(self, tb: Testbed) -> None:
-        for name in RPM:
+        for name in RPM:  # a host whose roles carry no `pkg` package has no list
             m = tb.machine(name)
-            installed = tb.run(m, "cat /var/lib/eggo/packages.installed").stdout.split()
-            assert installed, name
-            res = tb.run(m, "rpm -q -- " + " ".join(installed))
-            assert res.rc == 0, (name, res.stdout, res.stderr)
+            installed = tb.run(m, "cat /var/lib/eggo/packages.installed 2>/dev/null").stdout.split()
+            assert installed or name != "worker2", name
+            if installed:
+                res = tb.run(m, "rpm -q -- " + " ".join(installed))
+                assert res.rc == 0, (name, res.stdout, res.stderr)
         assert "containerd" in tb.run(tb.machine("worker2"), "rpm -qa").stdout
 
     def test_daemonset_and_arm64_pod_answer_through_a_service(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
