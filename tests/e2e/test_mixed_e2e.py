@@ -28,10 +28,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modtb import eggo_env, module_testbed, run_eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import lifecycle, spec
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -66,34 +67,17 @@ def _bundles() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def tb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
     bundles = _bundles()
-    out = tmp_path_factory.mktemp("mixedtb")
-    started = time.monotonic()
-    state = lifecycle.up(out, name=NAME, machines=3, subnet=SUBNET, arm64=ARM64, rpm=RPM, bundles=bundles)
-    TIMINGS["up_seconds"] = round(time.monotonic() - started, 1)
-    try:
-        yield Testbed(state, out)
-    finally:
-        started = time.monotonic()
-        lifecycle.down(out)
-        TIMINGS["down_seconds"] = round(time.monotonic() - started, 1)
-        print(f"\nE2E MIXED TIMINGS {json.dumps(TIMINGS)}", file=sys.stderr)
+    with module_testbed(
+        tmp_path_factory, None, name=NAME, subnet=SUBNET, machines=3, arm64=ARM64, rpm=RPM, bundles=bundles
+    ) as bed:
+        yield bed
+    print(f"\nE2E MIXED TIMINGS {json.dumps(TIMINGS)}", file=sys.stderr)
 
 
 @pytest.fixture(scope="module")
 def env(tb: Testbed) -> dict[str, str]:
-    home = tb.out_dir / "eggo-home"
-    home.mkdir(exist_ok=True)
-    return {**os.environ, "EGGO_HOME": str(home)}
-
-
-def eggo(env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return eggo_env(tb)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +101,7 @@ def kubectl(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[st
 def _deploy(tb: Testbed, env: dict[str, str], label: str) -> dict:  # type: ignore[type-arg]
     report = tb.out_dir / f"{label}-report.json"
     started = time.monotonic()
-    proc = eggo(env, "deploy", str(tb.deploy_yaml), "--report", str(report))
+    proc = run_eggo(env, "deploy", str(tb.deploy_yaml), "--report", str(report))
     TIMINGS[f"{label}_seconds"] = round(time.monotonic() - started, 1)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
     return json.loads(report.read_text())  # type: ignore[no-any-return]
@@ -220,7 +204,7 @@ class TestMixed:
 
     def test_cleanup_gives_the_hosts_back(self, tb: Testbed, env: dict[str, str]) -> None:
         started = time.monotonic()
-        proc = eggo(env, "cleanup", "-f", str(tb.deploy_yaml), "--yes")
+        proc = run_eggo(env, "cleanup", "-f", str(tb.deploy_yaml), "--yes")
         TIMINGS["cleanup_seconds"] = round(time.monotonic() - started, 1)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         for name, before in RPM_BEFORE.items():
