@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p_up.add_argument(
         "--rpm", default="", metavar="NAMES", help="comma list of machines with rpm and dnf only"
     )
+    p_up.add_argument(
+        "--lb",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a load-balancer machine (the last one); default: with 6 machines or more",
+    )
     p_up.set_defaults(func=cmd_up)
 
     p_down = sub.add_parser("down", help="stop the machines and remove everything up created")
@@ -103,6 +109,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         bundle=Path(args.bundle).resolve() if args.bundle else None,
         arm64=_names(args.arm64),
         rpm=_names(args.rpm),
+        lb=args.lb,
     )
     info = lifecycle.status(out)
     if args.json:

@@ -79,12 +79,14 @@ def up(
     arm64: Sequence[str] = (),
     rpm: Sequence[str] = (),
     bundles: Mapping[str, Path] | None = None,
+    lb: bool | None = None,
 ) -> st.TestbedState:
     """Create, boot and wait for the machines; write key, password, known_hosts, deploy.yaml, state.
 
     `arm64` and `rpm` name machines that boot from the arm64 rootfs (under qemu-user) or
     from the rpm rootfs (rpm and dnf, no dpkg or apt). `bundles` maps an arch to its
     bundle tarball (default: the cached bundle of the arch, in the family its machines use).
+    `lb` forces a load-balancer machine in or out (see `machine.plan_roles`).
     """
     t0 = time.monotonic()
     preflight()
@@ -99,7 +101,7 @@ def up(
             )
         log.info("cleaning up a stale testbed state in %s", out_dir)
         down(out_dir)
-    plan = machine.plan_roles(machines)
+    plan = machine.plan_roles(machines, lb)
     for i in range(1, len(plan) + 1):
         net.host_ip(i)  # fail now if the subnet is too small
     kinds = machine_kinds(plan, arm64, rpm)

@@ -132,18 +132,22 @@ MASKED_UNITS: tuple[str, ...] = (
 )
 
 
-def plan_roles(count: int) -> list[tuple[str, list[str]]]:
+def plan_roles(count: int, lb: bool | None = None) -> list[tuple[str, list[str]]]:
     """Hostnames and roles for `count` machines.
 
     6+ (the default): 3 masters that are also etcd members, 1 load balancer, the rest
     workers. 5: no LB. 2-4: one master, the rest workers. 1: an all-in-one node.
+    `lb` True/False forces a load balancer (the last machine) in or out at any count from 3,
+    so that a small testbed can still put the LB on a machine of its own kind (an rpm host).
     """
     if count < 1:
         raise TestbedError("testbed: --machines must be at least 1")
+    if lb and count < 3:
+        raise TestbedError("testbed: --lb needs at least 3 machines (a master, a worker and the LB)")
     if count == 1:
         return [("master1", ["master", "etcd", "worker"])]
+    lbs = (1 if count >= 6 else 0) if lb is None else int(lb)
     masters = 3 if count >= 5 else 1
-    lbs = 1 if count >= 6 else 0
     workers = count - masters - lbs
     plan = [(f"master{i}", ["master", "etcd"]) for i in range(1, masters + 1)]
     plan += [(f"worker{i}", ["worker"]) for i in range(1, workers + 1)]

@@ -1,10 +1,11 @@
 """One deploy.yaml, two arches, two package families (issue 13), on real testbed machines.
 
 The smallest shape that proves it, because an emulated arm64 machine is slow on a 2-core
-host: three machines, `eggoma2` on `EGGO_E2E_MIXED_SUBNET` (default 10.235.2.0/24):
+host: four machines, `eggoma2` on `EGGO_E2E_MIXED_SUBNET` (default 10.235.2.0/24):
 - master1: amd64 rpm host (master + etcd), installed from the amd64 rpm bundle;
 - worker1: arm64 Debian host under qemu-user, installed from the arm64 deb bundle;
-- worker2: amd64 rpm host.
+- worker2: amd64 rpm host;
+- lb1: amd64 rpm host running the nginx load balancer the API endpoint goes through.
 
 What it checks: every node Ready with both arches in `kubernetes.io/arch`; the bundle's
 busybox runs as a DaemonSet on both workers (one image ref, built per arch); a
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.e2e
 NAME = "eggoma2"
 SUBNET = os.environ.get("EGGO_E2E_MIXED_SUBNET", "10.235.2.0/24")
 ARM64 = ("worker1",)
-RPM = ("master1", "worker2")
+RPM = ("master1", "worker2", "lb1")
 TIMINGS: dict[str, float] = {}
 BEFORE: dict[str, Snapshot] = {}
 RPM_BEFORE: dict[str, str] = {}
@@ -69,7 +70,15 @@ def _bundles() -> dict[str, Path]:
 def tb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     bundles = _bundles()
     with module_testbed(
-        tmp_path_factory, None, name=NAME, subnet=SUBNET, machines=3, arm64=ARM64, rpm=RPM, bundles=bundles
+        tmp_path_factory,
+        None,
+        name=NAME,
+        subnet=SUBNET,
+        machines=4,
+        lb=True,
+        arm64=ARM64,
+        rpm=RPM,
+        bundles=bundles,
     ) as bed:
         yield bed
     print(f"\nE2E MIXED TIMINGS {json.dumps(TIMINGS)}", file=sys.stderr)
@@ -143,6 +152,8 @@ class TestMixed:
                 res = tb.run(m, "rpm -q -- " + " ".join(installed))
                 assert res.rc == 0, (name, res.stdout, res.stderr)
         assert "containerd" in tb.run(tb.machine("worker2"), "rpm -qa").stdout
+        assert "nginx" in tb.run(tb.machine("lb1"), "rpm -qa").stdout
+        assert tb.run(tb.machine("lb1"), "systemctl is-active kube-nginx").stdout.strip() == "active"
 
     def test_daemonset_and_arm64_pod_answer_through_a_service(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
         image = spec.BUSYBOX_IMAGE.ref
