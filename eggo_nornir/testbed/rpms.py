@@ -9,9 +9,12 @@ conntrack, socat, the CNI plugins and their libraries) are converted with
 `alien --to-rpm`, keeping their names.
 
 What alien loses, and how it is put back: alien drops the maintainer scripts (they call
-dpkg's tools, which an rpm host lacks). The only effect of those scripts the cluster
-needs is the `update-alternatives` links (iptables' `/usr/sbin/iptables` is one), so the
-links dpkg would choose (highest priority) are added to the rpm as plain symlinks.
+dpkg's tools, which an rpm host lacks). The effects of those scripts the cluster needs are
+symlinks, so they are added to the rpm as plain symlinks:
+- the `update-alternatives` links dpkg would choose (highest priority; iptables'
+  `/usr/sbin/iptables` is one);
+- dh_nginx's module links (`/etc/nginx/modules-enabled/50-mod-stream.conf`), without which
+  nginx has no `stream` block, as openEuler's nginx-mod-stream has it loaded on install.
 
 Every rpm is cached under ~/.cache/eggo-nornir/rpms/ARCH, keyed by its inputs' names.
 """
@@ -134,9 +137,27 @@ def alternatives_links(postinst: str) -> dict[str, str]:
     return {link: path for _, links in best.values() for link, path in links.items()}
 
 
+_NGINX_CONFPAIRS = re.compile(r"for confpair in ([^;]*);")
+
+
+def nginx_module_links(postinst: str) -> dict[str, str]:
+    """link -> path for the module stubs dh_nginx's postinst enables (`from:to` pairs). Pure."""
+    links: dict[str, str] = {}
+    for pairs in _NGINX_CONFPAIRS.findall(postinst):
+        for pair in pairs.split():
+            src, _, dst = pair.partition(":")
+            if src and dst:
+                links[f"/etc/nginx/modules-enabled/{dst}"] = f"/usr/share/nginx/modules-available/{src}"
+    return links
+
+
+# bumped when what a conversion adds changes, so cached rpms from an older rule are rebuilt
+CONVERSION_REV = 2
+
+
 def convert_deb(deb: Path, arch: str, out: Path) -> Path:
-    """`alien --to-rpm` one deb (plus its alternatives links); reuse the cached rpm."""
-    stamp = out / f"{deb.name}.rpm-name"
+    """`alien --to-rpm` one deb (plus the symlinks its postinst makes); reuse the cached rpm."""
+    stamp = out / f"{deb.name}.rpm-name-r{CONVERSION_REV}"
     if stamp.is_file() and (out / stamp.read_text().strip()).is_file():
         return out / stamp.read_text().strip()
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +171,7 @@ def convert_deb(deb: Path, arch: str, out: Path) -> Path:
         run(["alien", "--to-rpm", "--generate", str(deb)], step=f"rpm: alien -g {deb.name}", cwd=work)
         [tree] = [p for p in work.iterdir() if p.is_dir()]
         [spec_file] = list(tree.glob("*.spec"))
-        links = alternatives_links(postinst)
+        links = {**alternatives_links(postinst), **nginx_module_links(postinst)}
         if links:
             text = spec_file.read_text()
             for link, path in sorted(links.items()):

@@ -111,3 +111,19 @@ def test_install_into_links_the_amd64_iptables_first_in_path(tmp_path) -> None:
     assert str(link.readlink()) == f"/{emulation.TESTBED_LIB}/xtables-nft-multi"
     assert (root / emulation.TESTBED_LIB / "xtables-nft-multi").read_bytes() == b"x"
     assert (root / emulation.AMD64_LIBDIR / "xtables/libxt_MASQUERADE.so").is_file()
+
+
+NGINX_STREAM_POSTINST = """#!/bin/sh
+set -e
+# Automatically added by dh_nginx/UNDECLARED
+for confpair in mod-stream.conf:50-mod-stream.conf  ; do
+	from=$(echo $confpair | cut -d: -f1)
+done
+"""
+
+
+def test_nginx_module_links_follow_dh_nginx_confpairs() -> None:
+    assert rpms.nginx_module_links(NGINX_STREAM_POSTINST) == {
+        "/etc/nginx/modules-enabled/50-mod-stream.conf": "/usr/share/nginx/modules-available/mod-stream.conf"
+    }
+    assert rpms.nginx_module_links(IPTABLES_POSTINST) == {}
