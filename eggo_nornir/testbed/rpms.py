@@ -152,7 +152,7 @@ def nginx_module_links(postinst: str) -> dict[str, str]:
 
 
 # bumped when what a conversion adds changes, so cached rpms from an older rule are rebuilt
-CONVERSION_REV = 2
+CONVERSION_REV = 3
 
 
 def convert_deb(deb: Path, arch: str, out: Path) -> Path:
@@ -176,10 +176,14 @@ def convert_deb(deb: Path, arch: str, out: Path) -> Path:
             text = spec_file.read_text()
             for link, path in sorted(links.items()):
                 dest = tree / link.lstrip("/")
+                if dest.exists() or dest.is_symlink():
+                    continue
+                # the dirs made here belong to the rpm too, or `rpm -e` leaves them behind
+                new_dirs = [d for d in dest.relative_to(tree).parents if not (tree / d).exists()]
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                if not dest.exists() and not dest.is_symlink():
-                    dest.symlink_to(path)
-                    text = text.replace("%files\n", f'%files\n"{link}"\n', 1)
+                dest.symlink_to(path)
+                owned = "".join(f'%dir "/{d}"\n' for d in reversed(new_dirs))
+                text = text.replace("%files\n", f'%files\n{owned}"{link}"\n', 1)
             spec_file.write_text(text)
         run(
             [
