@@ -58,7 +58,7 @@ WAIVED = ("systemd", "conflict")
 def deploy_doc(ips: list[str], key: Path, bundle: Path, payload: str, master_ip: str) -> dict[str, Any]:
     """A deploy.yaml for N workers; the master is only named (the bench never contacts it)."""
     metadata = spec.load_metadata(bundle)
-    install = deployyaml.install_section(bundle, "amd64", metadata)
+    install = deployyaml.install_section({"amd64": bundle}, metadata)
     keep = {"package-source", *PAYLOADS[payload]}
     return {
         "cluster-id": "eggofo-bench",

@@ -65,10 +65,22 @@ def _test_config(remote: Remote, conf: HostFile) -> None:
     finally:
         remote.run(["rm", "-f", CANDIDATE], check=False, timeout=60)
     if res.rc != 0:
+        text = (res.stderr or res.stdout).strip()
         raise RuntimeError(
             f"the new load balancer config fails `nginx -t`; it was not installed and the running "
-            f"LB was left alone:\n{(res.stderr or res.stdout).strip()[-2000:]}"
+            f"LB was left alone:\n{text[-2000:]}{_hint(text)}"
         )
+
+
+def _hint(nginx_says: str) -> str:
+    """The one cause an operator meets most: nginx built with `stream` as a module nobody loads."""
+    if 'unknown directive "stream"' not in nginx_says:
+        return ""
+    return (
+        "\nnginx has no stream module loaded: install it with the LB's packages (Debian/Ubuntu "
+        "libnginx-mod-stream, openEuler/CentOS nginx-mod-stream), which puts its load_module stub in "
+        "/etc/nginx/modules-enabled/ or /usr/share/nginx/modules/"
+    )
 
 
 @applies_to("loadbalance")

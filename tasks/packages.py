@@ -75,6 +75,8 @@ def check_dst(pkg: Package) -> str:
 
 _PROBE_FUNCS = r"""
 m=none; if command -v dpkg >/dev/null 2>&1; then m=dpkg; elif command -v rpm >/dev/null 2>&1; then m=rpm; fi
+# the host's package family picks the files: .deb for dpkg hosts, .rpm for rpm hosts
+ext=deb; [ "$m" = rpm ] && ext=rpm
 r=none; for c in apt-get dnf yum; do if command -v $c >/dev/null 2>&1; then r=$c; break; fi; done
 printf 'mgr\t%s\nrepo\t%s\n' "$m" "$r"
 have() {
@@ -118,7 +120,7 @@ def probe_script(packages: Sequence[Package], dst: str) -> str:
         if p.type == "pkg":
             pat = shlex.quote(p.name) + "*"
             lines.append(
-                f'if cd {pkgdir} 2>/dev/null; then for f in {pat}; do case "$f" in *.deb|*.rpm) '
+                f'if cd {pkgdir} 2>/dev/null; then for f in {pat}; do case "$f" in *.$ext) '
                 f'[ -f "$f" ] && pkginfo {i} "$f";; esac; done; cd /; fi'
             )
         elif p.type == "repo":
@@ -214,7 +216,8 @@ class Plan:
         out = []
         for kind, what in self.steps:
             if kind == "pkg":
-                out.append(f"{'dpkg -i' if self.mgr == 'dpkg' else 'rpm -U'} {' '.join(what)}")  # type: ignore[arg-type]
+                tool = "dpkg -i" if self.mgr == "dpkg" else "rpm -Uvh --force --nodeps"
+                out.append(f"{tool} {' '.join(what)}")  # type: ignore[arg-type]
             elif kind == "repo":
                 out.append(f"{self.repo} install {' '.join(what)}")  # type: ignore[arg-type]
             else:
@@ -244,7 +247,8 @@ def plan(packages: Sequence[Package], facts: Facts, dst: str, stop_distro_units:
                 continue
             files = facts.pkgfiles.get(i, [])
             if not files:
-                problems.append(f"pkg {pkg.name}: no .deb/.rpm matching {dst}/pkg/{pkg.name}* in the bundle")
+                ext = "deb" if facts.mgr == "dpkg" else "rpm"
+                problems.append(f"pkg {pkg.name}: no .{ext} matching {dst}/pkg/{pkg.name}* in the bundle")
                 continue
             for pf in files:
                 if not pf.name:
@@ -348,7 +352,11 @@ def action_script(p: Plan, dst: str) -> str:
                     f"-- {files})"
                 )
             else:
-                steps.append(f"(cd {pkgdir} && rpm -U --replacepkgs -- {files})")
+                # upstream's `rpm -ivh --force --nodeps`, as an upgrade so a newer bundle
+                # replaces the installed version; --nodeps because converted and
+                # prebuilt rpms on a host whose rpm database does not describe its base
+                # system cannot have their dependencies checked (the bundle carries them)
+                steps.append(f"(cd {pkgdir} && rpm -Uvh --force --nodeps -- {files})")
         elif kind == "repo":
             names = " ".join(shlex.quote(n) for n in what)  # type: ignore[union-attr]
             if p.repo == "apt-get":

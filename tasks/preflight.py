@@ -6,7 +6,7 @@ lines, and all judging happens here in pure, unit-tested Python. Every problem n
 its check id (so `--ignore-preflight ID` can waive it), the host, and the fix. The task
 fails with all problems at once, never just the first.
 
-Check ids: ssh, sudo, arch, os, systemd, tools, ports, disk, conflict, clock, swap
+Check ids: ssh, sudo, arch, os, package, systemd, tools, ports, disk, conflict, clock, swap
 (swap is only a warning: the system task turns it off). Cluster-wide rules (unique
 /etc/machine-id and hostnames) need every host's facts: `cross_host_problems`.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
+import tarfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,7 @@ from eggo_nornir.tasks.system import CLUSTER_ID_FILE
 
 CHECKS: tuple[str, ...] = (
     "ssh", "sudo", "arch", "os", "systemd", "tools", "ports", "disk", "conflict", "clock", "swap",
-    "hostname", "machine-id",
+    "hostname", "machine-id", "package",
 )  # fmt: skip
 TOOLS: tuple[str, ...] = ("tar", "sha256sum", "systemctl", "install")
 WILDCARDS = {"0.0.0.0", "*", "::", "[::]", ""}
@@ -161,6 +162,48 @@ def parse_facts(stdout: str) -> dict[str, Any]:
     return facts
 
 
+_families_memo: dict[tuple[str, int, int], frozenset[str]] = {}
+
+
+def bundle_families(path: Path) -> frozenset[str]:
+    """The package families (`deb`, `rpm`) of the files under pkg/ in a bundle tarball.
+
+    Why: one bundle per arch serves every host of that arch, and a host can only install
+    the family its package tool reads; a deb host given an rpm-only bundle must stop here,
+    before anything is installed. Read once per tarball (streamed, names only).
+    """
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _families_memo:
+        found = set()
+        try:
+            with tarfile.open(path, mode="r|*") as tf:
+                for member in tf:
+                    name = member.name.removeprefix("./")
+                    if name.startswith("pkg/") and name.endswith((".deb", ".rpm")):
+                        found.add(name.rsplit(".", 1)[1])
+        except (tarfile.TarError, OSError):
+            found = set()  # not a readable tarball: the bundle checks report that, not this one
+        _families_memo[key] = frozenset(found)
+    return _families_memo[key]
+
+
+def family_problem(
+    node: Node, os_family: str, families: frozenset[str] | None, bundle: str, has_pkg: bool
+) -> dict[str, str] | None:
+    """A deb host whose bundle has only rpms (or the reverse) cannot install its `pkg` packages."""
+    if not has_pkg or not families or not os_family or os_family in families:
+        return None
+    tool = "dpkg" if os_family == "deb" else "rpm"
+    have = ", ".join(f".{f}" for f in sorted(families))
+    return _problem(
+        "package",
+        f"the host's package tool is {tool} ({os_family}), but its {node.arch} bundle {bundle} "
+        f"holds only {have} packages",
+        f"give the {node.arch} bundle .{os_family} packages, or deploy {node.name} with a {os_family} bundle",
+    )
+
+
 def _problem(check: str, message: str, fix: str) -> dict[str, str]:
     return {"check": check, "message": message, "fix": fix}
 
@@ -174,6 +217,8 @@ def judge(
     max_skew: float,
     skew: float | None,
     rtt: float = 0.0,
+    families: frozenset[str] | None = None,
+    bundle: str = "",
 ) -> tuple[dict[str, Any], list[dict[str, str]], list[dict[str, str]]]:
     """Turn raw probe facts into (facts, problems, warnings). Pure, so every rule is unit-tested."""
     problems: list[dict[str, str]] = []
@@ -207,6 +252,10 @@ def judge(
             _problem("os", f"neither dpkg nor rpm found (os {raw.get('os_id') or 'unknown'})",
                      "use a Debian/Ubuntu or openEuler/RHEL-family host")
         )  # fmt: skip
+    has_pkg = any(p.type == "pkg" for p in cfg.packages_for(node))
+    family = family_problem(node, os_family, families, bundle, has_pkg)
+    if family:
+        problems.append(family)
     if raw.get("pid1") != "systemd" or raw.get("systemd_booted") != "yes":
         problems.append(
             _problem("systemd", f"PID 1 is {raw.get('pid1') or 'unknown'!r}, not a booted systemd",
@@ -339,7 +388,9 @@ def preflight_checks(
     with contextlib.suppress(ValueError):
         skew = float(raw.get("now", "")) - t0
     bundle = ctx.bundle_for(node)
-    size = Path(bundle).stat().st_size if bundle is not None and Path(bundle).is_file() else None
+    present = bundle is not None and Path(bundle).is_file()
+    size = Path(bundle).stat().st_size if present else None
+    families = bundle_families(Path(bundle)) if present else None
     facts, problems, warnings = judge(
         ctx.cfg,
         node,
@@ -348,6 +399,8 @@ def preflight_checks(
         max_skew=ctx.options.max_clock_skew,
         skew=skew,
         rtt=t1 - t0,
+        families=families,
+        bundle=str(bundle or ""),
     )
     return _finish(task, node.name, facts, problems, warnings, ignored)
 

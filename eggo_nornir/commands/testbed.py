@@ -49,6 +49,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p_up.add_argument("--bridge", help="bridge name (default NAMEbr0)")
     p_up.add_argument("--boot-timeout", type=float, default=180.0, help="seconds (default %(default)s)")
     p_up.add_argument("--bundle", help="bundle tarball deploy.yaml points at (default: the cached bundle)")
+    p_up.add_argument(
+        "--arm64", default="", metavar="NAMES", help="comma list of machines to boot as arm64 (qemu-user)"
+    )
+    p_up.add_argument(
+        "--rpm", default="", metavar="NAMES", help="comma list of machines with rpm and dnf only"
+    )
+    p_up.add_argument(
+        "--lb",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a load-balancer machine (the last one); default: with 6 machines or more",
+    )
     p_up.set_defaults(func=cmd_up)
 
     p_down = sub.add_parser("down", help="stop the machines and remove everything up created")
@@ -64,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p_bundle = sub.add_parser("bundle", help="build packages-ARCH.tar.gz (debs, binaries, images)")
     p_bundle.add_argument("--arch", default="amd64", choices=("amd64", "arm64"))
+    p_bundle.add_argument(
+        "--format", default="deb", choices=("deb", "rpm"), help="package family of pkg/ (default %(default)s)"
+    )
     p_bundle.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/bundle)")
     p_bundle.add_argument(
         "--kubernetes-version",
@@ -77,14 +92,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _print_machines(machines: list[dict[str, Any]]) -> None:
-    print(f"{'NAME':<10} {'IP':<15} {'ROLES':<18} {'RUNNING':<8} {'SSH':<5} SYSTEM")
+    print(f"{'NAME':<10} {'IP':<15} {'ROLES':<18} {'ARCH':<6} {'PKG':<4} {'RUNNING':<8} {'SSH':<5} SYSTEM")
     for m in machines:
         running = "yes" if m.get("running") else "no"
         reachable = "yes" if m.get("ssh") else "no"
         print(
-            f"{m['name']:<10} {m['ip']:<15} {','.join(m['roles']):<18} "
-            f"{running:<8} {reachable:<5} {m.get('system') or '-'}"
+            f"{m['name']:<10} {m['ip']:<15} {','.join(m['roles']):<18} {m.get('arch', '-'):<6} "
+            f"{m.get('family', '-'):<4} {running:<8} {reachable:<5} {m.get('system') or '-'}"
         )
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -97,6 +116,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         bridge=args.bridge,
         boot_timeout=args.boot_timeout,
         bundle=Path(args.bundle).resolve() if args.bundle else None,
+        arm64=_names(args.arm64),
+        rpm=_names(args.rpm),
+        lb=args.lb,
     )
     info = lifecycle.status(out)
     if args.json:
@@ -154,7 +176,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = bundle.build(args.arch, out, versions)
+    result = bundle.build(args.arch, out, versions, family=args.format)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -147,19 +147,50 @@ def deb_cache(arch: str) -> Path:
     return paths.cache_dir() / "debs" / arch
 
 
+def foreign_apt_options(arch: str) -> list[str]:
+    """apt options for another arch's archive, with lists of its own (the host's dpkg is untouched).
+
+    Why not `dpkg --add-architecture`: that changes the host for good. A private sources
+    file (same mirror, `[arch=ARCH]`) and private list/cache dirs give apt the foreign
+    archive for exactly the commands that pass these options. Empty for the host's arch.
+    """
+    if arch == host_arch():
+        return []
+    base = paths.cache_dir() / "apt" / arch
+    for d in (base / "lists" / "partial", base / "cache" / "archives" / "partial"):
+        d.mkdir(parents=True, exist_ok=True)
+    sources = base / "sources.list"
+    mirror = rootfs.host_mirror()
+    sources.write_text(f"deb [arch={arch}] {mirror} {rootfs.SUITE} main\n")
+    opts = {
+        "Dir::Etc::SourceList": str(sources),
+        "Dir::Etc::SourceParts": "/dev/null",
+        "Dir::State::Lists": str(base / "lists"),
+        "Dir::Cache": str(base / "cache"),
+        "APT::Architecture": arch,
+        "APT::Architectures": arch,
+        "Debug::NoLocking": "1",
+        "APT::Sandbox::User": "root",
+    }
+    out = [x for k, v in opts.items() for x in ("-o", f"{k}={v}")]
+    if not any((base / "lists").glob("*Packages*")):
+        run(["apt-get", *out, "update", "-qq"], step=f"bundle: apt-get update ({arch} archive)")
+    return out
+
+
 def resolve_debs(arch: str, root: Path) -> dict[str, list[tuple[str, str, str]]]:
     """Per deploy.yaml category: the packages (with version and file name) the rootfs lacks."""
     status = root / "var/lib/dpkg/status"
-    if arch != host_arch():
-        raise TestbedError(f"bundle: resolving {arch} packages on a {host_arch()} host is not supported yet")
+    foreign = foreign_apt_options(arch)
     with tempfile.TemporaryDirectory(prefix="eggo-apt-") as tmp:
         (Path(tmp) / "partial").mkdir()
         groups: dict[str, list[tuple[str, str, str]]] = {}
         for category, names in spec.DEB_GROUPS.items():
             cmd = apt_resolve_command(list(names), status, Path(tmp), arch)
+            cmd[1:1] = foreign
             res = run(cmd, step=f"bundle: resolve {category} packages", check=False)
             if res.returncode != 0 and "Unable to locate package" in res.stderr:
-                run(["apt-get", "update", "-qq"], step="bundle: apt-get update")
+                run(["apt-get", *foreign, "update", "-qq"], step="bundle: apt-get update")
                 res = run(cmd, step=f"bundle: resolve {category} packages")
             elif res.returncode != 0:
                 run(cmd, step=f"bundle: resolve {category} packages")  # raises with the message
@@ -174,7 +205,13 @@ def download_debs(arch: str, wanted: list[tuple[str, str, str]]) -> list[Path]:
     missing = sorted({(n, v) for n, v, f in wanted if not (cache / f).is_file()})
     if missing:
         run(
-            ["apt-get", "download", "-qq", *[f"{n}:{arch}={v}" for n, v in missing]],
+            [
+                "apt-get",
+                *foreign_apt_options(arch),
+                "download",
+                "-qq",
+                *[f"{n}:{arch}={v}" for n, v in missing],
+            ],
             step="bundle: apt-get download",
             cwd=cache,
         )
@@ -204,16 +241,17 @@ def ensure_images(arch: str) -> dict[str, Path]:
     with tempfile.TemporaryDirectory(prefix="eggo-img-") as tmp:
         pause_bin = images.build_pause_binary(src, Path(tmp) / "pause", arch)
         (out / spec.PAUSE_IMAGE.file).write_bytes(images.pause_image(pause_bin.read_bytes(), arch))
-        [deb] = download_debs(arch, _resolve_one("busybox-static", arch))
+        [deb] = download_debs(arch, resolve_one("busybox-static", arch))
         busybox = images.extract_busybox(deb, Path(tmp))
         (out / spec.BUSYBOX_IMAGE.file).write_bytes(images.busybox_image(busybox, arch))
     stamp.write_text(json.dumps({"pause_src": src_hash}) + "\n")
     return result
 
 
-def _resolve_one(name: str, arch: str) -> list[tuple[str, str, str]]:
+def resolve_one(name: str, arch: str) -> list[tuple[str, str, str]]:
     res = run(
-        ["apt-cache", "show", "--no-all-versions", f"{name}:{arch}"], step=f"bundle: look up {name}"
+        ["apt-cache", *foreign_apt_options(arch), "show", "--no-all-versions", f"{name}:{arch}"],
+        step=f"bundle: look up {name}",
     ).stdout
     fields = dict(line.split(": ", 1) for line in res.splitlines() if ": " in line and not line[:1].isspace())
     version = fields["Version"]
@@ -245,13 +283,20 @@ def write_tarball(stage: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def build(arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> dict[str, Any]:
-    """Build (or reuse) `out_dir/packages-ARCH.tar.gz` (another name for non-default `versions`);
-    return what was built and how long it took."""
+def build(
+    arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSIONS, family: str = "deb"
+) -> dict[str, Any]:
+    """Build (or reuse) `out_dir/packages-ARCH.tar.gz` (another name for non-default `versions`,
+    and for `family` rpm).
+
+    `family` rpm: pkg/ holds real rpms instead of the debs (rpmbuild of the Go binaries under
+    the manual's names, `alien --to-rpm` of the same debs), everything else is the same.
+    Returns what was built and how long it took.
+    """
     start = time.monotonic()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / spec.bundle_name(arch, versions)
+    target = out_dir / spec.bundle_name(arch, versions, family)
     fs = rootfs.ensure_rootfs(arch)
     bins = ensure_binaries(arch, versions)
     reported = check_versions(bins, arch, versions)
@@ -260,7 +305,12 @@ def build(arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSI
     deb_files = download_debs(arch, all_debs)
     image_files = ensure_images(arch)
 
-    sources: dict[str, Path] = {f"pkg/{p.name}": p for p in deb_files}
+    pkg_files = deb_files
+    if family == "rpm":
+        from eggo_nornir.testbed import rpms
+
+        pkg_files = rpms.ensure_rpms(arch, bins, deb_files, versions)
+    sources: dict[str, Path] = {f"pkg/{p.name}": p for p in pkg_files}
     sources |= {f"bin/{b}": bins / b for b in spec.BINARIES}
     sources |= {f"image/{name}": path for name, path in image_files.items()}
     manifest = manifest_text({rel: sha256_file(p) for rel, p in sources.items()})
@@ -288,6 +338,7 @@ def build(arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSI
         sidecar.write_text(f"{tar_hash}  {target.name}\n")
         meta = {
             "arch": arch,
+            "family": family,
             "kubernetes_version": versions.kubernetes,
             "etcd_version": versions.etcd,
             "coredns_version": versions.coredns,

@@ -50,10 +50,13 @@ def deb_groups(metadata: dict[str, Any] | None) -> dict[str, list[str]]:
     return {k: list(v) for k, v in spec.DEB_GROUPS.items()}
 
 
-def install_section(bundle: Path, arch: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+def install_section(bundles: dict[str, Path], metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """`bundles`: arch -> tarball. The package names are the same in every arch and family
+    (alien keeps the Debian names), so one list serves deb and rpm hosts alike."""
     debs = deb_groups(metadata)
+    srcpath = {arch: str(path) for arch, path in sorted(bundles.items())}
     section: dict[str, Any] = {
-        "package-source": {"type": "tar.gz", "dstpath": "/root/.eggo/package", "srcpath": {arch: str(bundle)}}
+        "package-source": {"type": "tar.gz", "dstpath": "/root/.eggo/package", "srcpath": srcpath}
     }
 
     def add(category: str, entry: dict[str, Any]) -> None:
@@ -69,14 +72,14 @@ def install_section(bundle: Path, arch: str, metadata: dict[str, Any] | None) ->
     return section
 
 
-def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
-    """The deploy.yaml document as a dict; `bundle` is the packages tarball's absolute path."""
-    arch = state.arch
-    metadata = spec.load_metadata(bundle) or {}  # the bundle's own version (another minor's bundle too)
+def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) -> dict[str, Any]:
+    """The deploy.yaml document as a dict; `bundle` is the tarball (or arch -> tarball)."""
+    bundles = bundle if isinstance(bundle, dict) else {state.arch: bundle}
+    metadata = _first_metadata(bundles) or {}  # the bundle's own version (another minor's bundle too)
     by_role: dict[str, list[dict[str, Any]]] = {"master": [], "worker": [], "etcd": [], "loadbalance": []}
     for m in state.machines:
         for role in m.roles:
-            by_role[role].append(_host(m.name, m.ip, arch))
+            by_role[role].append(_host(m.name, m.ip, m.arch))
     doc: dict[str, Any] = {
         "cluster-id": state.name,
         "username": "eggo",
@@ -108,10 +111,18 @@ def render(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
             "kubernetes-version": str(metadata.get("kubernetes_version") or spec.KUBE_VERSION),
             "config-extra-args": NSPAWN_EXTRA_ARGS,
             "security": NSPAWN_SECURITY,
-            "install": install_section(bundle, arch, metadata),
+            "install": install_section(bundles, metadata),
         }
     )
     return doc
+
+
+def _first_metadata(bundles: dict[str, Path]) -> dict[str, Any] | None:
+    for _arch, path in sorted(bundles.items()):
+        meta = spec.load_metadata(path)
+        if meta:
+            return meta
+    return None
 
 
 HEADER = """\
@@ -120,7 +131,7 @@ HEADER = """\
 """
 
 
-def write(state: TestbedState, key_path: Path, bundle: Path) -> Path:
+def write(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) -> Path:
     path = Path(state.out_dir) / "deploy.yaml"
     text = HEADER.format(name=state.name) + yaml.safe_dump(
         render(state, key_path, bundle), sort_keys=False, default_flow_style=False

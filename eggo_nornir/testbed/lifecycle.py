@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from eggo_nornir.testbed import (
     credentials,
     deployyaml,
+    dnfrepo,
+    emulation,
     hostlimits,
     machine,
     network,
@@ -46,8 +49,21 @@ def preflight() -> None:
         raise TestbedError(f"testbed: missing tools: {', '.join(missing)} (run .ci/testbed-deps.sh)")
 
 
-def default_bundle(arch: str) -> Path:
-    return paths.default_bundle_dir() / spec.bundle_name(arch)
+def default_bundle(arch: str, family: str = "deb") -> Path:
+    return paths.default_bundle_dir() / spec.bundle_name(arch, family=family)
+
+
+def machine_kinds(
+    plan: list[tuple[str, list[str]]], arm64: Sequence[str] = (), rpm: Sequence[str] = ()
+) -> dict[str, tuple[str, str]]:
+    """name -> (arch, package family) for every planned machine; unknown names are an error."""
+    names = [host for host, _ in plan]
+    unknown = sorted({n for n in (*arm64, *rpm) if n not in names})
+    if unknown:
+        raise TestbedError(
+            f"testbed: no machine named {', '.join(unknown)} (this testbed has {', '.join(names)})"
+        )
+    return {n: ("arm64" if n in arm64 else "amd64", "rpm" if n in rpm else "deb") for n in names}
 
 
 def up(
@@ -60,8 +76,18 @@ def up(
     arch: str = "amd64",
     boot_timeout: float = 180.0,
     bundle: Path | None = None,
+    arm64: Sequence[str] = (),
+    rpm: Sequence[str] = (),
+    bundles: Mapping[str, Path] | None = None,
+    lb: bool | None = None,
 ) -> st.TestbedState:
-    """Create, boot and wait for the machines; write key, password, known_hosts, deploy.yaml, state."""
+    """Create, boot and wait for the machines; write key, password, known_hosts, deploy.yaml, state.
+
+    `arm64` and `rpm` name machines that boot from the arm64 rootfs (under qemu-user) or
+    from the rpm rootfs (rpm and dnf, no dpkg or apt). `bundles` maps an arch to its
+    bundle tarball (default: the cached bundle of the arch, in the family its machines use).
+    `lb` forces a load-balancer machine in or out (see `machine.plan_roles`).
+    """
     t0 = time.monotonic()
     preflight()
     network.validate_name(name)
@@ -75,13 +101,18 @@ def up(
             )
         log.info("cleaning up a stale testbed state in %s", out_dir)
         down(out_dir)
-    plan = machine.plan_roles(machines)
+    plan = machine.plan_roles(machines, lb)
     for i in range(1, len(plan) + 1):
         net.host_ip(i)  # fail now if the subnet is too small
+    kinds = machine_kinds(plan, arm64, rpm)
+    if not arm64 and not rpm:
+        kinds = {n: (arch, "deb") for n in kinds}
 
     creds = credentials.ensure_credentials(out_dir)
     hostlimits.raise_limits()
-    fs = rootfs.ensure_rootfs(arch)
+    trees = {kind: rootfs.ensure_rootfs(kind[0], family=kind[1]) for kind in sorted(set(kinds.values()))}
+    fs = trees.get((arch, "deb")) or next(iter(trees.values()))
+    workarounds = emulation.prepare_host() if any(a == "arm64" for a, _ in kinds.values()) else {}
     t_rootfs = time.monotonic() - t0
 
     state = st.TestbedState(
@@ -103,11 +134,19 @@ def up(
                 netns=network.netns_name(name, host),
                 veth=network.veth_name(name, i),
                 machine_dir=str(out_dir / "machines" / host),
+                arch=kinds[host][0],
+                family=kinds[host][1],
+                rootfs=str(trees[kinds[host]].path),
             )
         )
     st.save(state)
     try:
-        _create(state, creds, net, fs.path)
+        rpm_machines = any(m.family == "rpm" for m in state.machines)
+        state.repo_url = dnfrepo.base_url(net) if rpm_machines else ""
+        _create(state, creds, net, workarounds)
+        if rpm_machines:
+            state.repo_pid = dnfrepo.serve(state, net)
+            st.save(state)
         t_prepared = time.monotonic()
         for m in state.machines:
             m.pid = machine.boot(m, name)
@@ -116,12 +155,12 @@ def up(
         t_ready = time.monotonic()
         state.timings = {
             "rootfs_seconds": round(t_rootfs, 2),
-            "rootfs_cached": 1.0 if fs.cached else 0.0,
+            "rootfs_cached": 1.0 if all(t.cached for t in trees.values()) else 0.0,
             "prepare_seconds": round(t_prepared - t0 - t_rootfs, 2),
             "boot_seconds": round(t_ready - t_prepared, 2),
             "total_seconds": round(t_ready - t0, 2),
         }
-        deployyaml.write(state, creds.key_path, bundle or default_bundle(arch))
+        deployyaml.write(state, creds.key_path, _bundles(state, bundle, bundles))
         st.save(state)
     except BaseException:
         log.error("testbed up failed; tearing down what was created")
@@ -134,6 +173,18 @@ def up(
     return state
 
 
+def _bundles(
+    state: st.TestbedState, bundle: Path | None, bundles: Mapping[str, Path] | None
+) -> dict[str, Path]:
+    """arch -> bundle for deploy.yaml: given ones first, else the cached one in the machines' family."""
+    out: dict[str, Path] = dict(bundles or {})
+    if bundle is not None:
+        out.setdefault(state.arch, bundle)
+    for m in state.machines:
+        out.setdefault(m.arch, default_bundle(m.arch, m.family))
+    return out
+
+
 def _keep_console_logs(state: st.TestbedState) -> None:
     """Copy each machine's console log out of machines/ (which `down` removes) for diagnosis."""
     dest = Path(state.out_dir) / "failed-up-logs"
@@ -143,7 +194,12 @@ def _keep_console_logs(state: st.TestbedState) -> None:
             shutil.copyfile(m.console_log, dest / f"{m.name}.console.log")
 
 
-def _create(state: st.TestbedState, creds: credentials.Credentials, net: network.Subnet, lower: Path) -> None:
+def _create(
+    state: st.TestbedState,
+    creds: credentials.Credentials,
+    net: network.Subnet,
+    workarounds: Mapping[str, Path],
+) -> None:
     network.create_bridge(state.bridge, net, state.name)
     state.bridge_created = True
     st.save(state)
@@ -152,8 +208,12 @@ def _create(state: st.TestbedState, creds: credentials.Credentials, net: network
     for m in state.machines:
         network.create_machine_net(m.netns, m.veth, state.bridge, net.cidr(m.ip))
         st.save(state)
-        machine.mount_root(lower, m)
+        machine.mount_root(Path(m.rootfs or state.rootfs), m)
         host_pub = machine.prepare_root(m, creds, password_hash)
+        if m.arch == "arm64":
+            emulation.install_into(m.root, dict(workarounds))
+        if m.family == "rpm":
+            dnfrepo.configure_machine(m.root, state.repo_url, m.arch)
         known_hosts.append(f"{m.ip} {' '.join(host_pub.split()[:2])}")
     kh = Path(state.out_dir) / credentials.KNOWN_HOSTS_FILE
     kh.write_text("\n".join(known_hosts) + "\n")
@@ -221,6 +281,7 @@ def down(out_dir: Path, timeout: float = 20.0) -> dict[str, Any]:
                 step()
             except TestbedError as exc:
                 errors.append(str(exc))
+    dnfrepo.stop(state.repo_pid)
     try:
         network.delete_bridge(state.bridge, state.name)
     except TestbedError as exc:
@@ -312,6 +373,8 @@ def status(out_dir: Path, check_ssh: bool = True) -> dict[str, Any]:
             "name": m.name,
             "ip": m.ip,
             "roles": m.roles,
+            "arch": m.arch,
+            "family": m.family,
             "pid": m.pid,
             "running": machine.is_our_nspawn(m.pid, m),
             "netns": network.netns_exists(m.netns),

@@ -29,6 +29,7 @@ from eggo_nornir.testbed.proc import TestbedError, run
 from eggo_nornir.testbed.state import MachineState
 
 USERS_SUDO_NOPASSWD = "eggo"
+EMULATED_STOP_SECONDS = 10.0
 USERS_SUDO_PASSWORD = "eggopw"
 
 INIT_PATH = "/usr/local/sbin/eggo-testbed-init"
@@ -131,18 +132,22 @@ MASKED_UNITS: tuple[str, ...] = (
 )
 
 
-def plan_roles(count: int) -> list[tuple[str, list[str]]]:
+def plan_roles(count: int, lb: bool | None = None) -> list[tuple[str, list[str]]]:
     """Hostnames and roles for `count` machines.
 
     6+ (the default): 3 masters that are also etcd members, 1 load balancer, the rest
     workers. 5: no LB. 2-4: one master, the rest workers. 1: an all-in-one node.
+    `lb` True/False forces a load balancer (the last machine) in or out at any count from 3,
+    so that a small testbed can still put the LB on a machine of its own kind (an rpm host).
     """
     if count < 1:
         raise TestbedError("testbed: --machines must be at least 1")
+    if lb and count < 3:
+        raise TestbedError("testbed: --lb needs at least 3 machines (a master, a worker and the LB)")
     if count == 1:
         return [("master1", ["master", "etcd", "worker"])]
+    lbs = (1 if count >= 6 else 0) if lb is None else int(lb)
     masters = 3 if count >= 5 else 1
-    lbs = 1 if count >= 6 else 0
     workers = count - masters - lbs
     plan = [(f"master{i}", ["master", "etcd"]) for i in range(1, masters + 1)]
     plan += [(f"worker{i}", ["worker"]) for i in range(1, workers + 1)]
@@ -455,12 +460,17 @@ def children(pid: int) -> list[int]:
 
 
 def find_leader(nspawn_pid: int, m: MachineState, timeout: float = 10.0) -> int | None:
-    """The container's PID 1 as seen from the host: the nspawn child running systemd."""
+    """The container's PID 1 as seen from the host: the nspawn child running systemd.
+
+    An emulated machine's PID 1 shows as `qemu-aarch64 /lib/systemd/systemd` (binfmt_misc
+    puts the interpreter first), so the program may also be the second word. Missing it
+    left an emulated leader alive after nspawn's SIGKILL, and its cgroups busy.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children(nspawn_pid):
             args = cmdline(child)
-            if args and ("systemd" in args[0] or args[0].endswith("/init")):
+            if any("systemd" in a or a.endswith("/init") for a in args[:2]):
                 return child
         time.sleep(0.2)
     return None
@@ -476,6 +486,8 @@ def stop(m: MachineState, timeout: float) -> str:
 
     Returns how it ended: "absent", "terminated" or "killed".
     """
+    if m.emulated:  # an emulated systemd can hang in its emergency shell after SIGTERM (§3.11)
+        timeout = min(timeout, EMULATED_STOP_SECONDS)
     pid = m.pid if is_our_nspawn(m.pid, m) else None
     leader = m.leader_pid if is_alive(m.leader_pid) else None
     if leader and pid is None and not _leader_belongs(leader, m):

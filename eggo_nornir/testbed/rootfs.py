@@ -6,6 +6,11 @@ changes go to each machine's upper dir. A stamp file records how the tree was bu
 so changing the package list rebuilds it instead of silently reusing a stale one. The
 mirror is read from the host's apt sources at run time (design-notes §3.2) because the
 testbed host may only reach its configured mirror.
+
+Two package families: `deb` is the plain tree; `rpm` is the same Debian tree with
+Debian's rpm and dnf added by debootstrap and then dpkg and apt deleted, so a deployer
+probing the machine finds rpm and dnf as its only package tools. Its userland stays
+Debian's: it is an "rpm host" to the deployer, not an openEuler or RHEL machine.
 """
 
 from __future__ import annotations
@@ -33,6 +38,33 @@ INCLUDE: tuple[str, ...] = (
     "sudo",
     "procps",
 )
+# what an rpm machine adds: the package tools a deployer probes for (design-notes §6)
+RPM_INCLUDE: tuple[str, ...] = ("rpm", "dnf")
+# what is deleted after bootstrap so that only rpm and dnf are left (paths in the tree)
+DEB_TOOLS: tuple[str, ...] = (
+    "usr/bin/dpkg",
+    "usr/bin/dpkg-deb",
+    "usr/bin/dpkg-query",
+    "usr/bin/dpkg-divert",
+    "usr/bin/dpkg-split",
+    "usr/bin/dpkg-statoverride",
+    "usr/bin/dpkg-trigger",
+    "usr/bin/dpkg-maintscript-helper",
+    "usr/bin/dpkg-realpath",
+    "usr/bin/apt",
+    "usr/bin/apt-get",
+    "usr/bin/apt-cache",
+    "usr/bin/apt-config",
+    "usr/bin/apt-mark",
+    "usr/bin/apt-key",
+    "usr/bin/apt-cdrom",
+    "usr/lib/apt",
+    "etc/apt",
+    "var/lib/apt",
+    "var/cache/apt",
+    "var/lib/dpkg",
+)
+FAMILIES: tuple[str, ...] = ("deb", "rpm")
 STAMP_VERSION = 1
 
 
@@ -86,31 +118,63 @@ def host_mirror(suite: str = SUITE) -> str:
     return mirror
 
 
-def stamp_for(arch: str, mirror: str, suite: str = SUITE) -> dict[str, object]:
-    return {
+def include_for(family: str) -> tuple[str, ...]:
+    return INCLUDE + RPM_INCLUDE if family == "rpm" else INCLUDE
+
+
+def stamp_for(arch: str, mirror: str, suite: str = SUITE, family: str = "deb") -> dict[str, object]:
+    stamp: dict[str, object] = {
         "version": STAMP_VERSION,
         "suite": suite,
         "arch": arch,
         "variant": "minbase",
-        "include": list(INCLUDE),
+        "include": list(include_for(family)),
         "mirror": mirror,
     }
+    if family != "deb":  # the deb stamp stays as it was, so existing caches stay valid
+        stamp["family"] = family
+        stamp["removed"] = list(DEB_TOOLS)
+    return stamp
 
 
-def debootstrap_command(target: Path, arch: str, mirror: str, suite: str = SUITE) -> list[str]:
+def debootstrap_command(
+    target: Path, arch: str, mirror: str, suite: str = SUITE, family: str = "deb"
+) -> list[str]:
     return [
         "debootstrap",
         "--variant=minbase",
         f"--arch={arch}",
-        "--include=" + ",".join(INCLUDE),
+        "--include=" + ",".join(include_for(family)),
         suite,
         str(target),
         mirror,
     ]
 
 
-def rootfs_dir(arch: str, suite: str = SUITE) -> Path:
-    return paths.cache_dir() / "rootfs" / f"{suite}-{arch}"
+def rootfs_dir(arch: str, suite: str = SUITE, family: str = "deb") -> Path:
+    suffix = "" if family == "deb" else f"-{family}"
+    return paths.cache_dir() / "rootfs" / f"{suite}-{arch}{suffix}"
+
+
+def make_rpm_only(root: Path) -> None:
+    """Delete dpkg and apt from a bootstrapped tree and give rpm an empty database.
+
+    Why delete files rather than `dpkg --purge`: dpkg and apt are Essential/Priority
+    required, dpkg cannot cleanly remove itself, and what matters to a deployer is only
+    that `command -v dpkg` and `apt-get` fail while `rpm` and `dnf` work.
+    """
+    for rel in DEB_TOOLS:
+        path = root / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    (root / "var/lib/rpm").mkdir(parents=True, exist_ok=True)
+    run(["rpm", f"--root={root}", "--initdb"], step="rootfs: rpm --initdb")
+    # dnf cannot guess $releasever without a *-release rpm: pin it, so `dnf install` works
+    vars_dir = root / "etc/dnf/vars"
+    vars_dir.mkdir(parents=True, exist_ok=True)
+    (vars_dir / "releasever").write_text("12\n")
 
 
 def _stamp_matches(stamp_file: Path, wanted: dict[str, object]) -> bool:
@@ -118,21 +182,25 @@ def _stamp_matches(stamp_file: Path, wanted: dict[str, object]) -> bool:
         have = json.loads(stamp_file.read_text())
     except (OSError, ValueError):
         return False
-    keys = ("version", "suite", "arch", "variant", "include")  # the mirror may move; content does not
-    return all(have.get(k) == wanted[k] for k in keys)
+    keys = ("version", "suite", "arch", "variant", "include", "family", "removed")  # not the mirror
+    return all(have.get(k) == wanted.get(k) for k in keys)
 
 
-def ensure_rootfs(arch: str = "amd64", suite: str = SUITE, rebuild: bool = False) -> Rootfs:
-    """Return the cached rootfs for `arch`, building it with debootstrap if needed.
+def ensure_rootfs(
+    arch: str = "amd64", suite: str = SUITE, rebuild: bool = False, family: str = "deb"
+) -> Rootfs:
+    """Return the cached rootfs for `arch` and package `family`, building it with debootstrap if needed.
 
     Builds into `<dir>.tmp` and renames only on success, so an interrupted build is
     never mistaken for a complete one.
     """
+    if family not in FAMILIES:
+        raise TestbedError(f"rootfs: unknown package family {family!r} (one of {', '.join(FAMILIES)})")
     start = time.monotonic()
-    target = rootfs_dir(arch, suite)
+    target = rootfs_dir(arch, suite, family)
     stamp_file = target.with_name(target.name + ".stamp.json")
     mirror = host_mirror(suite)
-    wanted = stamp_for(arch, mirror, suite)
+    wanted = stamp_for(arch, mirror, suite, family)
     if not rebuild and target.is_dir() and _stamp_matches(stamp_file, wanted):
         return Rootfs(target, True, time.monotonic() - start)
     if shutil.which("debootstrap") is None:
@@ -144,28 +212,32 @@ def ensure_rootfs(arch: str = "amd64", suite: str = SUITE, rebuild: bool = False
             shutil.rmtree(stale)
     stamp_file.unlink(missing_ok=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    log_file = paths.logs_dir() / f"debootstrap-{suite}-{arch}.log"
+    log_file = paths.logs_dir() / f"debootstrap-{target.name}.log"
     print(
-        f"building the {suite}/{arch} rootfs with debootstrap (log: {log_file}) ...",
+        f"building the {suite}/{arch} {family} rootfs with debootstrap (log: {log_file}) ...",
         file=sys.stderr,
         flush=True,
     )
-    run(debootstrap_command(tmp, arch, mirror, suite), step="rootfs: debootstrap", log_file=log_file)
-    verify_rootfs(tmp)
+    run(
+        debootstrap_command(tmp, arch, mirror, suite, family),
+        step="rootfs: debootstrap",
+        log_file=log_file,
+    )
+    if family == "rpm":
+        make_rpm_only(tmp)
+    verify_rootfs(tmp, family)
     tmp.rename(target)
     stamp_file.write_text(json.dumps(wanted, indent=2) + "\n")
     return Rootfs(target, False, time.monotonic() - start)
 
 
-def verify_rootfs(root: Path) -> None:
+def verify_rootfs(root: Path, family: str = "deb") -> None:
     """Fail early, naming what is missing, rather than at boot with an obscure nspawn error."""
-    needed = (
-        "usr/lib/systemd/systemd",
-        "usr/sbin/sshd",
-        "usr/bin/sudo",
-        "usr/sbin/ip",
-        "var/lib/dpkg/status",
-    )
+    needed = ["usr/lib/systemd/systemd", "usr/sbin/sshd", "usr/bin/sudo", "usr/sbin/ip"]
+    needed += ["usr/bin/rpm", "usr/bin/dnf"] if family == "rpm" else ["var/lib/dpkg/status"]
     missing = [n for n in needed if not (root / n).exists()]
     if missing:
         raise TestbedError(f"rootfs: {root} lacks {', '.join(missing)}; debootstrap did not finish")
+    left = [n for n in ("usr/bin/dpkg", "usr/bin/apt-get") if family == "rpm" and (root / n).exists()]
+    if left:
+        raise TestbedError(f"rootfs: the rpm tree {root} still has {', '.join(left)}")

@@ -123,12 +123,14 @@ BUSYBOX_IMAGE = ImageSpec("eggo.local/busybox:1.35", "busybox-1.35.tar")
 IMAGES: tuple[ImageSpec, ...] = (PAUSE_IMAGE, BUSYBOX_IMAGE)
 
 
-def bundle_name(arch: str, versions: Versions = DEFAULT_VERSIONS) -> str:
-    """`packages-ARCH.tar.gz` for the default versions; other versions carry theirs in the name."""
+def bundle_name(arch: str, versions: Versions = DEFAULT_VERSIONS, family: str = "deb") -> str:
+    """`packages-ARCH.tar.gz` for the default versions' debs; other versions carry theirs in the
+    name, and an rpm bundle ends in `-rpm`, so no two bundles ever share a file."""
+    suffix = "" if family == "deb" else f"-{family}"
     if versions.is_default:
-        return f"packages-{arch}.tar.gz"
+        return f"packages-{arch}{suffix}.tar.gz"
     extra = "" if _companions_match(versions) else f"-etcd{versions.etcd}-coredns{versions.coredns}"
-    return f"packages-{versions.kubernetes}{extra}-{arch}.tar.gz"
+    return f"packages-{versions.kubernetes}{extra}-{arch}{suffix}.tar.gz"
 
 
 def binaries_key(arch: str, versions: Versions = DEFAULT_VERSIONS) -> str:

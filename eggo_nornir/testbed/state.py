@@ -33,6 +33,14 @@ class MachineState:
     pid: int | None = None
     leader_pid: int | None = None
     cgroups: list[str] = field(default_factory=list)
+    # `arm64` machines run under qemu-user; `rpm` machines have rpm and dnf, no dpkg or apt
+    arch: str = "amd64"
+    family: str = "deb"
+    rootfs: str = ""
+
+    @property
+    def emulated(self) -> bool:
+        return self.arch != "amd64"
 
     @property
     def root(self) -> Path:
@@ -71,6 +79,9 @@ class TestbedState:
     machines: list[MachineState] = field(default_factory=list)
     bridge_created: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # the testbed's local dnf repo on the bridge (rpm machines' `repo` packages): pid and URL
+    repo_pid: int | None = None
+    repo_url: str = ""
     version: int = STATE_VERSION
 
     def to_json(self) -> str:

@@ -1054,6 +1054,10 @@ def _under(path: str, dirs: Iterable[str]) -> bool:
     return any(path == d or path.startswith(d + "/") for d in dirs)
 
 
+def reload_step(group: str) -> Step:
+    return Step(group, "reload systemd", "systemctl daemon-reload", ("systemd units reloaded",))
+
+
 def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
     """Every step that undoes the deploy on this node, in reverse deploy order (pure).
 
@@ -1129,7 +1133,7 @@ def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
     add(rmdir_step(parents))
     units_touched = any(s.name == "stop and disable units" for s in steps) or any(unit_of(x) for x in files)
     if units_touched:
-        steps.append(Step("files", "reload systemd", "systemctl daemon-reload", ("systemd units reloaded",)))
+        steps.append(reload_step("files"))
     if any(x in KERNEL_FILES for x in files):
         residues.append(KERNEL_RESIDUE)
     # -- system settings
@@ -1184,6 +1188,9 @@ def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
                     timeout=900.0,
                 )
             )
+            # a package without maintainer scripts (an alien-converted rpm, a hand-built one)
+            # leaves its removed units loaded in systemd until the next reload
+            steps.append(reload_step("packages"))
     # -- the bundle
     bundle = [d for d in dict.fromkeys(spec.dstpaths) if dst_removable(d) and d in exists]
     for d in spec.dstpaths:

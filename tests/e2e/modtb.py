@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,14 +47,23 @@ def cached_bundle(versions: spec.Versions = spec.DEFAULT_VERSIONS, arch: str = "
 
 @contextmanager
 def module_testbed(
-    tmp_path_factory: pytest.TempPathFactory, bundle: Path, *, name: str, subnet: str, machines: int
+    tmp_path_factory: pytest.TempPathFactory,
+    bundle: Path | None,
+    *,
+    name: str,
+    subnet: str,
+    machines: int,
+    **up_options: Any,
 ) -> Iterator[Testbed]:
-    """Boot `machines` testbed machines (or skip the module), and always tear them down."""
+    """Boot `machines` testbed machines (or skip the module), and always tear them down.
+
+    `up_options` go to `lifecycle.up` as they are (`arm64`, `rpm`, `bundles` for a mixed testbed).
+    """
     reason = unavailable()
     if reason:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp(f"{name}tb")
-    state = lifecycle.up(out, name=name, machines=machines, subnet=subnet, bundle=bundle)
+    state = lifecycle.up(out, name=name, machines=machines, subnet=subnet, bundle=bundle, **up_options)
     try:
         yield Testbed(state, out)
     finally:

@@ -52,6 +52,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "/var/lib/apt",
     "/var/lib/dpkg",
     "/var/lib/rpm",
+    "/root/.rpmdb",  # Debian's rpm keeps its database here; `packages` compares what it lists
     "/var/lib/dnf",
     "/var/lib/yum",
     "/var/lib/systemd",

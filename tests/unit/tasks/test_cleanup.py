@@ -418,6 +418,9 @@ def test_packages_removed_by_name_only_those_eggo_installed(ctx: DeployContext) 
     assert "*" not in purge[0] and "gone-already" not in purge[0]
     assert sim.packages == {"vim"}
     assert "package containerd" in res.result["removed"]
+    # a package without maintainer scripts leaves its units loaded until systemd reloads
+    cmds = step_commands(fake)
+    assert "systemctl daemon-reload" in cmds[cmds.index(purge[0]) + 1 :]
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,13 @@ def test_bad_config_is_never_installed_nor_restarted(ctx: DeployContext) -> None
     assert CANDIDATE not in fake.files or any("rm -f" in c and CANDIDATE in c for c in fake.commands)
 
 
+def test_a_missing_stream_module_says_which_package_loads_it(ctx: DeployContext) -> None:
+    fake, _sim = _lb()
+    fake.on(re.compile(r"nginx -t"), rc=1, stderr='nginx: [emerg] unknown directive "stream" in /x:20')
+    res = run_on(CFG, "lb", deploy_loadbalancer, fake, ctx=ctx)
+    assert res.failed and "nginx-mod-stream" in str(res[0].exception)
+
+
 def test_port_taken_by_another_process_is_named(ctx: DeployContext) -> None:
     fake, sim = _lb()
     fake.on(

@@ -23,6 +23,7 @@ from eggo_nornir.tasks.packages import (
     normalise_ref,
     parse_probe,
     plan,
+    probe_script,
     refs_in_archive,
 )
 
@@ -77,7 +78,7 @@ def test_plan_lists_every_problem() -> None:
     pkgs = [Package("nope", "pkg", "worker", "c"), Package("gone", "bin", "worker", "c", dst="/usr/bin")]
     with pytest.raises(PackageError) as err:
         plan(pkgs, Facts(mgr="dpkg", copies={1: ("-", "-")}), DST)
-    assert "no .deb/.rpm matching /root/.eggo/package/pkg/nope*" in str(err.value)
+    assert "no .deb matching /root/.eggo/package/pkg/nope*" in str(err.value)
     assert "/root/.eggo/package/bin/gone is not in the unpacked bundle" in str(err.value)
     with pytest.raises(PackageError, match="neither dpkg nor rpm"):
         plan([Package("x", "pkg", "worker", "c")], Facts(), DST)
@@ -98,8 +99,17 @@ def test_rpm_and_dnf_commands() -> None:
     )
     p = plan([Package("runc", "pkg", "worker", "c"), Package("socat", "repo", "worker", "c")], facts, DST)
     script = action_script(p, DST)
-    assert "rpm -U --replacepkgs -- runc-1.rpm" in script and "dnf -y install -- socat" in script
-    assert "--nodeps" not in script and "--force " not in script
+    # upstream's --force --nodeps (an rpm host's database does not describe its base system),
+    # as an upgrade (-U) so a newer bundle replaces what is installed
+    assert "rpm -Uvh --force --nodeps -- runc-1.rpm" in script and "dnf -y install -- socat" in script
+    assert p.describe()[0] == "rpm -Uvh --force --nodeps runc-1.rpm"
+
+
+def test_probe_picks_the_hosts_package_family() -> None:
+    script = probe_script([Package("runc", "pkg", "worker", "c")], DST)
+    assert 'ext=deb; [ "$m" = rpm ] && ext=rpm' in script and "*.$ext)" in script
+    with pytest.raises(PackageError, match=r"no \.rpm matching"):
+        plan([Package("runc", "pkg", "worker", "c")], Facts(mgr="rpm"), DST)
 
 
 class SimPkgHost:
@@ -308,7 +318,6 @@ def test_copy_probe_in_a_real_shell(tmp_path, monkeypatch) -> None:
     pkgs = [
         Package(n, "bin", "worker", "c", dst=str(target_dir)) for n in ("same", "other", "fresh", "moded")
     ]
-    from eggo_nornir.tasks.packages import probe_script
 
     out = subprocess.run(
         ["sh", "-c", probe_script(pkgs, str(dst))], capture_output=True, text=True, check=True

@@ -14,7 +14,9 @@ from eggo_nornir.remote import SudoError, Unreachable
 from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.tasks.preflight import (
     PreflightError,
+    bundle_families,
     cross_host_problems,
+    family_problem,
     judge,
     parse_facts,
     parse_listeners,
@@ -220,3 +222,32 @@ def test_a_dstpath_another_user_can_write_is_refused(cluster) -> None:
 def test_probe_lists_the_dstpath_and_its_parents() -> None:
     facts = parse_facts("dst_dir=0 700 /root/.eggo\ndst_dir=0 755 /\n")
     assert facts["dst_dirs"] == ["0 700 /root/.eggo", "0 755 /"]
+
+
+def test_package_family_must_match_the_bundle(cluster) -> None:
+    node = cluster.node("m0")
+    has_pkg = any(p.type == "pkg" for p in cluster.packages_for(node))
+    rpm_only = frozenset({"rpm"})
+    problem = family_problem(node, "deb", rpm_only, "/b/packages-amd64-rpm.tar.gz", has_pkg=True)
+    assert problem is not None and problem["check"] == "package"
+    assert "dpkg (deb)" in problem["message"] and "only .rpm packages" in problem["message"]
+    assert "/b/packages-amd64-rpm.tar.gz" in problem["message"]
+    assert family_problem(node, "rpm", rpm_only, "b", has_pkg=True) is None
+    assert family_problem(node, "deb", frozenset({"deb", "rpm"}), "b", has_pkg=True) is None
+    assert family_problem(node, "deb", rpm_only, "b", has_pkg=False) is None  # nothing to install
+    _f, problems, _w = judge(
+        cluster, node, GOOD, bundle_size=None, max_skew=30, skew=0, families=rpm_only, bundle="b"
+    )
+    assert checks(problems) == (["package"] if has_pkg else [])
+
+
+def test_bundle_families_reads_pkg_names(tmp_path) -> None:
+    import io
+    import tarfile
+
+    path = tmp_path / "b.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name in ("pkg/runc-1.x86_64.rpm", "bin/kubelet", "pkg/notes.txt"):
+            ti = tarfile.TarInfo(name)
+            tf.addfile(ti, io.BytesIO(b""))
+    assert bundle_families(path) == frozenset({"rpm"})

@@ -135,6 +135,27 @@ def test_plan_roles(count: int, expected: dict[str, list[str]] | None) -> None:
         assert sum("worker" in r for r in plan.values()) == count - 4
 
 
+@pytest.mark.parametrize(
+    ("count", "lb", "expected"),
+    [
+        (4, True, {"master1": ["master", "etcd"], "worker1": ["worker"], "worker2": ["worker"],
+                   "lb1": ["loadbalance"]}),
+        (6, False, None),
+    ],
+)  # fmt: skip
+def test_plan_roles_lb_forced_in_or_out(count: int, lb: bool, expected: dict[str, list[str]] | None) -> None:
+    plan = dict(machine.plan_roles(count, lb))
+    assert len(plan) == count
+    assert any("loadbalance" in r for r in plan.values()) is lb
+    if expected:
+        assert plan == expected
+
+
+def test_plan_roles_lb_needs_three_machines() -> None:
+    with pytest.raises(TestbedError, match="at least 3 machines"):
+        machine.plan_roles(2, lb=True)
+
+
 def test_plan_roles_rejects_zero() -> None:
     with pytest.raises(TestbedError):
         machine.plan_roles(0)
