@@ -129,20 +129,19 @@ class TestMixed:
                 RPM_BEFORE[m.name] = tb.run(m, "rpm -qa | sort").stdout
 
     def test_preflight_stops_a_wrong_arch_and_package_family(self, tb: Testbed, env: dict[str, str]) -> None:
-        """master1 (amd64, rpm) claimed as arm64: it would get the arm64 deb bundle. Preflight
-        names the host, what it found, and both mismatches; a master is critical, so the run
-        stops there and nothing is installed anywhere."""
+        """lb1 (amd64, rpm, with `pkg` packages) claimed as arm64: it would get the arm64 deb
+        bundle. Preflight names the host, what it found, and both mismatches; the LB is
+        critical, so the run stops there and nothing is installed anywhere."""
         doc = yaml.safe_load(tb.deploy_yaml.read_text())
-        for host in doc["masters"] + doc["etcds"]:
-            if host["name"] == "master1":
-                host["arch"] = "arm64"
+        assert doc["loadbalance"]["name"] == "lb1"
+        doc["loadbalance"]["arch"] = "arm64"
         wrong = tb.out_dir / "wrong-arch.yaml"
         wrong.write_text(yaml.safe_dump(doc, sort_keys=False))
         proc = run_eggo(env, "deploy", str(wrong))
         out = proc.stdout + proc.stderr
         assert proc.returncode == 1, out[-4000:]
-        assert "master1" in out and "'x86_64'" in out and "the config says arm64" in out, out[-4000:]
-        assert "package tool is rpm" in out, out[-4000:]
+        assert "lb1" in out and "'x86_64'" in out and "the config says arm64" in out, out[-4000:]
+        assert "package tool is rpm" in out and "holds only .deb packages" in out, out[-4000:]
         assert "[system] started" not in out and "[bundle] started" not in out, out[-4000:]
         for name in RPM:
             assert tb.run(tb.machine(name), "rpm -qa | sort").stdout == RPM_BEFORE[name], name
