@@ -5,6 +5,6 @@ so `InitNornir(inventory={"plugin": "EggoInventory", "options": {"config_file": 
 works in any Nornir project once eggo-nornir is installed.
 """
 
-from eggo_nornir.inventory.eggo import EggoInventory, host_groups, ssh_extras
+from eggo_nornir.inventory.eggo import EggoInventory, bastion_jump, host_groups, ssh_extras
 
-__all__ = ["EggoInventory", "host_groups", "ssh_extras"]
+__all__ = ["EggoInventory", "bastion_jump", "host_groups", "ssh_extras"]

@@ -10,7 +10,9 @@ Mapping:
   SSH port and that host's effective credentials (per-host values override globals);
 - `host.data["roles"]` lists the roles from master/worker/etcd/loadbalance, and
   `host.data["arch"]` is amd64 or arm64;
-- groups `masters`, `workers`, `etcds`, `loadbalance`, plus one group per arch.
+- groups `masters`, `workers`, `etcds`, `loadbalance`, plus one group per arch;
+- with a `bastion:` in the config, `defaults.data["eggo_bastion"]` is its `Jump`, which the
+  `eggo_ssh` connection of every host goes through.
 
 Every host gets its own `connection_options` dict, because nornir-paramiko writes
 into the extras it is given (nornir-notes §2.1): a shared dict would leak one host's
@@ -33,7 +35,8 @@ from nornir.core.inventory import (
     ParentGroups,
 )
 
-from eggo_nornir.config.model import ARCHES, ClusterConfig, Node
+from eggo_nornir.config.model import ARCHES, Bastion, ClusterConfig, Node
+from eggo_nornir.remote.bastion import Jump
 from eggo_nornir.remote.connect import disabled_algorithms
 
 ROLE_GROUPS: dict[str, str] = {
@@ -64,6 +67,18 @@ def ssh_extras(node: Node, connect_timeout: float = 30.0) -> dict[str, Any]:
         extras["look_for_keys"] = False
         extras["allow_agent"] = False
     return extras
+
+
+def bastion_jump(bastion: Bastion) -> Jump:
+    """The config's bastion as the remote seam's `Jump` (the key path `~`-expanded)."""
+    key = bastion.private_key_path
+    return Jump(
+        hostname=bastion.ip,
+        port=bastion.port,
+        username=bastion.username,
+        password=bastion.password,
+        key_filename=str(Path(key).expanduser()) if key else None,
+    )
 
 
 def host_groups(node: Node) -> list[str]:
@@ -107,7 +122,10 @@ class EggoInventory:
 
     def load(self) -> Inventory:
         cfg = self.config
-        defaults = Defaults(platform="linux", data={"cluster_id": cfg.cluster_id})
+        data: dict[str, Any] = {"cluster_id": cfg.cluster_id}
+        if cfg.bastion:
+            data["eggo_bastion"] = bastion_jump(cfg.bastion)
+        defaults = Defaults(platform="linux", data=data)
         groups = Groups()
         for name in (*ROLE_GROUPS.values(), *ARCHES):
             groups[name] = Group(name=name, defaults=defaults)

@@ -82,14 +82,26 @@ class Cluster:
 
     # ---- construction ------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: Path | str, **kwargs: Any) -> Cluster:
-        """Load and validate a deploy.yaml (either dialect); raises ConfigError listing every problem."""
-        return cls(load_config(Path(path).expanduser()), **kwargs)
+    def from_file(cls, path: Path | str, *, password: str | None = None, **kwargs: Any) -> Cluster:
+        """Load and validate a deploy.yaml (either dialect); raises ConfigError listing every problem.
+
+        `password`: the SSH password when the file has none (it stands for the file's
+        top-level `password:`), so it need not be written down.
+        """
+        return cls(load_config(Path(path).expanduser(), password=password), **kwargs)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base_dir: Path | str | None = None, **kwargs: Any) -> Cluster:
-        """Build from an already parsed deploy.yaml document; relative paths resolve against `base_dir`."""
-        return cls(load_config_dict(dict(data), base_dir=base_dir), **kwargs)
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        base_dir: Path | str | None = None,
+        *,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Cluster:
+        """Build from an already parsed deploy.yaml document; relative paths resolve against
+        `base_dir`; `password` as in `from_file`."""
+        return cls(load_config_dict(dict(data), base_dir=base_dir, password=password), **kwargs)
 
     # ---- state -------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ JSON with `--json`) and turns them into exit codes, so no command prints its own
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -76,13 +77,40 @@ def load(args: argparse.Namespace, bundle: bool = False) -> tuple[Path, ClusterC
     """
     path = config_path(args)
     try:
-        cfg = load_config(path, bundle=bundle)
+        cfg = load_config(path, bundle=bundle, password=login_password(args))
     except ConfigError as exc:
         exc.source = str(path)
         raise
     for note in cfg.warnings:
         print(f"warning: {path}: {note}", file=sys.stderr)
     return path, cfg
+
+
+PASSWORD_ENV = "EGGO_PASSWORD"
+
+
+def login_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str | None:
+    """The SSH password given apart from the file: `--ask-pass` prompts for it, else
+    `$EGGO_PASSWORD`; None when neither (the file's own password, if any, applies).
+
+    The prompt comes once per command (the answer is kept on `args`) and only on a terminal:
+    off one there is nobody to answer and reading stdin could take input meant for something
+    else, so `--ask-pass` is refused there (exit 2) in favour of the variable. The password
+    is never echoed, logged or written to the state dir (the saved config is redacted).
+    """
+    if getattr(args, "ask_pass", False):
+        cached: str | None = getattr(args, "_password", None)
+        if cached is not None:
+            return cached
+        stdin = stdin if stdin is not None else sys.stdin
+        if not _isatty(stdin):
+            raise UsageError(f"--ask-pass needs a terminal to prompt on; off a terminal set {PASSWORD_ENV}")
+        password = getpass.getpass("SSH password: ", stream=sys.stderr)
+        if not password:
+            raise UsageError("--ask-pass: no password given")
+        args._password = password
+        return password
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 # ---- connections, parallelism, limit --------------------------------------------------------
@@ -94,6 +122,13 @@ def add_connection_args(
     and parallelism (`concurrency`: its default and help, for a command where it means more)."""
     parser.add_argument(
         "--state-dir", metavar="DIR", help="cluster state dir (default ~/.eggo/clusters/<cluster-id>)"
+    )
+    parser.add_argument(
+        "-k",
+        "--ask-pass",
+        action="store_true",
+        help=f"prompt for the SSH password (on a terminal; else set ${PASSWORD_ENV}), so it need not "
+        "be in the deploy.yaml",
     )
     parser.add_argument(
         "--accept-new-host-keys",

@@ -11,6 +11,11 @@ Public API (everything else in this package is an implementation detail):
 
 Both loaders raise one `ConfigError` carrying *every* problem found, so a user fixes a
 file in one round trip instead of one error per run.
+
+Every loader takes `password=`: the SSH password, given apart from the file (the CLI's
+`--ask-pass` or `EGGO_PASSWORD`) so that it need not sit in the file. It stands for the
+file's top-level `password:` (replacing it if the file has one); a per-host or bastion
+password in the file still wins for that machine.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from eggo_nornir.config.model import (
     CATEGORY_ROLE,
     ROLES,
     Addon,
+    Bastion,
     CertSANs,
     ClusterConfig,
     DNSConfig,
@@ -47,6 +53,7 @@ __all__ = [
     "CATEGORY_ROLE",
     "ROLES",
     "Addon",
+    "Bastion",
     "CertSANs",
     "ClusterConfig",
     "ConfigError",
@@ -73,12 +80,14 @@ __all__ = [
 
 
 def check_config_dict(
-    data: Any, base_dir: str | Path | None = None, bundle: bool = False
+    data: Any, base_dir: str | Path | None = None, bundle: bool = False, *, password: str | None = None
 ) -> tuple[ClusterConfig | None, list[Problem]]:
     """Convert and validate without raising: the model (None if hopeless) and all problems.
 
     `bundle`: also open each configured tarball (listing cached) and report what it lacks.
     """
+    if password is not None and isinstance(data, dict):
+        data = {**data, "password": password}
     problems = unknown_keys(data) if isinstance(data, dict) else []
     if isinstance(data, dict):  # an unknown key is reported once, as unknown
         reported = {p.path for p in problems}
@@ -104,20 +113,24 @@ def check_config_dict(
 
 
 def load_config_dict(
-    data: dict[str, Any], base_dir: str | Path | None = None, bundle: bool = False
+    data: dict[str, Any],
+    base_dir: str | Path | None = None,
+    bundle: bool = False,
+    *,
+    password: str | None = None,
 ) -> ClusterConfig:
     """A parsed deploy.yaml mapping -> a validated model, or ConfigError listing every problem.
 
     `base_dir` is where relative local paths (tarballs, keys, external CA) resolve; the
     current directory when None.
     """
-    cfg, problems = check_config_dict(data, base_dir, bundle)
+    cfg, problems = check_config_dict(data, base_dir, bundle, password=password)
     if problems or cfg is None:
         raise ConfigError(problems or [Problem("", "the config is empty")])
     return cfg
 
 
-def load_config(path: str | Path, bundle: bool = False) -> ClusterConfig:
+def load_config(path: str | Path, bundle: bool = False, *, password: str | None = None) -> ClusterConfig:
     """Read and validate a deploy.yaml in either dialect (`bundle`: and against its tarballs)."""
     path = Path(path).expanduser()
-    return load_config_dict(read_yaml(path), base_dir=path.resolve().parent, bundle=bundle)
+    return load_config_dict(read_yaml(path), base_dir=path.resolve().parent, bundle=bundle, password=password)

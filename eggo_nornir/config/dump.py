@@ -97,6 +97,13 @@ def to_dict(cfg: ClusterConfig, *, redact: bool = False) -> dict[str, Any]:
             "port": lb.port,
             "bind-port": lb.bind_port,
         }
+    if cfg.bastion:
+        b = cfg.bastion
+        out["bastion"] = {"ip": b.ip, "port": b.port, "username": b.username}
+        if b.password:
+            out["bastion"]["password"] = _secret(b.password, redact)
+        if b.private_key_path:
+            out["bastion"]["private-key-path"] = b.private_key_path
     svc, net = cfg.service, cfg.network
     out.update(
         {

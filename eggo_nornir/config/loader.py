@@ -37,6 +37,7 @@ from eggo_nornir.config.model import (
     TLS_VERSIONS,
     Addon,
     Arch,
+    Bastion,
     CertSANs,
     ClusterConfig,
     DNSConfig,
@@ -488,6 +489,7 @@ class _Builder:
             workers=roles["worker"],
             etcds=roles["etcd"],
             loadbalance=lb,
+            bastion=self._bastion(username, password, key_path),
             username=username,
             password=password,
             private_key_path=key_path,
@@ -523,6 +525,30 @@ class _Builder:
             security=self._security(),
             dialect=self.origins.dialect,  # type: ignore[arg-type]
             warnings=tuple(self.warnings),
+        )
+
+    def _bastion(self, username: str, password: str | None, key_path: str | None) -> Bastion | None:
+        """The `bastion:` block; without its own password or key it uses the global ones."""
+        r = self.r
+        if "bastion" not in self.data:
+            return None
+        raw = r.mapping(self.data, "bastion", "")
+        if "bastion" in r.bad:
+            return None
+        ip = r.text(raw, "ip", "bastion")
+        if ip is None:
+            if "bastion.ip" not in r.bad:
+                r.fail("bastion.ip", "is required: the address the controller reaches the bastion on")
+            return None
+        own_password = r.text(raw, "password", "bastion", secret=True)
+        own_key = r.local_path(raw, "private-key-path", "bastion")
+        explicit = bool(own_password or own_key)
+        return Bastion(
+            ip=ip,
+            port=r.port(raw, "port", "bastion", 22) or 22,
+            username=r.text(raw, "username", "bastion") or username,
+            password=own_password if explicit else password,
+            private_key_path=own_key if explicit else key_path,
         )
 
     def _kubernetes_version(self) -> str | None:

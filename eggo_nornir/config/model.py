@@ -149,6 +149,23 @@ class LoadBalance:
 
 
 @dataclass(frozen=True)
+class Bastion:
+    """The jump host every SSH connection to the nodes goes through (ssh's ProxyJump,
+    k0sctl's `bastion:`), for nodes the controller cannot reach directly.
+
+    Credentials are the effective ones: the block's own `password`/`private-key-path`
+    if it gives either, else the global ones. Only the controller uses it: the nodes
+    still reach each other directly (the bundle fan-out, etcd, the apiserver).
+    """
+
+    ip: str
+    port: int = 22
+    username: str = "root"
+    password: str | None = field(default=None, repr=False)
+    private_key_path: str | None = None
+
+
+@dataclass(frozen=True)
 class DNSConfig:
     corednstype: Literal["binary", "pod"] = "binary"
     imageversion: str = "1.8.4"
@@ -287,6 +304,7 @@ class ClusterConfig:
     workers: tuple[str, ...] = ()
     etcds: tuple[str, ...] = ()
     loadbalance: LoadBalance | None = None
+    bastion: Bastion | None = None
     username: str = "root"
     password: str | None = field(default=None, repr=False)
     private_key_path: str | None = None

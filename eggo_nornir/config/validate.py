@@ -62,6 +62,7 @@ SCHEMA: dict[str, Any] = {
     "nodes": [_HOST],
     "etcds": [_HOST],
     "loadbalance": {**_HOST, "bind-port": None},
+    "bastion": {"ip": None, "port": None, "username": None, "password": None, "private-key-path": None},
     "external-ca": None,
     "external-ca-path": None,
     "service": {
@@ -405,6 +406,30 @@ def _check_credentials(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
         yield problem(where, f"no SSH credential for {n.name}: set password or private-key-path")
 
 
+def _check_bastion(cfg: ClusterConfig, o: Origins) -> Iterator[Problem]:
+    """The bastion's address and a credential for it; its key file must exist, because a
+    missing one would otherwise surface only as every host failing to connect."""
+    b = cfg.bastion
+    if b is None:
+        return
+    if "bastion.ip" not in o.bad and not is_ip(b.ip):
+        yield problem("bastion.ip", "not a valid IP address", b.ip)
+    no_credential = not b.password and not b.private_key_path and not _default_key_exists()
+    if no_credential and "bastion.password" not in o.bad and "password" not in o.bad:
+        yield problem(
+            "bastion",
+            "no SSH credential for the bastion: set its password or private-key-path (or the "
+            "global ones), or give the password with --ask-pass or EGGO_PASSWORD",
+        )
+    if (
+        b.private_key_path
+        and "bastion.private-key-path" not in o.bad
+        and not Path(b.private_key_path).is_file()
+    ):
+        key = "bastion.private-key-path" if b.private_key_path != cfg.private_key_path else "private-key-path"
+        yield problem(key, "no such key file (used for the bastion)", b.private_key_path)
+
+
 def _check_loadbalance(cfg: ClusterConfig) -> Iterator[Problem]:
     lb = cfg.loadbalance
     if lb is None:
@@ -648,6 +673,7 @@ def validate(cfg: ClusterConfig, origins: Origins) -> list[Problem]:
         _check_cluster(cfg, origins),
         _check_hosts(origins),
         _check_credentials(cfg, origins),
+        _check_bastion(cfg, origins),
         _check_loadbalance(cfg),
         _check_external_ca(cfg),
         _check_service_network(cfg, origins),

@@ -73,9 +73,11 @@ class Redactor:
     def from_config(
         cls, cfg: ClusterConfig, *, state_dir: Path | None = None, extra: Iterable[str | None] = ()
     ) -> Redactor:
-        """Secrets of `cfg` (global and per-node passwords and sudo passwords), plus those
+        """Secrets of `cfg` (global, per-node and bastion passwords, sudo passwords), plus those
         stored in `state_dir` (bootstrap token, encryption key) when given, plus `extra`."""
         found: list[str | None] = [cfg.password, *extra]
+        if cfg.bastion:
+            found.append(cfg.bastion.password)
         for node in cfg.nodes:
             found += [node.password, node.sudo_password]
         redactor = cls(found)

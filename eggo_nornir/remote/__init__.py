@@ -17,6 +17,7 @@ Modules, one job each:
 - `hostkeys`: trust-on-first-use known_hosts in the cluster state dir;
 - `connect`: opening the paramiko client (copied extras, no ~/.ssh/config, Terrapin, dead-link
   detection);
+- `bastion`: connecting through a jump host (one shared connection, a channel per node);
 - `nornir_plugin`: the `eggo_ssh` Nornir connection plugin and `remote_for(task)`;
 - `errors`, `results`: the exception family and result types.
 """

@@ -20,6 +20,8 @@ What it guarantees, whoever calls it:
   it, an upload into a cut link waited for paramiko's channel timeout (30 min for the
   bundle) and an idle command for its full timeout. Keepalives are acked by the peer's
   kernel, so a slow or silent command on a live link is never cut;
+- with a `bastion`, the connection runs over a channel of one shared connection to the
+  bastion (`bastion`), whose own host key is checked the same way;
 - failures become `Unreachable` or `HostKeyChanged`, naming the host, never a password.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import paramiko
 
+from eggo_nornir.remote import bastion as jumps
 from eggo_nornir.remote.errors import HostKeyChanged, Unreachable
 from eggo_nornir.remote.hostkeys import KnownHosts, fingerprint, prepare_client
 from eggo_nornir.remote.sudo import redact
@@ -131,6 +134,10 @@ def arm_dead_link_detection(client: paramiko.SSHClient, dead_link_timeout: float
         sock.setsockopt(level, option, value)
 
 
+# what a node's extras say about timeouts and algorithms applies to its bastion too
+_BASTION_EXTRAS = ("timeout", "banner_timeout", "auth_timeout", "disabled_algorithms", DEAD_LINK_KEY)
+
+
 def open_client(
     *,
     hostname: str,
@@ -142,11 +149,13 @@ def open_client(
     trust_new_host_keys: bool = False,
     label: str | None = None,
     extras: Mapping[str, Any] | None = None,
+    bastion: jumps.Jump | None = None,
 ) -> paramiko.SSHClient:
     """Connect and authenticate, or raise `Unreachable` / `HostKeyChanged`.
 
     `label` is the name used in messages (the inventory host name); it defaults to
-    `hostname`.
+    `hostname`. With `bastion`, the connection goes through it (see `remote.bastion`);
+    closing the returned client releases the bastion.
     """
     label = label or hostname
     port = int(port or 22)
@@ -159,7 +168,11 @@ def open_client(
         extras=extras,
     )
     store = KnownHosts(known_hosts)
-    client = paramiko.SSHClient()
+    client = (
+        _through(bastion, kwargs, known_hosts, trust_new_host_keys, label, extras)
+        if bastion
+        else paramiko.SSHClient()
+    )
     prepare_client(client, store, hostname=hostname, port=port, label=label, trust_new=trust_new_host_keys)
     try:
         client.connect(**kwargs)
@@ -182,6 +195,40 @@ def open_client(
     except (OSError, EOFError, paramiko.SSHException) as exc:
         client.close()
         reason = redact(str(exc), [password]) or type(exc).__name__
-        raise Unreachable(label, f"cannot connect to {hostname}:{port}: {reason}") from exc
+        where = f" through {bastion.label}" if bastion else ""
+        raise Unreachable(label, f"cannot connect to {hostname}:{port}{where}: {reason}") from exc
     arm_dead_link_detection(client, float((extras or {}).get(DEAD_LINK_KEY, DEFAULT_DEAD_LINK_TIMEOUT)))
     return client
+
+
+def _through(
+    bastion: jumps.Jump,
+    kwargs: dict[str, Any],
+    known_hosts: Path | str,
+    trust_new_host_keys: bool,
+    label: str,
+    extras: Mapping[str, Any] | None,
+) -> paramiko.SSHClient:
+    """A client for the node whose socket (`kwargs["sock"]`) is a channel through the bastion."""
+    shared_extras = {k: v for k, v in (extras or {}).items() if k in _BASTION_EXTRAS}
+    try:
+        lease = jumps.acquire(
+            bastion, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys, extras=shared_extras
+        )
+    except HostKeyChanged:
+        raise  # names the bastion, with the override to use
+    except Unreachable as exc:
+        raise Unreachable(label, str(exc)) from exc
+    try:
+        kwargs["sock"] = jumps.open_channel(
+            lease,
+            bastion,
+            hostname=kwargs["hostname"],
+            port=kwargs["port"],
+            label=label,
+            timeout=float(kwargs["timeout"]),
+        )
+    except BaseException:
+        lease.release()
+        raise
+    return jumps.BastionClient(lease)

@@ -23,6 +23,8 @@ Inventory contract (all optional; `EggoInventory` already provides what is neede
     `nr.inventory.defaults.data`);
   - `eggo_dead_link_timeout`: seconds of silence after which the kernel drops the
     connection (default 30; see `connect`);
+  - `eggo_bastion`: a `bastion.Jump` to connect through (default: the host's
+    `eggo_bastion` data, which `EggoInventory` sets from deploy.yaml's `bastion:`);
 - sudo password: `data["eggo_node"].sudo_password`, else data `eggo_sudo_password`,
   else the login password (read from the inventory, never from task kwargs, which
   Nornir logs).
@@ -51,7 +53,13 @@ if TYPE_CHECKING:
 
 CONNECTION_NAME = "eggo_ssh"
 SUDO_PASSWORD_KEY = "eggo_sudo_password"
-_EGGO_EXTRAS = ("eggo_known_hosts", "eggo_cluster_id", "eggo_trust_new_host_keys", "eggo_host_label")
+_EGGO_EXTRAS = (
+    "eggo_known_hosts",
+    "eggo_cluster_id",
+    "eggo_trust_new_host_keys",
+    "eggo_host_label",
+    "eggo_bastion",
+)
 
 
 @runtime_checkable
@@ -98,6 +106,7 @@ class EggoSSH(Paramiko):
             trust_new_host_keys=bool(eggo.get("eggo_trust_new_host_keys", False)),
             label=self.label,
             extras=options,
+            bastion=eggo.get("eggo_bastion"),
         )
         self._password = password
         self.remote = None
@@ -155,6 +164,8 @@ def _open(host: Host, config: Config) -> None:
         extras["eggo_cluster_id"] = host.get("cluster_id")
     if "eggo_trust_new_host_keys" not in extras and host.get("eggo_trust_new_host_keys", None):
         extras["eggo_trust_new_host_keys"] = True
+    if "eggo_bastion" not in extras and host.get("eggo_bastion", None):
+        extras["eggo_bastion"] = host.get("eggo_bastion")
     host.open_connection(
         CONNECTION_NAME,
         config,

@@ -34,6 +34,7 @@ from eggo_nornir.remote.sudo import Wrapped, redact, sudo_hint, wrap_command
 
 if TYPE_CHECKING:
     from eggo_nornir.config.model import Node
+    from eggo_nornir.remote.bastion import Jump
 
 log = logging.getLogger("eggo_nornir.remote")
 paramiko_speed.apply()
@@ -137,10 +138,12 @@ class SSHRemote:
         known_hosts: Path | str | None = None,
         trust_new_host_keys: bool = False,
         extras: Mapping[str, Any] | None = None,
+        bastion: Jump | None = None,
     ) -> SSHRemote:
         """Open a standalone connection to `node` (Python API and tests; tasks use `remote_for`).
 
-        The sudo password is `node.sudo_password`, else the login password.
+        The sudo password is `node.sudo_password`, else the login password. `bastion`: the
+        jump host to connect through (`inventory.bastion_jump(cfg.bastion)`).
         """
         client = open_client(
             hostname=node.ip,
@@ -152,6 +155,7 @@ class SSHRemote:
             trust_new_host_keys=trust_new_host_keys,
             label=node.name,
             extras=extras,
+            bastion=bastion,
         )
         return cls(
             client,
