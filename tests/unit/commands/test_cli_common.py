@@ -150,3 +150,55 @@ def test_every_command_help_has_an_example() -> None:
     sub = parser._subparsers._group_actions[0]  # type: ignore[union-attr]
     missing = [name for name, p in sub.choices.items() if "example" not in p.format_help()]
     assert missing == []
+
+
+def _no_password_config(tmp_path: Path) -> Path:
+    import yaml
+
+    data = {
+        "cluster-id": "demo",
+        "masters": [{"name": "m0", "ip": "10.238.2.11"}],
+        "bastion": {"ip": "10.238.1.13"},
+    }
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_ask_pass_is_refused_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh key
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))  # not a terminal: never read
+    assert main(["status", "--ask-pass", str(_no_password_config(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert "--ask-pass needs a terminal" in err and "EGGO_PASSWORD" in err
+
+
+def test_password_from_env_or_one_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from eggo_nornir.commands import _common
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = _no_password_config(tmp_path)
+    args = build_parser().parse_args(["status", str(path)])
+    monkeypatch.setenv("EGGO_PASSWORD", "env-pw-1")
+    _path, cfg = _common.load(args)
+    assert cfg.password == "env-pw-1" and cfg.bastion and cfg.bastion.password == "env-pw-1"
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    prompts: list[str] = []
+    monkeypatch.setattr(
+        _common.getpass, "getpass", lambda prompt, stream=None: prompts.append(prompt) or "tty-pw"
+    )
+    monkeypatch.setattr("sys.stdin", Tty(""))
+    asked = build_parser().parse_args(["status", "-k", str(path)])
+    assert _common.load(asked)[1].password == "tty-pw"  # the prompt wins over the variable
+    assert _common.load(asked)[1].password == "tty-pw"
+    assert len(prompts) == 1  # asked once per command
+    monkeypatch.delenv("EGGO_PASSWORD")
+    assert _common.login_password(argparse.Namespace(ask_pass=False)) is None

@@ -120,3 +120,18 @@ def test_upstream_template_file_through_init_nornir() -> None:
         "k8s-worker-1": ("192.168.0.4", ["worker"], "amd64", ["workers", "amd64"]),
         "k8s-loadbalance": ("192.168.0.1", ["loadbalance"], "amd64", ["loadbalance", "amd64"]),
     }
+
+
+def test_a_bastion_reaches_every_host_through_the_defaults() -> None:
+    import dataclasses
+
+    from eggo_nornir.config.model import Bastion
+    from eggo_nornir.remote.bastion import Jump
+
+    cfg = dataclasses.replace(_cfg(), bastion=Bastion("10.0.9.1", 2222, "jump", "jump-pw", "~/.ssh/jump"))
+    nr = _nornir(cfg)
+    jumps = {name: host.get("eggo_bastion") for name, host in nr.inventory.hosts.items()}
+    expected = Jump("10.0.9.1", 2222, "jump", "jump-pw", str(Path("~/.ssh/jump").expanduser()))
+    assert set(jumps.values()) == {expected}
+    assert "jump-pw" not in repr(nr.inventory.defaults.data)
+    assert _nornir(_cfg()).inventory.hosts["m0"].get("eggo_bastion", None) is None

@@ -127,12 +127,32 @@ class FakeTransport:
         self.channels = channels
         self.opened: list[FakeChannel] = []
         self.active = True
+        # direct-tcpip channels (a bastion's): (kind, dest, src, timeout), and what to raise
+        self.forwards: list[tuple[str, tuple[str, int], tuple[str, int], float | None]] = []
+        self.forward_error: BaseException | None = None
 
     def is_active(self) -> bool:
         return self.active
 
+    def close(self) -> None:
+        self.active = False
+
     def open_session(self, timeout: float | None = None) -> FakeChannel:
         ch = self.channels.pop(0)
+        self.opened.append(ch)
+        return ch
+
+    def open_channel(
+        self,
+        kind: str,
+        dest_addr: tuple[str, int],
+        src_addr: tuple[str, int],
+        timeout: float | None = None,
+    ) -> FakeChannel:
+        if self.forward_error is not None:
+            raise self.forward_error
+        self.forwards.append((kind, dest_addr, src_addr, timeout))
+        ch = FakeChannel(steps=[])
         self.opened.append(ch)
         return ch
 
@@ -147,3 +167,4 @@ class FakeClient:
 
     def close(self) -> None:
         self.closed = True
+        self.transport.active = False

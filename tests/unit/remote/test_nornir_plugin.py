@@ -231,3 +231,16 @@ def test_paramiko_options_from_inventory_defaults_are_used(
     (call,) = opened
     assert call["key_filename"] == "/k/id" and call["username"] == "eggo" and call["hostname"] == "10.0.0.9"
     nr.close_connections()
+
+
+def test_bastion_from_inventory_data_reaches_open_client(
+    opened: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from eggo_nornir.remote.bastion import Jump
+
+    jump = Jump("10.0.9.1", username="jump")
+    defaults = Defaults(data={"eggo_bastion": jump})
+    hosts = {"h": Host(name="h", hostname="10.0.0.3", defaults=defaults)}
+    nr = make_nr(hosts, defaults, tmp_path)
+    nr.run(task=lambda task: remote_for(task) and Result(host=task.host))
+    assert opened[0]["bastion"] is jump and "eggo_bastion" not in opened[0]["extras"]
