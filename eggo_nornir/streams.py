@@ -2,7 +2,7 @@
 
 Why: importing nornir-utils' `print_result` runs `colorama.init(autoreset=True)`, which
 wraps sys.stdout and sys.stderr so that every write ends in `ESC[0m`, even when piped
-(nornir-notes §2.2; nornir-utils issue #29). Our output never has colour, and a
+(nornir-utils issue #29). Our output never has colour, and a
 machine-readable report must never carry escape codes, so we write to the stream
 colorama wrapped instead of through its wrapper.
 """

@@ -15,7 +15,7 @@ Mapping:
   `eggo_ssh` connection of every host goes through.
 
 Every host gets its own `connection_options` dict, because nornir-paramiko writes
-into the extras it is given (nornir-notes §2.1): a shared dict would leak one host's
+into the extras it is given: a shared dict would leak one host's
 key file and password to the next host.
 """
 

@@ -6,8 +6,8 @@ healthy peer would answer for a broken local apiserver, and a restart on a runni
 would look fine while this master is still down. Waiting after every run (not only after a
 restart) costs one request and makes the task a gate the bootstrap step can rely on.
 
-Rolling safety: when the plan runs this task on the other masters one at a time (the lead's
-phase 3b; with the threaded runner that needs `num_workers=1` for that phase), each restart
+Rolling safety: when the plan runs this task on the other masters one at a time (with the
+threaded runner that needs `num_workers=1` for that phase), each restart
 of kube-apiserver is followed by a wait for readyz before the next master is touched, so the
 LB always has a ready backend.
 """

@@ -4,7 +4,7 @@ Binary mode (upstream's default): each master runs `coredns.service` bound to it
 and the first master applies the kube-dns Service (no selector, clusterIP = service.dnsaddr)
 plus an EndpointSlice listing every master. That manifest is rendered from `ctx.cfg` on every
 run and shipped before it is applied, so the endpoints follow the configured masters (a
-joined master is added, a removed one dropped), which upstream never did (§7.3). Pod mode:
+joined master is added, a removed one dropped), which upstream never did. Pod mode:
 the first master applies the rendered coredns.yaml.
 
 Either way the apply happens only when `kubectl diff` says the cluster differs (or the

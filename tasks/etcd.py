@@ -7,10 +7,10 @@ on the first until the timeout. Nornir's threaded runner runs `deploy_etcd` on a
 once, which is exactly the start etcd expects. On a re-run the data dir exists and etcd
 ignores the initial-cluster settings, so re-running is safe.
 
-`etcd_health` is the gate of reference §1.5 step 3, fixed: it authenticates with the
-healthcheck-client cert and *its* key (upstream swapped ETCDCTL cert and key, §7.3), checks
-every member through `--cluster` (not only the local one), and checks that every configured
-member is in the member list, so a member that started a cluster of its own is caught.
+`etcd_health` is the gate between etcd and the control plane in a bring-up, fixed: it
+authenticates with the healthcheck-client cert and *its* key (upstream eggo swapped ETCDCTL
+cert and key), checks every member through `--cluster` (not only the local one), and checks
+that every configured member is in the member list, so a member that started a cluster of its own is caught.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def _members(doc: Any) -> list[dict[str, Any]]:
 def leader_of(status: Any, members: list[dict[str, Any]]) -> str | None:
     """The leader's member name from `endpoint status --cluster -w json` (its hex id if unnamed).
 
-    Read fresh on every call: upstream remembered the first leader it saw (§7.3).
+    Read fresh on every call: upstream eggo remembered the first leader it saw, so a
+    leader change went unnoticed.
     """
     names = {m["id"]: m["name"] for m in members}
     for entry in status or []:

@@ -1,6 +1,6 @@
 """Open the ports a node's roles need in firewalld, when (and only when) firewalld runs.
 
-Why these ports and not upstream's (reference §2.8): 10251/10252 are the insecure
+Why these ports and not upstream eggo's: 10251/10252 are the insecure
 scheduler/controller-manager ports removed from Kubernetes years ago; the secure ones are
 10259/10257. Upstream also never opened the NodePort range or etcd's client/peer pair as
 a range. Ports already covered, in the runtime or the permanent config, are compared as

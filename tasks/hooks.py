@@ -1,6 +1,6 @@
 """Hooks: the config's `shell` packages at their `schedule`, and the CLI's `--*hook path[,role]`.
 
-Why rewritten rather than ported (reference §3.13): upstream exports
+Why rewritten rather than ported: upstream eggo exports
 `EGGO_CLUSTER_API_ENDPOINT` as `host/port` (we give `host:port`), and stops processing
 CLI hooks at the first one that does not match the operation (we process every one).
 Each hook is one remote command with a hard timeout on the host (`timeout -s KILL`),
@@ -59,7 +59,8 @@ class HookError(DeployError):
 
 
 def hook_env(cfg: ClusterConfig, node: Node, hook_type: str, operator: str) -> dict[str, str]:
-    """The EGGO_* environment of reference §3.13, with the endpoint as `host:port` (upstream: `host/port`)."""
+    """The EGGO_* environment upstream eggo gives hooks, with the endpoint as `host:port`
+    (upstream: `host/port`)."""
     host = cfg.endpoint_host
     endpoint = f"[{host}]:{cfg.endpoint_port}" if ":" in host else f"{host}:{cfg.endpoint_port}"
     return {

@@ -1,6 +1,6 @@
 """Node roles, readiness and kubelet serving certificates, from the first master.
 
-Labels and taints (reference §3.10): a node that is master AND worker gets
+Labels and taints: a node that is master AND worker gets
 `node-role.kubernetes.io/control-plane=` and, for tools written against eggo,
 `node-role.kubernetes.io/master=`, plus the taint `node-role.kubernetes.io/control-plane:NoSchedule`.
 Why the taint: eggo taints master+worker nodes so ordinary workloads stay off the control
@@ -202,8 +202,8 @@ def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None
 def _csr_problem(csr: dict[str, Any], nodes: Mapping[str, str]) -> str | None:
     """Why a kubelet-serving CSR must not be approved, or None when it is one of our nodes'.
 
-    `nodes` maps each of our kubelet nodes to its configured IP. Same rules as upstream's
-    approver (§3.10), plus the CSR's own subject and, since the cluster CA signs what we
+    `nodes` maps each of our kubelet nodes to its configured IP. Same rules as upstream
+    eggo's approver, plus the CSR's own subject and, since the cluster CA signs what we
     approve, its SANs by value: DNS names may only be the node's own name and IPs only its
     configured IP. A node asking for `kubernetes.default.svc`, the service IP, the LB or
     another node's address would get a CA-signed cert to impersonate it, so that CSR stays

@@ -2,7 +2,7 @@
 
 Why not upstream's commands: `dpkg --force-all -i name*` / `rpm -ivh --force --nodeps`
 install whatever is there, every run, ignoring dependencies; the base types run in
-random (Go map) order; `file` packages are never copied (reference §2.7, §7.3). Here:
+random (Go map) order; `file` packages are never copied. Here:
 
 - one probe prints what the host has (package manager, each matching .deb/.rpm's name and
   version against the installed one, whether each copy target already holds its source,

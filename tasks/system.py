@@ -1,7 +1,7 @@
 """Prepare the OS of a node: hostname, /etc/hosts, swap, kernel modules and sysctls, cluster marker.
 
 Why each step is shaped this way (upstream only set sysctls until reboot, appended one
-`/etc/hosts` line per node, never set hostnames and left swap in fstab; reference §3.1):
+`/etc/hosts` line per node, never set hostnames and left swap in fstab):
 
 - everything that cleanup must undo leaves a record: the original hostname in
   `/var/lib/eggo/hostname.orig` (written once, before the first change), swap lines of

@@ -1,6 +1,6 @@
 """The ordered phases of `deploy` and `cleanup`: which task runs where, and what a failure means.
 
-Why a table: the order of a cluster bring-up (reference §1.5) and its failure policy are
+Why a table: the order of a cluster bring-up (etcd, control plane, nodes, addons) and its failure policy are
 the core of the product, and should read as one list, not be scattered through code.
 Shared preparation phases run on every host with policy "continue" plus `critical`, so a
 broken worker is reported while the rest of the cluster completes, but a broken etcd

@@ -96,7 +96,7 @@ DEFAULT_RUNTIME_ENDPOINTS: dict[str, str] = {
     "docker": "",
 }
 CRI_DOCKERD_ENDPOINT = "unix:///run/cri-dockerd.sock"
-DEFAULT_SHELL_TIMEOUT = 30.0  # upstream's default for `shell` hooks (§3.13)
+DEFAULT_SHELL_TIMEOUT = 30.0  # upstream eggo's default for `shell` hooks
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

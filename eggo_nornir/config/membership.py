@@ -6,7 +6,7 @@ place that knows those rules is the loader. So a join or a delete turns the mode
 into its upstream-dialect mapping (`dump.to_dict`), edits the host lists, and loads the
 result again. A bad join is then reported exactly like a bad deploy.yaml, with key paths.
 
-Semantics follow eggo's `join`/`delete` (reference §5.1, §5.2), with its defects fixed:
+Semantics follow upstream eggo's `join`/`delete`, with its defects fixed:
 - a joined master also becomes an etcd member (unless etcd is external), as upstream does;
 - a node that is already in the cluster keeps its name, port and arch and gains the roles
   it is joined with (a worker can become a master), and joining it again changes nothing;

@@ -3,7 +3,7 @@
 Why a separate, frozen model: everything downstream (rendering, inventory, tasks, the
 report) must see one normalised view of the cluster, whatever dialect the user wrote.
 Nothing here parses YAML or validates; `loader.py` builds these objects and
-`validate.py` checks them. Every default of upstream eggo (reference §2) lives here,
+`validate.py` checks them. Every default of upstream eggo lives here,
 so a reader can see at a glance what an omitted key means.
 """
 
@@ -34,8 +34,9 @@ Runtime = Literal["containerd", "docker", "iSulad"]
 KeyAlgorithm = Literal["ecdsa-p256", "rsa-2048", "rsa-4096"]
 
 # What a config value may look like where it becomes a word on a command line or a file
-# name on a host (issue 15): a package name cannot start with `-` (it would be an option
-# of apt-get/dnf/rpm), a flag name is one lower-case flag, a file name has no `/` or `..`.
+# name on a host, so that no value can inject an option or a path: a package name cannot
+# start with `-` (it would be an option of apt-get/dnf/rpm), a flag name is one lower-case
+# flag, a file name has no `/` or `..`.
 PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@:-]*$")
 FLAG_NAME = re.compile(r"^--[a-z0-9][a-z0-9.-]*$")
 TLS_SUITE_NAME = re.compile(r"^TLS_[A-Z0-9_]+$")

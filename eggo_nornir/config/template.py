@@ -22,7 +22,7 @@ DEFAULT_TARBALL = "/root/packages/packages-amd64.tar.gz"
 
 @dataclass(frozen=True)
 class TemplateOptions:
-    """The flags of `template`, with upstream eggo's defaults (reference §1.2)."""
+    """The flags of `template`, with upstream eggo's defaults."""
 
     name: str = "k8s-cluster"
     user: str = "root"

@@ -190,7 +190,7 @@ def has_control(text: str) -> bool:
 
 def control_characters(data: Any, path: str = "") -> list[Problem]:
     """Every key and string value, anywhere in the raw document, that holds a control
-    character (issue 15): such a value would reach a unit, a file or a command line, where a
+    character: such a value would reach a unit, a file or a command line, where a
     newline starts a new directive. Checked on the raw data, before the loader strips
     whitespace, so `"x\\n"` cannot slip through as `x`."""
     problems: list[Problem] = []

@@ -4,10 +4,11 @@ Why a factory and not a bare `InitNornir` at each call site: every run needs the
 safety settings, and forgetting one leaks or misbehaves silently.
 
 - The inventory is `EggoInventory` built from the already loaded config.
-- The runner is `eggo_threaded`, so Ctrl-C stops queued hosts (nornir-notes §1.10).
+- The runner is `eggo_threaded`, so Ctrl-C stops queued hosts (Nornir's threaded
+  runner runs every queued host to completion first).
 - `ssh.config_file` points at an empty file in the state dir, so the operator's
   `~/.ssh/config` cannot override the inventory's host names, users or keys
-  (nornir-notes §2.1).
+  (nornir-paramiko merges it over the inventory).
 - Logging goes to `<state dir>/runs/<timestamp>/nornir.log`, created 0600, with every
   record passed through the `RedactingFilter` first; the filter is also installed on
   the root logger and its handlers.

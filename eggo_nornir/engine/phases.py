@@ -46,7 +46,7 @@ Policy = Literal["abort", "continue"]
 POLICIES: tuple[str, ...] = ("abort", "continue")
 HostSelector = Callable[[ClusterConfig], Sequence[str]] | str | Sequence[str] | None
 
-# Keyword names Nornir's Task/Nornir.run consume themselves (nornir-notes §1.5): a task
+# Keyword names Nornir's Task/Nornir.run consume themselves (`name`, `severity_level`, ...): a task
 # parameter with one of these names would never reach the task.
 RESERVED_PARAMS = frozenset(
     {

@@ -3,12 +3,12 @@
 Why our own and not rich / nornir-rich / nornir-utils: progress must go to stderr with
 no escape codes at all when it is not a terminal (CI logs, pipes, notebooks), it must
 work in anyone's Nornir project (`nr.with_processors([EggoProgress()])`), and
-nornir-utils' colorama import taints every later print (nornir-notes §2.2). Plain code
+nornir-utils' colorama import taints every later print with `ESC[0m`. Plain code
 covers it: one line rewritten with `\\r` on a TTY, naming the hosts still pending; plain
 lines otherwise (phase start, each failed host, phase end, and every 30 s a heartbeat naming
 the hosts still pending, so a CI log shows which host a long phase waits for).
 
-A processor that raises aborts the whole `nr.run` (nornir-notes §1.7), so every hook
+A processor that raises aborts the whole `nr.run`, so every hook
 here swallows its own errors: losing a progress line is always better than losing a
 deploy. One instance follows one `nr.run` at a time.
 """

@@ -2,7 +2,7 @@
 
 Why not Nornir's `ThreadedRunner`: on Ctrl-C it raises in the main thread at once, but
 its executor is shut down with `wait=True` and no cancellation, so every *queued* host
-still runs to completion before the process can exit (nornir-notes §1.10). For a
+still runs to completion before the process can exit. For a
 deployer that may mean minutes of unwanted changes on machines the operator just tried
 to stop. This runner cancels queued hosts, sets the process-wide `STOP` event so running
 tasks can bail out at their next step (`check_stop()`), and re-raises.

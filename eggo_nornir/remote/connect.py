@@ -2,7 +2,7 @@
 
 What it guarantees, whoever calls it:
 - the caller's extras are copied, never mutated (nornir-paramiko writes into the shared
-  dict, leaking one host's settings to the next: nornir-notes §2.1);
+  dict, leaking one host's settings to the next);
 - `~/.ssh/config` is not read: the inventory is the only source of hostname, port, user
   and key, so a developer's personal config cannot redirect a deploy;
 - `look_for_keys`/`allow_agent` are off when a key or password is given explicitly, so a
@@ -58,7 +58,7 @@ def terrapin_macs() -> list[str]:
     return sorted(m for m in known if m.endswith("-etm@openssh.com"))
 
 
-# Issue 15: algorithms paramiko still offers that are broken or deprecated by OpenSSH
+# Algorithms paramiko still offers that are broken or deprecated by OpenSSH
 # (3DES, MD5 MACs, the 1024-bit group1 kex, DSA keys); no supported host needs them.
 WEAK_ALGORITHMS: dict[str, tuple[str, ...]] = {
     "ciphers": ("3des-cbc",),

@@ -3,8 +3,8 @@
 Why a plugin of our own, subclassing nornir-paramiko's `Paramiko`: its `open()` builds
 the `SSHClient` internally with `AutoAddPolicy` and no known_hosts, merges
 `~/.ssh/config` over the inventory, and writes into the shared extras dict
-(nornir-notes §2.1). None of that can be fixed from outside without monkeypatching
-paramiko for every thread. So `EggoSSH.open()` opens the client through
+(so one host's key file and password leak to the next). None of that can be fixed from
+outside without monkeypatching paramiko for every thread. So `EggoSSH.open()` opens the client through
 `connect.open_client` (TOFU host keys, Terrapin exclusions, copied extras, no ssh
 config) and keeps the rest of the `Paramiko` contract: `.connection` is the
 `paramiko.SSHClient`, `close()` is inherited, so `task.host.get_connection("eggo_ssh",

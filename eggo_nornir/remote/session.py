@@ -2,7 +2,7 @@
 
 Why not nornir-paramiko's `paramiko_command`/`paramiko_sftp`: the first reads stdout to
 EOF before stderr (a command writing more than paramiko's 2 MiB window to stderr
-deadlocks), and neither has sudo, timeouts, env, modes or owners (nornir-notes §2.1).
+deadlocks), and neither has sudo, timeouts, env, modes or owners.
 We keep its connection plugin (see `nornir_plugin`) and do the I/O here.
 """
 

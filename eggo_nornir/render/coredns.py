@@ -1,6 +1,6 @@
 """Cluster DNS: CoreDNS as a binary on every master (upstream's default) or as a Deployment.
 
-Both honour `dns-domain` (upstream hard-codes `cluster.local` in the Corefile, reference §3.11).
+Both honour `dns-domain` (upstream hard-codes `cluster.local` in the Corefile).
 Binary mode reaches the API with the masters' admin.conf; it binds only the node IP (not the
 wildcard), so a local resolver on 127.0.0.53 and other services are left alone, and its health,
 ready and metrics endpoints stay on loopback / the node IP. The kube-dns Service then has no

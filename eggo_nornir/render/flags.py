@@ -5,9 +5,9 @@ Why a table in Python instead of flags spelled out in each template: the default
 so that
 
 - extra args override defaults for every component (upstream panics or fails to render for
-  kube-controller-manager, kube-scheduler, kube-proxy and container-engine, reference §2.6);
+  kube-controller-manager, kube-scheduler, kube-proxy and container-engine);
 - a flag that the configured version no longer has is never emitted, even if the user asked
-  for it (reference §3.9: `--container-runtime`, `--logtostderr`, `--network-plugin`,
+  for it (`--container-runtime`, `--logtostderr`, `--network-plugin`,
   dockershim); dropping one raises a `RenderWarning` instead of a kubelet that will not start;
 - units are byte-identical between runs (upstream iterates a Go map, so its order is random):
   flags are sorted by name.
@@ -241,7 +241,7 @@ def apiserver_defaults(cfg: ClusterConfig, node: Node, minor: int) -> dict[str, 
         "--requestheader-group-headers": "X-Remote-Group",
         "--requestheader-username-headers": "X-Remote-User",
         "--secure-port": "6443",
-        # upstream hard-codes cluster.local here (reference §7.3)
+        # upstream eggo hard-codes cluster.local here, breaking any other dns-domain
         "--service-account-issuer": f"https://kubernetes.default.svc.{cfg.dns_domain}",
         "--service-account-key-file": p.SA_PUB,
         "--service-account-signing-key-file": p.SA_KEY,
@@ -426,7 +426,7 @@ def kube_proxy_config_overrides(extra: Mapping[str, object]) -> tuple[dict[str, 
 
 
 def etcd_env_name(name: str) -> str:
-    """etcd extra args are environment variables (reference §2.6); accept `--quota-backend-bytes`
+    """etcd extra args are environment variables, as in upstream eggo; accept `--quota-backend-bytes`
     too and map it the way etcd does (`ETCD_QUOTA_BACKEND_BYTES`)."""
     name = str(name).strip()
     if name.startswith("-"):

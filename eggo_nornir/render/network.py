@@ -1,6 +1,6 @@
 """Pod networking without internet: the built-in `bridge` plugin, and CIDRs templated into addons.
 
-The bridge plugin (issue 3 item 4) is for machines on one L2 segment: each kubelet node gets a
+The bridge plugin is for machines on one L2 segment: each kubelet node gets a
 CNI bridge (`cni0`) with host-local IPAM over its own slice of `network.podcidr`, and every
 Kubernetes node routes the other nodes' slices via their node IPs.
 

@@ -1,7 +1,7 @@
 """`Rendered`: every node's files, in a form safe to hand to Nornir tasks.
 
 Why a wrapper and not the plain dict: Nornir logs every task's keyword arguments at
-INFO (nornir-notes §1.11). A dict of HostFiles would log thousands of paths per phase,
+INFO. A dict of HostFiles would log thousands of paths per phase,
 so `Rendered` has a one-line repr. It also owns the one rule of which files a deploy
 step ships: a file belongs to a step when it restarts one of the step's units, or lives
 under one of the step's paths.

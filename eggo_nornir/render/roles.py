@@ -1,8 +1,8 @@
 """The role table: which systemd units each role of a node runs, and which ports it opens.
 
 Why one table: the deploy steps (`tasks/_lib/steps.py`), cleanup (`tasks/_lib/cleanup_plan.py`) and
-`status` (`node_units`) all ask "what does a master run?"; each used to answer it with its
-own list. They now read `ROLE_UNITS`, and the rules that depend on the config (etcd
+`status` (`node_units`) all ask "what does a master run?", and three lists would drift
+apart. They all read `ROLE_UNITS`, and the rules that depend on the config (etcd
 external, CoreDNS as a binary, the runtime, pod routes on masters that are not workers)
 are in `node_units` only.
 """

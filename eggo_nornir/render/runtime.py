@@ -1,7 +1,7 @@
 """The container runtime of kubelet nodes: containerd (default), docker with cri-dockerd, iSulad.
 
 Why defaults-as-a-tree for containerd and docker: `container-engine` extra args must *override*
-built-in settings (upstream's template crashes on them, reference §2.6), and a merged TOML or
+built-in settings (upstream eggo's template crashes on them), and a merged TOML or
 JSON document is only valid if each key appears once. So the defaults are rendered from a
 template into a tree, the user's `key = value` pairs are set into that tree (dotted keys such
 as `plugins."io.containerd.grpc.v1.cri".enable_selinux` land in the right table), and the tree

@@ -3,7 +3,7 @@
 Why it exists: a deployer tested only against mocks is not tested. These machines are
 systemd-nspawn containers with systemd as PID 1 and sshd, each in its own network
 namespace on a bridge that has no route out, so eggo-nornir can deploy a real cluster
-over real SSH on one host (design-notes §3). Modules:
+over real SSH on one host (docs/testbed.md). Modules:
 
 - `proc`: one subprocess wrapper whose errors name the step and the command;
 - `paths`: where caches and the default output dir live (outside the repo);

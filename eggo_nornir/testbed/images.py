@@ -1,4 +1,4 @@
-"""Container images built locally as docker-archive tarballs (design-notes §3.9).
+"""Container images built locally as docker-archive tarballs, imported with `ctr images import`.
 
 Why by hand: no registry is reachable from the testbed, and Docker is not installed.
 A docker-archive is just a tar of `manifest.json`, a config JSON and one layer tar;

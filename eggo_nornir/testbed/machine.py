@@ -6,7 +6,7 @@ machine (ext4 has no reflinks), and hardlinks would let in-place writes corrupt 
 cache. The one catch is that containerd's overlayfs snapshotter cannot put its upper
 dirs on an overlay, so /var/lib/containerd is a bind mount of a plain host directory.
 
-Why these nspawn options (design-notes §3.5, §3.8): `--register=no` because the host
+Why these nspawn options: `--register=no` because the host
 has no systemd/machined; `SYSTEMD_SECCOMP=0`, `--capability=all`, `/dev/kmsg` and the
 DeviceAllow property so containerd, runc and the kubelet can work inside; the
 `eggo-cgroup-rw` unit makes nspawn's read-only cgroup v1 mounts writable for runc.
@@ -38,7 +38,7 @@ REMOUNT_TEXT = """\
 #!/bin/sh
 # Written by eggo-nornir's testbed. nspawn mounts the cgroup v1 hierarchies read-only;
 # runc and the kubelet need them writable. A plain remount,rw fails with EBUSY for
-# memory and name=systemd, remount,bind,rw works (design-notes §3.8). Only read-only
+# memory and name=systemd, remount,bind,rw works. Only read-only
 # mounts are touched, so running it again is a no-op.
 set -e
 for d in /sys/fs/cgroup /sys/fs/cgroup/*; do
@@ -189,7 +189,7 @@ def nspawn_command(m: MachineState, testbed: str, modules_dir: Path | None) -> l
     return cmd
 
 
-# SYSTEMD_SECCOMP=0: runc needs syscalls nspawn's filter blocks (design-notes §3.8).
+# SYSTEMD_SECCOMP=0: runc needs syscalls nspawn's filter blocks.
 # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable, so the kubelet, CNI and
 # kube-proxy can set ip_forward etc.; each machine has its own netns, so only it changes.
 NSPAWN_ENV = {"SYSTEMD_SECCOMP": "0", "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
@@ -482,7 +482,8 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def stop(m: MachineState, timeout: float) -> str:
-    """Power the machine off: SIGTERM, wait, then SIGKILL nspawn and the container leader (§3.11).
+    """Power the machine off: SIGTERM, wait, then SIGKILL nspawn and the container leader
+    (a machine stuck in shutdown must not keep the testbed up).
 
     Returns how it ended: "absent", "terminated" or "killed".
     """

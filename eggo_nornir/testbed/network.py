@@ -1,6 +1,6 @@
 """The testbed network: one bridge on the host, one netns and veth pair per machine.
 
-Why like this (design-notes §3.4): a network namespace per machine gives each one a
+Why like this: a network namespace per machine gives each one a
 real `eth0` with its own IP, and the bridge joins them with the host. Safety comes
 first, because this runs as root on someone's machine:
 
@@ -195,7 +195,7 @@ def create_machine_net(netns: str, veth: str, bridge: str, ip_cidr: str) -> None
 
 
 def delete_veth(veth: str) -> None:
-    """Delete the host end explicitly: a SIGKILLed machine can leave it behind (§3.11)."""
+    """Delete the host end explicitly: a SIGKILLed machine can leave it behind."""
     if link_exists(veth):
         run(["ip", "link", "del", veth], step=f"network: delete veth {veth}", check=False)
 

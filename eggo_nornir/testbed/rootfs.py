@@ -4,7 +4,7 @@ Why cached and read-only: every machine boots from an overlay whose lower layer 
 this tree, so it is built once (about 40 s) and never modified afterwards; per-machine
 changes go to each machine's upper dir. A stamp file records how the tree was built,
 so changing the package list rebuilds it instead of silently reusing a stale one. The
-mirror is read from the host's apt sources at run time (design-notes §3.2) because the
+mirror is read from the host's apt sources at run time because the
 testbed host may only reach its configured mirror.
 
 Two package families: `deb` is the plain tree; `rpm` is the same Debian tree with

@@ -1,6 +1,6 @@
 """`DeployContext`: what every deploy task needs, passed as one keyword argument.
 
-Why one object: Nornir logs each task's keyword arguments (nornir-notes §1.11), so tasks
+Why one object: Nornir logs each task's keyword arguments at INFO, so tasks
 must never receive secrets or huge structures directly. The context has a one-line repr,
 and carries the validated config, the rendered files of every node, and the
 controller-side state dir, the run's `DeployOptions` and its shared `RunState`. Someone

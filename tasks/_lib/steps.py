@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from eggo_nornir.render.hostfile import HostFile
     from eggo_nornir.tasks._lib.context import DeployContext
 
-# On which nodes a step runs (the lead's plan filters hosts the same way).
+# On which nodes a step runs (`cluster/plan.py` selects the hosts of its phases the same way).
 Where = Literal[
     "k8s",  # masters and workers
     "etcd",  # etcd members (none with etcd-external)

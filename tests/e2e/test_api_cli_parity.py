@@ -13,7 +13,7 @@
    vary between two identical runs like timings do (bytes sent must be 0 in both).
 
 2. Without a testbed: non-TTY output of the CLI (stdout and stderr) and of `EggoProgress`
-   contains no escape codes, also when nornir-utils was imported (nornir-notes §2.2: its
+   contains no escape codes, also when nornir-utils was imported (its
    `colorama.init(autoreset=True, strip=False)` wraps sys.stdout and sys.stderr and appends
    `ESC[0m` to every write, even into a pipe).
 """

@@ -1,14 +1,14 @@
 """Cleanup returns a real machine to its pre-deploy state (as far as a simulated deploy goes).
 
-Why simulated: the full deploy is assembled by the lead; this test runs the deploy tasks that
-exist (ship_bundle, prepare_system, install_packages, push_files, converge_services,
-import_images) and then produces by hand what the kubelet, kube-proxy and the CNI plugins
-would leave: a running pod container, a kubelet volume mount, the `cni0` bridge with a veth
-into a `cni-*` netns, KUBE-/CNI- iptables chains (IPv4 and IPv6), the kubelet's own
+Why simulated: a full deploy takes minutes and is proven by test_deploy.py; this test runs the
+deploy tasks that install things (ship_bundle, prepare_system, install_packages, push_files,
+converge_services, import_images) and then produces by hand what the kubelet, kube-proxy and
+the CNI plugins would leave: a running pod container, a kubelet volume mount, the `cni0` bridge
+with a veth into a `cni-*` netns, KUBE-/CNI- iptables chains (IPv4 and IPv6), the kubelet's own
 kubeconfig. Then `cleanup_cluster_objects` (the apiserver is down: skipped with a note) and
 `cleanup_node` run, and `tests/e2e/snapshot.py` compares the machine with its snapshot from
-before the deploy; only the residues of docs/cleanup-residues.md may differ. A second
-cleanup must change nothing.
+before the deploy; only the residues of docs/cleanup-residues.md may differ. A second cleanup
+must change nothing.
 
 The cluster config is the testbed's deploy.yaml plus a second worker, "ghost", that is never
 contacted: it only makes the machine's pod-routes.batch and /etc/hosts block non-trivial

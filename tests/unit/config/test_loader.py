@@ -1,7 +1,7 @@
 """Both dialects load into one model: roles merge by IP, defaults fill in, paths resolve.
 
 Why these tests: every later issue (render, inventory, deploy) trusts this model, so the
-defaults of reference §2 and the deliberate deviations are pinned here.
+defaults of upstream eggo and the deliberate deviations are pinned here.
 """
 
 from __future__ import annotations

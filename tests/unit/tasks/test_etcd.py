@@ -55,7 +55,7 @@ def test_first_deploy_pushes_member_files_and_starts_etcd(ctx: DeployContext) ->
     res = run_on(CFG, "m1", deploy_etcd, fake, ctx=ctx)
     assert not res.failed and res[0].changed
     assert {p.ETCD_ENV, p.unit_path("etcd"), p.ETCD_SERVER_KEY, p.ETCD_HEALTHCHECK_KEY} <= set(fake.files)
-    assert f"{p.ETCD_PKI_DIR}/ca.key" not in fake.files  # never the etcd CA key (upstream §7.3)
+    assert f"{p.ETCD_PKI_DIR}/ca.key" not in fake.files  # never the etcd CA key (upstream eggo shipped it)
     boot = fake.files[p.ETCD_BOOTSTRAP_ENV].content
     assert b"ETCD_INITIAL_CLUSTER_STATE=new" in boot
     assert b"ETCD_INITIAL_CLUSTER=" in boot and b"ETCD_INITIAL_CLUSTER=" not in fake.files[p.ETCD_ENV].content
