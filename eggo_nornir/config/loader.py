@@ -528,9 +528,10 @@ class _Builder:
         )
 
     def _bastion(self, username: str, password: str | None, key_path: str | None) -> Bastion | None:
-        """The `bastion:` block; without its own password or key it uses the global ones."""
+        """The `bastion:` block; without its own password or key it uses the global ones.
+        An empty `bastion:` (as `template` writes it) means none."""
         r = self.r
-        if "bastion" not in self.data:
+        if self.data.get("bastion") is None:
             return None
         raw = r.mapping(self.data, "bastion", "")
         if "bastion" in r.bad:

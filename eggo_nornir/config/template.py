@@ -169,6 +169,10 @@ def render_template(opts: TemplateOptions | None = None) -> str:
         ),
         *_hosts("etcds", opts.etcds, names, "etcd members; empty: one member on each master"),
         *_loadbalance(opts, names),
+        _line(
+            "bastion:",
+            "jump host to nodes the controller cannot reach: {ip, port, username, password|private-key-path}",
+        ),
         "",
         _line("external-ca: false", "true: use the CAs in external-ca-path instead of generating them"),
         _line("external-ca-path: /opt/externalca", "needs ca.*, front-proxy-ca.*, etcd/ca.* (.crt and .key)"),

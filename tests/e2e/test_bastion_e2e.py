@@ -128,7 +128,7 @@ def _deploy_yaml(lab: Lab) -> Path:
     doc = deployyaml.render(tb.state, tb.key_path, lab.bundle)
     master, worker = lab.private_ip["master1"], lab.private_ip["worker1"]
     doc["masters"] = [{"name": "master1", "ip": master, "port": 22, "arch": "amd64"}]
-    doc["etcds"] = doc["masters"]
+    doc["etcds"] = [dict(h) for h in doc["masters"]]
     doc["workers"] = [{"name": "worker1", "ip": worker, "port": 22, "arch": "amd64"}]
     doc["apiserver-endpoint"] = f"{master}:6443"
     doc["bastion"] = {"ip": tb.machine(BASTION).ip, "username": "eggo"}  # the global key
