@@ -1,8 +1,9 @@
-"""Every section reference ("§") in the code, docs and tests names a file of this repository.
+"""Every section reference (the section sign) in the code, docs and tests names a file of
+this repository.
 
-Why: a docstring that cites a note outside the repository ("nornir-notes §2.1") explains
-nothing to whoever reads the code later, since the note is not there. A reference is kept
-only as `path/in/the/repo.md §heading`; otherwise the reason itself is written out.
+Why: a docstring that cites a section of a note outside the repository explains nothing to
+whoever reads the code later, since the note is not there. A reference is kept only as a
+repository path followed by the sign and a heading; otherwise the reason itself is written out.
 """
 
 from __future__ import annotations
