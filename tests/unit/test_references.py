@@ -1,5 +1,5 @@
-"""Every section reference (the section sign) in the code, docs and tests names a file of
-this repository.
+"""Every section reference (the section sign) in the code, docs, templates and tests names a
+file of this repository.
 
 Why: a docstring that cites a section of a note outside the repository explains nothing to
 whoever reads the code later, since the note is not there. A reference is kept only as a
@@ -20,11 +20,11 @@ REFERENCE = re.compile(r"([\w./-]*)[`'\")\]]?\s*" + SECTION)
 
 def _files() -> list[Path]:
     out = subprocess.run(
-        ["git", "ls-files", "*.py", "*.md"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "ls-files", "*.py", "*.md", "*.j2"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.split()
     if out:
         return [ROOT / p for p in out]
-    return [p for p in ROOT.rglob("*") if p.suffix in (".py", ".md") and ".venv" not in p.parts]
+    return [p for p in ROOT.rglob("*") if p.suffix in (".py", ".md", ".j2") and ".venv" not in p.parts]
 
 
 def bad_references(text: str, root: Path = ROOT) -> list[str]:
