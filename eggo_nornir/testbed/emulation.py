@@ -1,7 +1,7 @@
 """What an emulated arm64 machine needs on this amd64 host: testbed-side workarounds only.
 
 An arm64 machine boots the arm64 rootfs under qemu-user through binfmt_misc. Stock qemu
-7.2 runs the kubelet and containerd but not a non-privileged pod (design-notes §7). Three
+7.2 runs the kubelet and containerd but not a non-privileged pod. Three
 workarounds make it work, and all three live here, in the testbed, never in what the
 deployer installs on real arm64 hosts:
 

@@ -487,7 +487,7 @@ def stop(m: MachineState, timeout: float) -> str:
 
     Returns how it ended: "absent", "terminated" or "killed".
     """
-    if m.emulated:  # an emulated systemd can hang in its emergency shell after SIGTERM (§3.11)
+    if m.emulated:  # an emulated systemd can hang in its emergency shell after SIGTERM
         timeout = min(timeout, EMULATED_STOP_SECONDS)
     pid = m.pid if is_our_nspawn(m.pid, m) else None
     leader = m.leader_pid if is_alive(m.leader_pid) else None

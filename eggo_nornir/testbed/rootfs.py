@@ -38,7 +38,7 @@ INCLUDE: tuple[str, ...] = (
     "sudo",
     "procps",
 )
-# what an rpm machine adds: the package tools a deployer probes for (design-notes §6)
+# what an rpm machine adds: the package tools a deployer probes for
 RPM_INCLUDE: tuple[str, ...] = ("rpm", "dnf")
 # what is deleted after bootstrap so that only rpm and dnf are left (paths in the tree)
 DEB_TOOLS: tuple[str, ...] = (
