@@ -26,7 +26,6 @@ something else (the procedure the Kubernetes docs give for restoring etcd under 
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import shutil
@@ -39,6 +38,7 @@ from nornir.core import Nornir
 
 from eggo_nornir import state
 from eggo_nornir.config.model import ClusterConfig
+from eggo_nornir.digest import sha256_file
 from eggo_nornir.engine import Phase, hosts_named
 from eggo_nornir.errors import EggoError
 from eggo_nornir.render import unit_names as u
@@ -52,14 +52,6 @@ from eggo_nornir.tasks.etcd_snapshot import (
     snapshot_save,
     systemctl,
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stamp() -> str:

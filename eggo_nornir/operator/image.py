@@ -220,7 +220,7 @@ def write_layer(out: Path, rootfs: Path, site: Path, ours: dict[str, bytes]) -> 
             info = _norm(tarfile.TarInfo(rel))
             info.size, info.mode = len(data), 0o755 if rel.startswith("usr/local/bin/") else 0o644
             tar.addfile(info, io.BytesIO(data))
-    from eggo_nornir.cluster.etcd_snapshot import sha256_file
+    from eggo_nornir.digest import sha256_file
 
     return sha256_file(out)
 

@@ -28,6 +28,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from eggo_nornir.digest import sha256_file, sha256_stream
 from eggo_nornir.testbed import images, paths, rootfs, spec
 from eggo_nornir.testbed.proc import TestbedError, run
 
@@ -63,14 +64,6 @@ def parse_manifest(text: str) -> dict[str, str]:
             digest, path = line.split(None, 1)
             out[path.strip().lstrip("*")] = digest
     return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def apt_resolve_command(names: list[str], status_file: Path, archives: Path, arch: str) -> list[str]:
@@ -382,10 +375,7 @@ def verify(tarball: Path) -> list[str]:
                 continue
             seen.add(ti.name)
             fh = tar.extractfile(ti)
-            h = hashlib.sha256()
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
-            if manifest.get(ti.name) != h.hexdigest():
+            if fh is None or manifest.get(ti.name) != sha256_stream(fh):
                 problems.append(f"{ti.name}: hash mismatch")
         problems += [f"{p}: listed but missing" for p in sorted(set(manifest) - seen)]
     sidecar = tarball.with_name(tarball.name + ".sha256")
