@@ -480,11 +480,7 @@ class SSHRemote:
         place, the failing one is unchanged, and the error names it.
         """
         token = secrets.token_hex(6)
-        try:
-            sftp = self._client.open_sftp()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(self.host, f"cannot open SFTP to upload {len(writes)} files: {exc}") from exc
-        sftp.get_channel().settimeout(timeout)
+        sftp = self._open_sftp(f"{len(writes)} files", timeout)
         base = self._temp_base(sftp)
         tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         uploaded: list[str] = []
@@ -520,6 +516,17 @@ class SSHRemote:
         finally:
             self._remove_temp(sftp, uploaded, tmp_dir)
 
+    def _open_sftp(self, what: str, timeout: float) -> paramiko.SFTPClient:
+        """An SFTP session for one upload, its channel bounded by `timeout` so a dead link fails it."""
+        try:
+            sftp = self._client.open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(self.host, f"cannot open SFTP to upload {what}: {exc}") from exc
+        channel = sftp.get_channel()
+        if channel is not None:  # typed optional; open_sftp always returns a client with its channel
+            channel.settimeout(timeout)
+        return sftp
+
     def _temp_base(self, sftp: paramiko.SFTPClient) -> str:
         """Root uploads under /tmp; anyone else under their home, which only they can read."""
         if self.username == "root":
@@ -547,11 +554,7 @@ class SSHRemote:
         (`_stream_file`), which costs the controller half the CPU.
         """
         token = secrets.token_hex(6)
-        try:
-            sftp = self._client.open_sftp()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(self.host, f"cannot open SFTP to upload {dest}: {exc}") from exc
-        sftp.get_channel().settimeout(timeout)
+        sftp = self._open_sftp(dest, timeout)
         base = self._temp_base(sftp)
         tmp_dir = posixpath.join(base, f"{tempdirs.PREFIX}{token}")
         tmp_file = posixpath.join(tmp_dir, "data")
