@@ -203,7 +203,7 @@ class Plan:
 
     mgr: str
     repo: str
-    steps: list[tuple[str, object]] = field(default_factory=list)
+    steps: list[tuple[str, list[str] | Copy]] = field(default_factory=list)
     new_packages: list[str] = field(default_factory=list)
     stop_units: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
@@ -215,14 +215,13 @@ class Plan:
     def describe(self) -> list[str]:
         out = []
         for kind, what in self.steps:
-            if kind == "pkg":
+            if isinstance(what, Copy):
+                out.append(f"install -m {what.mode:04o} {what.src} -> {what.target}")
+            elif kind == "pkg":
                 tool = "dpkg -i" if self.mgr == "dpkg" else "rpm -Uvh --force --nodeps"
-                out.append(f"{tool} {' '.join(what)}")  # type: ignore[arg-type]
-            elif kind == "repo":
-                out.append(f"{self.repo} install {' '.join(what)}")  # type: ignore[arg-type]
+                out.append(f"{tool} {' '.join(what)}")
             else:
-                c: Copy = what  # type: ignore[assignment]
-                out.append(f"install -m {c.mode:04o} {c.src} -> {c.target}")
+                out.append(f"{self.repo} install {' '.join(what)}")
         out += [f"stop and disable the distro {u} (our own unit replaces it)" for u in self.stop_units]
         return out
 
@@ -287,7 +286,7 @@ def plan(packages: Sequence[Package], facts: Facts, dst: str, stop_distro_units:
                 copies.append((i, Copy(kind, src, target, mode)))
     if problems:
         raise PackageError("; ".join(problems))
-    positioned: list[tuple[int, tuple[str, object]]] = []
+    positioned: list[tuple[int, tuple[str, list[str] | Copy]]] = []
     if debs:
         assert pkg_pos is not None
         positioned.append((pkg_pos, ("pkg", sorted(debs))))
@@ -343,8 +342,11 @@ def action_script(p: Plan, dst: str) -> str:
             steps.append(f"grep -qxF -- {n} {PACKAGES_LIST} || printf '%s\\n' {n} >> {PACKAGES_LIST}")
     copied: list[str] = []
     for kind, what in p.steps:
-        if kind == "pkg":
-            files = " ".join(shlex.quote(f) for f in what)  # type: ignore[union-attr]
+        if isinstance(what, Copy):
+            steps.append(copy_script(what))
+            copied.append(what.target)
+        elif kind == "pkg":
+            files = " ".join(shlex.quote(f) for f in what)
             pkgdir = shlex.quote(f"{dst}/pkg")
             if p.mgr == "dpkg":
                 steps.append(
@@ -357,16 +359,12 @@ def action_script(p: Plan, dst: str) -> str:
                 # prebuilt rpms on a host whose rpm database does not describe its base
                 # system cannot have their dependencies checked (the bundle carries them)
                 steps.append(f"(cd {pkgdir} && rpm -Uvh --force --nodeps -- {files})")
-        elif kind == "repo":
-            names = " ".join(shlex.quote(n) for n in what)  # type: ignore[union-attr]
+        else:
+            names = " ".join(shlex.quote(n) for n in what)
             if p.repo == "apt-get":
                 steps.append(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -- {names}")
             else:
                 steps.append(f"{p.repo} -y install -- {names}")
-        else:
-            c: Copy = what  # type: ignore[assignment]
-            steps.append(copy_script(c))
-            copied.append(c.target)
     if copied:
         steps.append(record_script(copied, ()))
     for unit in p.stop_units:
