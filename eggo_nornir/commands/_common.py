@@ -35,14 +35,14 @@ def with_example(text: str, *examples: str) -> str:
 
 
 def add_parser(
-    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     help: str,
     description: str,
     *examples: str,
 ) -> argparse.ArgumentParser:
     """A sub-command whose `--help` ends with `examples`, laid out as written."""
-    return subparsers.add_parser(  # type: ignore[no-any-return]
+    return subparsers.add_parser(
         name,
         help=help,
         description=with_example(description, *examples) if examples else description,

@@ -15,7 +15,7 @@ from eggo_nornir.commands._common import add_config_args, add_id_arg, add_parser
 from eggo_nornir.config import ClusterConfig, to_json_dict
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "check",

@@ -16,7 +16,7 @@ from eggo_nornir.commands._common import add_parser
 SHELLS = ("bash", "zsh")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "completion",

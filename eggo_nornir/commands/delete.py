@@ -14,7 +14,7 @@ from eggo_nornir.commands._common import add_parser, add_run_args, add_yes_arg, 
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "delete",

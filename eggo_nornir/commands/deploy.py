@@ -22,7 +22,7 @@ from eggo_nornir.commands._common import (
 from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE, MODES
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "deploy",

@@ -20,7 +20,7 @@ from eggo_nornir.commands.deploy import add_distribution_arg
 from eggo_nornir.errors import ConfigError, UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "join",

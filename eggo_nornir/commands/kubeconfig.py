@@ -17,7 +17,7 @@ from eggo_nornir.commands._common import add_config_args, add_id_arg, add_parser
 from eggo_nornir.errors import UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "kubeconfig",

@@ -11,7 +11,7 @@ import argparse
 from eggo_nornir.commands._common import add_parser, print_json_or_text
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "list",

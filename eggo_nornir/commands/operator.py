@@ -15,7 +15,7 @@ from pathlib import Path
 from eggo_nornir.commands._common import add_parser
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from eggo_nornir.operator.manifests import DEFAULT_IMAGE, DEFAULT_NAMESPACE
 
     parser = add_parser(

@@ -17,7 +17,7 @@ from eggo_nornir.cluster import Cluster
 from eggo_nornir.commands._common import add_config_args, add_parser, load
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "render",

@@ -23,7 +23,7 @@ from eggo_nornir.errors import ConfigError, UsageError
 DEFAULTS = TemplateOptions()
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "template",

@@ -29,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/testbed/NAME)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "testbed",
