@@ -247,7 +247,7 @@ def parse_cli_hooks(specs: Sequence[str]) -> list[CliHook]:
                 if why:
                     log.warning("skipping hook %s: it %s", full, why)
                     continue
-                hooks.append(CliHook(full, role))  # type: ignore[arg-type]
+                hooks.append(CliHook(full, role))
                 found += 1
             if not found:
                 problems.append(f"{spec!r}: the directory holds no valid hook")
@@ -256,7 +256,7 @@ def parse_cli_hooks(specs: Sequence[str]) -> list[CliHook]:
         if why:
             problems.append(f"{spec!r}: {path} {why}")
             continue
-        hooks.append(CliHook(path, role))  # type: ignore[arg-type]
+        hooks.append(CliHook(path, role))
     if problems:
         raise UsageError("invalid hooks: " + "; ".join(problems))
     if not hooks:

@@ -10,9 +10,11 @@ member, first master or LB stops the run before anything depends on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase, critical_hosts, first_master, hosts_named, other_masters
+from eggo_nornir.engine.phases import HostSelector, Policy
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.tasks import (
     addons,
@@ -35,6 +37,13 @@ from eggo_nornir.tasks import (
     worker,
 )
 from eggo_nornir.tasks._lib.context import DeployContext
+
+
+class _PhaseKw(TypedDict):
+    """The keywords the per-host preparation phases share (a `**` splat mypy can check)."""
+
+    policy: Policy
+    critical: HostSelector
 
 
 def _masters_not_workers(cfg: ClusterConfig) -> list[str]:
@@ -112,7 +121,7 @@ def deploy_phases(
     def etcd_joiners(cfg: ClusterConfig) -> list[str]:
         return [n for n in cfg.etcds if n in joiners]
 
-    prep = {"policy": "continue", "critical": critical_hosts}
+    prep: _PhaseKw = {"policy": "continue", "critical": critical_hosts}
     phases = [
         Phase(
             "preflight",

@@ -226,15 +226,17 @@ def renew_phases(cfg: ClusterConfig, ctx: DeployContext) -> list[Phase]:
     lb = cfg.loadbalance.name if cfg.loadbalance is not None else None
     rolled = roll_order(cfg)
     for name in rolled:
-        behind_lb = lb is not None and cfg.node(name).is_master
-        if behind_lb:
+        drain_on = lb if cfg.node(name).is_master else None
+        if drain_on is not None:
             phases.append(
-                Phase(f"drain {name}", drain_apiserver, hosts_named(lb), params={**c, "master": name})
+                Phase(f"drain {name}", drain_apiserver, hosts_named(drain_on), params={**c, "master": name})
             )
         phases.append(Phase(f"roll {name}", roll_node, hosts_named(name), params=c))
-        if behind_lb:
+        if drain_on is not None:
             phases.append(
-                Phase(f"undrain {name}", restore_upstreams, hosts_named(lb), params={**c, "master": name})
+                Phase(
+                    f"undrain {name}", restore_upstreams, hosts_named(drain_on), params={**c, "master": name}
+                )
             )
     workers = [w for w in cfg.workers if w not in rolled]
     if workers:

@@ -19,7 +19,7 @@ import dataclasses
 import ipaddress
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1013,14 +1013,16 @@ class _Builder:
             if not given and fill and not skip_dns and f"install.{category}" not in r.bad:
                 self._defaults(out, category, runtime)
         for key, items in r.mapping(inst, "addition", "install").items():
-            role = ROLE_KEYS.get(str(key))
-            if role is None:
+            extra_role = ROLE_KEYS.get(str(key))
+            if extra_role is None:
                 continue
             for i, raw in enumerate(r.as_seq(items, f"install.addition.{key}")):
                 path = f"install.addition.{key}[{i}]"
-                self._add(out, self._package(raw, path, role, "addition", ("dst",)), path)
+                self._add(out, self._package(raw, path, extra_role, "addition", ("dst",)), path)
 
-    def _manual_packages(self, out: list[Package], keys: list[str], runtime: str, corednstype: str) -> None:
+    def _manual_packages(
+        self, out: list[Package], keys: Sequence[str], runtime: str, corednstype: str
+    ) -> None:
         """The manual's `pacakges:` map keyed by role; a role left empty gets upstream's
         defaults for the categories of that role, so an online install still works."""
         r = self.r
@@ -1061,16 +1063,16 @@ class _Builder:
             srcpath = {}
             for key, value in r.mapping(raw, "srcpath", path).items():
                 kpath = join_key(f"{path}.srcpath", key)
-                arch = normalise_arch(str(key))
-                if arch is None:
+                key_arch = normalise_arch(str(key))
+                if key_arch is None:
                     r.fail(
                         kpath, "unknown arch key: use amd64 or arm64 (x86_64 and aarch64 also work)", str(key)
                     )
                     continue
                 local = r.as_local_path(value, kpath)
                 if local:
-                    srcpath[arch] = local
-                    o.srcpath[arch] = kpath
+                    srcpath[key_arch] = local
+                    o.srcpath[key_arch] = kpath
         kind = r.choice(raw, "type", path, {"tar.gz": "tar.gz", "tgz": "tar.gz"}, "tar.gz")
         dstpath = r.text(raw, "dstpath", path, "/root/.eggo/package") or "/root/.eggo/package"
         return PackageSource(type=kind, dstpath=posixpath.normpath(dstpath), srcpath=srcpath)

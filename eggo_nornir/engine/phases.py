@@ -32,6 +32,7 @@ from eggo_nornir.engine.progress import EggoProgress
 from eggo_nornir.engine.redact import Redactor
 from eggo_nornir.engine.report import (
     HostPhase,
+    HostStatus,
     PhaseResult,
     RunResult,
     TaskFailure,
@@ -211,7 +212,7 @@ def _progress_processor(progress: bool | Processor | None, redactor: Redactor) -
         return EggoProgress(redact=redactor.redact)
     if isinstance(progress, EggoProgress) and progress.redact is None:
         progress.redact = redactor.redact
-    return progress  # type: ignore[return-value]
+    return progress
 
 
 def _record_host(
@@ -219,7 +220,7 @@ def _record_host(
 ) -> None:
     failures = [TaskFailure(pr.name, task, error) for task, error in failures_of(multi, redactor.redact)]
     changed = count_changed(multi)
-    status = "failed" if multi.failed else "changed" if changed else "ok"
+    status: HostStatus = "failed" if multi.failed else "changed" if changed else "ok"
     diff = redactor.redact(diffs_of(multi))
     pr.hosts[host] = HostPhase(status, changed, failures, timer.seconds.get((pr.name, host)), diff)
 

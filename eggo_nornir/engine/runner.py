@@ -142,7 +142,7 @@ def close_connections_now(nr: Nornir, grace: float = STOP_GRACE) -> None:
 def _not_started(task: Task, host: Host) -> MultiResult:
     """The result of a host skipped because a stop was requested before it started."""
     result = Result(host, result="not started: interrupted", failed=True, exception=Interrupted())
-    result.name = task.name
+    result.name = task.name  # type: ignore[assignment]  # nornir types Result.name as None; its runner sets it too
     multi = MultiResult(task.name)
     multi.append(result)
     return multi

@@ -47,7 +47,8 @@ DEAD_LINK_KEY = "eggo_dead_link_timeout"
 
 def terrapin_macs() -> list[str]:
     """Every encrypt-then-MAC MAC this paramiko knows (they are what makes CBC vulnerable)."""
-    known = set(paramiko.Transport._preferred_macs) | {
+    # a private class attribute (no public list of the MACs a paramiko build knows); not in the stubs
+    known = set(paramiko.Transport._preferred_macs) | {  # type: ignore[attr-defined]
         "hmac-sha2-256-etm@openssh.com",
         "hmac-sha2-512-etm@openssh.com",
         "hmac-sha1-etm@openssh.com",

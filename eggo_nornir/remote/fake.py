@@ -110,8 +110,7 @@ class FakeRemote:
 
     def __post_init__(self) -> None:
         self.files = {
-            path: f if isinstance(f, FakeFile) else FakeFile(bytes(f))  # type: ignore[arg-type]
-            for path, f in self.files.items()
+            path: f if isinstance(f, FakeFile) else FakeFile(bytes(f)) for path, f in self.files.items()
         }
 
     # -- scripting ---------------------------------------------------------------------------

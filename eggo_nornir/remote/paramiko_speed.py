@@ -29,7 +29,11 @@ def _b(s: object, encoding: str = "utf8") -> bytes:
 
 def apply() -> bool:
     """Install `_b` where `paramiko.common.asbytes` looks it up; True when applied."""
-    if paramiko.__version_info__ >= (3,) or getattr(paramiko.common, "b", None) is _b:
+    # getattr: types-paramiko describes 3.x and declares neither __version_info__ nor common.b
+    if (
+        tuple(getattr(paramiko, "__version_info__", (3,))) >= (3,)
+        or getattr(paramiko.common, "b", None) is _b
+    ):
         return False
-    paramiko.common.b = _b  # type: ignore[attr-defined]
+    setattr(paramiko.common, "b", _b)  # noqa: B010 (an attribute the stubs do not declare)
     return True

@@ -151,7 +151,7 @@ def _set_dotted(doc: dict[str, Any], dotted: str, value: object) -> None:
     cur[keys[-1]] = value
 
 
-def kube_proxy_config(cfg: ClusterConfig, node: Node) -> tuple[bytes, list[tuple[str, str]]]:
+def kube_proxy_config(cfg: ClusterConfig, node: Node) -> tuple[bytes, dict[str, str]]:
     """The KubeProxyConfiguration with extra args merged in, and the flags that remain flags.
 
     kube-proxy ignores most flags once `--config` is given, so extra args that have a config
