@@ -414,6 +414,7 @@ def _finish(
     ignored: set[str],
 ) -> Result:
     for p in problems:
+        # why ignored: problems are str dicts until marked ignored here
         p["ignored"] = p["check"] in ignored  # type: ignore[assignment]
     fatal = [p for p in problems if not p["ignored"]]
     facts = {**facts, "problems": problems, "warnings": warnings}

@@ -646,7 +646,7 @@ class Cluster:
             result = self._run(
                 phases, dry_run=dry_run, progress=progress, report=report, finish=prepared.finish()
             )
-        return result  # type: ignore[return-value]
+        return result  # type: ignore[return-value]  # _run returns what `finish` made: a RenewResult
 
     def etcd_backup(self, output: Path | str | None = None) -> BackupResult:
         """Snapshot etcd to `<state>/backups/<stamp>.db` (0600, with a `.sha256`), or to `output`."""

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from eggo_nornir.config import ClusterConfig, load_config
 from eggo_nornir.errors import ConfigError, UsageError
@@ -334,9 +334,17 @@ def finish(result: RunResult, args: argparse.Namespace, kubeconfig_hint: bool = 
     return 0 if result.ok else 1
 
 
-def print_json_or_text(result: object, args: argparse.Namespace) -> None:
+class Summarised(Protocol):
+    """What a day-2 result offers the CLI: a JSON form and a short text form."""
+
+    def to_json(self) -> str: ...
+
+    def summary(self) -> str: ...
+
+
+def print_json_or_text(result: Summarised, args: argparse.Namespace) -> None:
     """A day-2 result (status, certs, list, backup) as JSON with `--json`, else its summary."""
-    print(result.to_json() if args.json else result.summary())  # type: ignore[attr-defined]
+    print(result.to_json() if args.json else result.summary())
 
 
 def names(values: Sequence[str]) -> list[str]:

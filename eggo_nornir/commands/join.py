@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eggo_nornir.commands._common import add_parser, add_run_args, finish
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
 from eggo_nornir.commands.deploy import add_distribution_arg
 from eggo_nornir.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from eggo_nornir.config.membership import JoinNode
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run, check_bundle=True)
 
 
-def nodes_from(args: argparse.Namespace) -> list[object]:
+def nodes_from(args: argparse.Namespace) -> list[JoinNode]:
     """The JoinNodes of the command line: one positional IP with its options, or `-f`."""
     from eggo_nornir.config.membership import JoinNode, parse_type, read_join_file
 
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     nodes = nodes_from(args)
     cluster = cluster_of(args)
     result = cluster.join(
-        nodes,  # type: ignore[arg-type]
+        nodes,
         dry_run=args.dry_run,
         progress=True,
         report=args.report,

@@ -11,8 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eggo_nornir.commands._common import add_parser
+
+if TYPE_CHECKING:
+    from eggo_nornir.operator.manifests import GitSettings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,7 +113,7 @@ def _namespace(args: argparse.Namespace) -> str:
     return args.namespace or os.environ.get("EGGO_NAMESPACE") or DEFAULT_NAMESPACE
 
 
-def _git(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _git(args: argparse.Namespace) -> GitSettings:
     from eggo_nornir.operator.manifests import GitSettings
 
     return GitSettings(

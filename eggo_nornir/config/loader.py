@@ -508,7 +508,7 @@ class _Builder:
             network_plugin=r.text(d, "network-plugin", "", "cni") or "cni",
             enable_kubelet_serving=r.boolean(d, "enable-kubelet-serving", "", True),
             cni_bin_dirs=self._cni_bin_dirs(),
-            runtime=runtime,  # type: ignore[arg-type]
+            runtime=runtime,  # type: ignore[arg-type]  # checked against RUNTIMES above; str, not the Literal
             runtime_endpoint=r.text(d, "runtime-endpoint", "")
             or DEFAULT_RUNTIME_ENDPOINTS[runtime]
             or default_endpoint,
@@ -523,6 +523,7 @@ class _Builder:
             kubernetes_version=self._kubernetes_version(),
             pki=self._pki(),
             security=self._security(),
+            # why ignored: set from DIALECTS only; typed str in Origins
             dialect=self.origins.dialect,  # type: ignore[arg-type]
             warnings=tuple(self.warnings),
         )
@@ -591,6 +592,7 @@ class _Builder:
             dnsaddr=dnsaddr,
             gateway=gateway,
             dns=DNSConfig(
+                # why ignored: choice() returns one of the given values, typed str
                 corednstype=r.choice(  # type: ignore[arg-type]
                     dns, "corednstype", "service.dns", {"binary": "binary", "pod": "pod"}, "binary"
                 ),
@@ -835,6 +837,7 @@ class _Builder:
                     r.fail(f"{ipath}.port", "is required")
                 proto = r.choice(raw, "protocol", ipath, {"tcp": "tcp", "udp": "udp"}, "tcp")
                 if port is not None:
+                    # why ignored: choice() returns tcp or udp, typed str
                     out.setdefault(role, []).append(Port(port, proto))  # type: ignore[arg-type]
         return {role: tuple(ports) for role, ports in out.items()}
 
@@ -871,6 +874,7 @@ class _Builder:
             return default if value is None else value
 
         return PKIConfig(
+            # why ignored: choice() returns one of algos, typed str
             key_algorithm=r.choice(pki, "key-algorithm", "pki", algos, d.key_algorithm),  # type: ignore[arg-type]
             ca_validity_days=days("ca-validity-days", d.ca_validity_days, 1),
             cert_validity_days=days("cert-validity-days", d.cert_validity_days, 1),
@@ -959,10 +963,12 @@ class _Builder:
         return [
             Package(
                 name=n,
+                # why ignored: checked against PACKAGE_TYPES above ("" only when a problem is reported)
                 type=ptype,  # type: ignore[arg-type]
                 role=role,
                 category=category,
                 dst=posixpath.normpath(dst) if dst else None,
+                # why ignored: checked against the schedules above, typed str
                 schedule=schedule.lower() if schedule else None,  # type: ignore[arg-type]
                 timeout_seconds=timeout,
             )
@@ -1051,6 +1057,7 @@ class _Builder:
             for key, arch in (("x86src", "amd64"), ("armsrc", "arm64")):
                 value = r.local_path(raw, key, "package-src")
                 if value:
+                    # why ignored: arch is amd64 or arm64 from the tuple; mypy widens it to str
                     srcpath[arch] = value  # type: ignore[index]
                     o.srcpath[arch] = f"package-src.{key}"
             path = "package-src"

@@ -190,6 +190,7 @@ class EggoThreadedRunner:
             for host, future in futures:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     partial[host.name] = future.result()
+            # why ignored: extra context on a KeyboardInterrupt for Nornir's callers
             exc.partial_result = partial  # type: ignore[attr-defined]
             raise
         pool.shutdown(wait=True)

@@ -252,6 +252,7 @@ class FakeRemote:
             existing.mode, existing.owner, existing.group = mode & 0o7777, owner, group
             self._stats.add(commands=1)
         else:
+            # why ignored: src is given whenever content is not
             data = content if content is not None else Path(src).read_bytes()  # type: ignore[arg-type]
             self.files[dest] = FakeFile(data, mode & 0o7777, owner, group)
             self._stats.add(commands=1, sent=len(data), uploads=1)
@@ -304,6 +305,7 @@ class FakeRemote:
                 existing = self.files[req.dest]
                 existing.mode, existing.owner, existing.group = req.mode & 0o7777, req.owner, req.group
             else:
+                # why ignored: PutRequest has src whenever content is None
                 data = req.content if req.content is not None else Path(req.src).read_bytes()  # type: ignore[arg-type]
                 self.files[req.dest] = FakeFile(data, req.mode & 0o7777, req.owner, req.group)
                 self._stats.add(sent=len(data), uploads=1)

@@ -22,7 +22,7 @@ import dataclasses
 import json
 import os
 import secrets as secrets_mod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +52,9 @@ class _Shared:
     runtime_units: tuple[str, ...]
     cache: dict[str, list[HostFile]] = field(default_factory=dict)
 
-    def once(self, key: str, make: object) -> list[HostFile]:
+    def once(self, key: str, make: Callable[[], list[HostFile]]) -> list[HostFile]:
         if key not in self.cache:
-            self.cache[key] = make()  # type: ignore[operator]
+            self.cache[key] = make()
         return self.cache[key]
 
 

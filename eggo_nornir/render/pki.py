@@ -263,6 +263,7 @@ def key_pem_bytes(key: PrivateKey) -> bytes:
 
 
 def _public_der(key: object) -> bytes:
+    # why ignored: every key type cryptography loads has public_bytes
     return key.public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -362,6 +363,7 @@ def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
         ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     except x509.ExtensionNotFound:  # an external CA without SKI
+        # why ignored: a CA key is RSA or EC, never DH/X25519
         return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())  # type: ignore[arg-type]
 
 
