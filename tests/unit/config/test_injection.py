@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.helpers import isolate_home, minimal
 from eggo_nornir.cli import main
 from eggo_nornir.config import check_config_dict
 from eggo_nornir.render.templating import env_value, systemd_arg
@@ -22,19 +23,7 @@ SECRET = "pa\nss-S3cret"
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("EGGO_HOME", str(tmp_path / ".eggo"))
-
-
-def minimal(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "cluster-id": "demo",
-        "password": "secret",
-        "masters": [{"name": "m0", "ip": "192.168.10.1"}],
-        "workers": [{"name": "w0", "ip": "192.168.10.2"}],
-    }
-    data.update(extra)
-    return data
+    isolate_home(tmp_path, monkeypatch)
 
 
 def repo(*names: str, ptype: str = "repo", **extra: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.helpers import minimal
 from eggo_nornir.config import (
     ConfigError,
     check_config_dict,
@@ -25,18 +26,6 @@ from eggo_nornir.config import (
 from eggo_nornir.config.loader import format_duration, parse_duration, parse_yaml
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def minimal(**extra: Any) -> dict[str, Any]:
-    """The smallest valid upstream config; tests add or override keys."""
-    data: dict[str, Any] = {
-        "cluster-id": "demo",
-        "password": "secret",
-        "masters": [{"name": "m0", "ip": "192.168.10.1"}],
-        "workers": [{"name": "w0", "ip": "192.168.10.2"}],
-    }
-    data.update(extra)
-    return data
 
 
 # ---------------------------------------------------------------- the two fixtures

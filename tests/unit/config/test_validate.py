@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from config.helpers import isolate_home, minimal
 from eggo_nornir.cli import main
 from eggo_nornir.config import ConfigError, check_config_dict, load_config, load_config_dict
 from eggo_nornir.config.validate import dst_allowed, split_host_port, unknown_keys
@@ -22,20 +23,7 @@ BAD = sorted((DATA / "bad").glob("*.yaml"))
 
 @pytest.fixture(autouse=True)
 def no_default_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A default ~/.ssh key counts as a credential; keep tests independent of the runner's home."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("EGGO_HOME", str(tmp_path / ".eggo"))
-
-
-def minimal(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "cluster-id": "demo",
-        "password": "secret",
-        "masters": [{"name": "m0", "ip": "192.168.10.1"}],
-        "workers": [{"name": "w0", "ip": "192.168.10.2"}],
-    }
-    data.update(extra)
-    return data
+    isolate_home(tmp_path, monkeypatch)
 
 
 def problems_of(data: dict[str, Any], base_dir: Path | None = None) -> list[str]:
