@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modtb import eggo_env, module_testbed
+from modtb import run_eggo as eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -37,35 +38,22 @@ TIMINGS: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("deploytb")
-    state = lifecycle.up(out, name="eggodep", machines=6, subnet=SUBNET, bundle=bundle)
-    try:
-        yield Testbed(state, out)
-    finally:
-        lifecycle.down(out)
-        if TIMINGS:
-            from eggo_nornir.testbed import paths
+    with module_testbed(tmp_path_factory, bundle, name="eggodep", subnet=SUBNET, machines=6) as bed:
+        try:
+            yield bed
+        finally:
+            if TIMINGS:
+                from eggo_nornir.testbed import paths
 
-            record = paths.logs_dir() / "e2e-deploy-timings.json"
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps(TIMINGS) + "\n")
-            print(f"\nE2E TIMINGS {json.dumps(TIMINGS)} (also in {record})", file=sys.stderr)
+                record = paths.logs_dir() / "e2e-deploy-timings.json"
+                record.parent.mkdir(parents=True, exist_ok=True)
+                record.write_text(json.dumps(TIMINGS) + "\n")
+                print(f"\nE2E TIMINGS {json.dumps(TIMINGS)} (also in {record})", file=sys.stderr)
 
 
 @pytest.fixture(scope="module")
 def env(tb: Testbed) -> dict[str, str]:
-    home = tb.out_dir / "eggo-home"
-    home.mkdir(exist_ok=True)
-    return {**os.environ, "EGGO_HOME": str(home)}
-
-
-def eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return eggo_env(tb)
 
 
 def kubectl_path() -> str:

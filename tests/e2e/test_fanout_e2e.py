@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modtb import module_testbed
 
 from eggo_nornir import Cluster
 from eggo_nornir.tasks.bundle import ship_bundle
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +31,8 @@ TAR = "/root/.eggo/package/packages-amd64.tar.gz"
 
 @pytest.fixture(scope="module")
 def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("fanouttb")
-    state = lifecycle.up(out, name=NAME, machines=4, subnet=SUBNET, bundle=bundle)
-    try:
-        yield Testbed(state, out)
-    finally:
-        lifecycle.down(out)
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=4) as bed:
+        yield bed
 
 
 def ship(tb: Testbed, state: Path, mode: str = "peer") -> dict[str, Any]:

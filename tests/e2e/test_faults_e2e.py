@@ -43,11 +43,12 @@ from typing import IO
 
 import paramiko
 import pytest
+from modtb import eggo_env, module_testbed
 
 from eggo_nornir.cluster import Cluster
 from eggo_nornir.testbed import bundle as bundle_mod
 from eggo_nornir.testbed import lifecycle, ssh
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 from eggo_nornir.testbed.state import MachineState
 
 pytestmark = pytest.mark.e2e
@@ -75,22 +76,14 @@ class Faults:
 
 @pytest.fixture(scope="module")
 def faults(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("faultstb")
-    state = lifecycle.up(out, name=NAME, machines=3, subnet=SUBNET, bundle=bundle)
-    tb = Testbed(state, out)
-    home = out / "eggo-home"
-    home.mkdir(exist_ok=True)
-    f = Faults(tb, {**os.environ, "EGGO_HOME": str(home)})
-    try:
-        yield f
-    finally:
-        for m in tb.machines:  # a failed (b) must not leave a link down for `down`
-            subprocess.run(["ip", "link", "set", m.veth, "up"], capture_output=True, check=False)
-        lifecycle.down(out)
-        print(f"\nfault suite timings: {json.dumps({k: round(v, 2) for k, v in f.timings.items()})}")
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=3) as tb:
+        f = Faults(tb, eggo_env(tb))
+        try:
+            yield f
+        finally:
+            for m in tb.machines:  # a failed (b) must not leave a link down for `down`
+                subprocess.run(["ip", "link", "set", m.veth, "up"], capture_output=True, check=False)
+            print(f"\nfault suite timings: {json.dumps({k: round(v, 2) for k, v in f.timings.items()})}")
 
 
 # ---- helpers --------------------------------------------------------------------------------------

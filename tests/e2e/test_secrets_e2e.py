@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from modtb import eggo_env, module_testbed
 
-from eggo_nornir.testbed import lifecycle
-from eggo_nornir.testbed.handle import Testbed, unavailable
+from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
 
@@ -85,15 +85,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("secretstb")
-    state = lifecycle.up(out, name=NAME, machines=2, subnet=SUBNET, bundle=bundle)
-    try:
-        tb = Testbed(state, out)
-        home = out / "eggo-home"
-        home.mkdir()
+    with module_testbed(tmp_path_factory, bundle, name=NAME, subnet=SUBNET, machines=2) as tb:
+        out = tb.out_dir
         doc = yaml.safe_load(tb.deploy_yaml.read_text())
         doc.pop("private-key-path", None)  # password authentication, as the sudo-with-password user
         doc.update({"username": "eggopw", "password": tb.password()})
@@ -101,9 +94,7 @@ def run(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]
         config.write_text(yaml.safe_dump(doc, sort_keys=False))
         config.chmod(0o600)
         # HOME too: no default ~/.ssh key of the runner can stand in for the password
-        yield Run(tb, {**os.environ, "EGGO_HOME": str(home), "HOME": str(out)}, config)
-    finally:
-        lifecycle.down(out)
+        yield Run(tb, {**eggo_env(tb), "HOME": str(out)}, config)
 
 
 def _ok(proc: subprocess.CompletedProcess[str]) -> str:
