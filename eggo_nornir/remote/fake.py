@@ -224,17 +224,7 @@ class FakeRemote:
             raise ValueError(f"put needs an absolute destination path, got {dest!r}")
         local = putlib.describe_local(content, src)
         existing = self.files.get(dest)
-        current = None
-        if existing is not None:
-            current = putlib.RemoteFile(
-                sha256=existing.sha256,
-                mode=existing.mode,
-                owner=existing.owner,
-                group=existing.group,
-                uid=-1,
-                gid=-1,
-                size=len(existing.content),
-            )
+        current = self._current(dest)
         action = putlib.plan_put(current, local.sha256, mode, owner, group)
         self._stats.add(commands=1)
         result = PutResult(
