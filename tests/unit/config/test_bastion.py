@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.helpers import isolate_home, minimal
 from eggo_nornir.cli import main
 from eggo_nornir.config import Bastion, check_config_dict, dump_config, load_config, load_config_dict
 from eggo_nornir.engine.redact import Redactor
@@ -19,20 +20,11 @@ SECRET = "jump-secret-8812"
 
 @pytest.fixture(autouse=True)
 def no_default_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("EGGO_HOME", str(tmp_path / ".eggo"))
+    isolate_home(tmp_path, monkeypatch)
 
 
 def config(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "cluster-id": "demo",
-        "username": "ops",
-        "password": "global-pw",
-        "masters": [{"name": "m0", "ip": "10.238.2.11"}],
-        "workers": [{"name": "w0", "ip": "10.238.2.12"}],
-    }
-    data.update(extra)
-    return data
+    return minimal(username="ops", password="global-pw", **extra)
 
 
 def test_bastion_takes_the_global_credentials_unless_it_has_its_own(tmp_path: Path) -> None:
