@@ -181,7 +181,42 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 @dataclass
-class StatusResult:
+class _Checked:
+    """What `status()` and `certs()` results share: the cluster, when it was checked, the
+    renewal window, and `ok` as the absence of `issues()` (their problems or warnings)."""
+
+    cluster: str
+    checked_at: datetime
+    renew_before_days: int
+
+    def issues(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues()
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def _head(self) -> dict[str, Any]:
+        """The keys every `to_dict` starts with."""
+        return {
+            "cluster": self.cluster,
+            "ok": self.ok,
+            "checked_at": iso_utc(self.checked_at),
+            "renew_before_days": self.renew_before_days,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+
+@dataclass
+class StatusResult(_Checked):
     """`Cluster.status()`: every node, etcd, the API's view of the nodes and every cert's expiry.
 
     `.ok` is True when every host answered, every unit is active, every worker is Ready, etcd
@@ -190,9 +225,6 @@ class StatusResult:
     `certs check` is the command that alerts on those.
     """
 
-    cluster: str
-    checked_at: datetime
-    renew_before_days: int
     nodes: list[NodeStatus]
     etcd: EtcdStatus
     controller_certs: list[CertInfo]
@@ -208,28 +240,18 @@ class StatusResult:
         out += [f"controller: {c.name} {c.status}" for c in self.controller_certs if c.status == "expired"]
         return out
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __bool__(self) -> bool:
-        return self.ok
+    def issues(self) -> list[str]:
+        return self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cluster": self.cluster,
-            "ok": self.ok,
-            "checked_at": iso_utc(self.checked_at),
-            "renew_before_days": self.renew_before_days,
+            **self._head(),
             "problems": self.problems,
             "nodes": {n.name: n.to_dict() for n in self.nodes},
             "kubernetes": {"checked_from": self.kube_checked_from, "error": self.kube_error},
             "etcd": self.etcd.to_dict(),
             "controller_certs": [c.to_dict() for c in self.controller_certs],
         }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
     def summary(self) -> str:
         lines = [f"cluster {self.cluster}: {'healthy' if self.ok else 'NOT HEALTHY'}", ""]
@@ -278,16 +300,13 @@ class StatusResult:
 
 
 @dataclass
-class CertsResult:
+class CertsResult(_Checked):
     """`Cluster.certs()`: days to expiry per certificate, on the controller and on every node.
 
     `.ok` is False when a host did not answer, or a cert is unreadable, expired or within
     `renew_before_days` (a warning an operator must act on, so a cron job can alert on it).
     """
 
-    cluster: str
-    checked_at: datetime
-    renew_before_days: int
     controller: list[CertInfo]
     nodes: list[NodeStatus]
 
@@ -302,26 +321,16 @@ class CertsResult:
             out += [f"{n.name}: {c.name}: {c.status} ({c.days_left}d)" for c in n.certs if c.status != "ok"]
         return out
 
-    @property
-    def ok(self) -> bool:
-        return not self.warnings
-
-    def __bool__(self) -> bool:
-        return self.ok
+    def issues(self) -> list[str]:
+        return self.warnings
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cluster": self.cluster,
-            "ok": self.ok,
-            "checked_at": iso_utc(self.checked_at),
-            "renew_before_days": self.renew_before_days,
+            **self._head(),
             "warnings": self.warnings,
             "controller": [c.to_dict() for c in self.controller],
             "nodes": {n.name: n.to_dict(services=False) for n in self.nodes},
         }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
     def summary(self) -> str:
         rows = [("controller", c) for c in self.controller]
