@@ -17,7 +17,8 @@ Versions: `kubernetes-version` unset means the newest release we target (`LATEST
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import paths as p
@@ -420,6 +421,21 @@ def kube_proxy_config_overrides(extra: Mapping[str, object]) -> tuple[dict[str, 
         else:
             rest[flag] = text
     return config, rest
+
+
+def set_in(doc: dict[str, Any], path: Sequence[str], value: object) -> None:
+    """Set `value` at `path` in a config tree, making (or replacing) the maps on the way.
+
+    Why here: extra args that a component reads from its config file instead of a flag (the
+    container runtime's, kube-proxy's) are written into the rendered tree by this one rule.
+    """
+    cur = doc
+    for part in path[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = cur[part] = {}
+        cur = nxt
+    cur[path[-1]] = value
 
 
 # ---- etcd --------------------------------------------------------------------------------------

@@ -73,14 +73,7 @@ def split_key(key: str) -> list[str]:
 def merge_extra(doc: dict[str, Any], extra: Mapping[str, object]) -> dict[str, Any]:
     """Set each extra arg into the tree, overriding the default at that key (sorted: deterministic)."""
     for key in sorted(extra):
-        path = split_key(key)
-        cur = doc
-        for part in path[:-1]:
-            nxt = cur.get(part)
-            if not isinstance(nxt, dict):
-                nxt = cur[part] = {}
-            cur = nxt
-        cur[path[-1]] = parse_value(extra[key])
+        f.set_in(doc, split_key(key), parse_value(extra[key]))
     return doc
 
 

@@ -8,7 +8,6 @@ config, the flag set for the version) and which service a change must restart st
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import yaml
 
@@ -140,17 +139,6 @@ def kubelet_files(
     ]
 
 
-def _set_dotted(doc: dict[str, Any], dotted: str, value: object) -> None:
-    keys = dotted.split(".")
-    cur = doc
-    for key in keys[:-1]:
-        nxt = cur.get(key)
-        if not isinstance(nxt, dict):
-            nxt = cur[key] = {}
-        cur = nxt
-    cur[keys[-1]] = value
-
-
 def kube_proxy_config(cfg: ClusterConfig, node: Node) -> tuple[bytes, dict[str, str]]:
     """The KubeProxyConfiguration with extra args merged in, and the flags that remain flags.
 
@@ -167,7 +155,7 @@ def kube_proxy_config(cfg: ClusterConfig, node: Node) -> tuple[bytes, dict[str, 
     if overrides:
         doc = copy.deepcopy(yaml.safe_load(text))
         for key in sorted(overrides):
-            _set_dotted(doc, key, overrides[key])
+            f.set_in(doc, key.split("."), overrides[key])
         text = yamltext.dump(doc, sort_keys=False, default_flow_style=False).encode()
     return text, rest
 
