@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, kubectl_pattern
+from k8s_fakes import SystemdSim, k8s_cluster, kubectl_pattern
 from task_fakes import fake_nornir
 
 from eggo_nornir.cluster.renew import prepare, renew_phases
@@ -39,9 +39,7 @@ MEMBERS = json.dumps(
 )
 
 
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 class Hosts:

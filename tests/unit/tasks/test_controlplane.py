@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, kubectl_pattern, run_on
+from k8s_fakes import SystemdSim, k8s_cluster, kubectl_pattern, run_on
 
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.render import addons
@@ -23,9 +23,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> DeployContext:
     return DeployContext.build(CFG, tmp_path_factory.mktemp("state"), apiserver_timeout=60)
 
 
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 def _master(ready_after: int = 0) -> tuple[FakeRemote, SystemdSim]:

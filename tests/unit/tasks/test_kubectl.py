@@ -5,16 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from k8s_fakes import install_fake_clock
 
 from eggo_nornir.remote import CommandFailed
 from eggo_nornir.remote.fake import FakeRemote
 from eggo_nornir.tasks._lib.kubectl import apply_manifest, diff_manifest, get_json, items, kubectl, readyz
 
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 def test_argv_is_quoted_and_uses_admin_conf() -> None:

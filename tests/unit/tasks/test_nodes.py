@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from k8s_fakes import install_fake_clock, k8s_cluster, node_json, node_list, run_on
+from k8s_fakes import k8s_cluster, node_json, node_list, run_on
 from nornir.core.task import Result, Task
 
 from eggo_nornir.remote.fake import FakeRemote
@@ -35,9 +35,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> DeployContext:
     return DeployContext.build(CFG, tmp_path_factory.mktemp("state"), node_ready_timeout=100)
 
 
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 def _api(*nodes: dict) -> FakeRemote:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, kubectl_pattern
+from k8s_fakes import SystemdSim, k8s_cluster, kubectl_pattern
 from task_fakes import fake_nornir
 
 from eggo_nornir.cluster.plan import control_plane_phases
@@ -20,9 +20,7 @@ CFG = k8s_cluster()  # m0, m1 masters behind lb
 CP = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 def _cluster(serving: dict[str, str], events: list[tuple[str, str]]) -> dict[str, FakeRemote]:

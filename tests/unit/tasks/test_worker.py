@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from k8s_fakes import SystemdSim, install_fake_clock, k8s_cluster, run_on
+from k8s_fakes import SystemdSim, k8s_cluster, run_on
 
 from eggo_nornir.config.model import NetworkConfig
 from eggo_nornir.remote.fake import FakeRemote
@@ -24,9 +24,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> DeployContext:
     return DeployContext.build(CFG, tmp_path_factory.mktemp("state"), runtime_timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch):
-    return install_fake_clock(monkeypatch)
+pytestmark = pytest.mark.usefixtures("clock")  # every test here waits: waits pass at once
 
 
 def test_runtime_first_deploy_ships_config_and_cni_then_waits_for_cri(ctx: DeployContext) -> None:
