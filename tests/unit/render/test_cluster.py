@@ -19,11 +19,26 @@ from eggo_nornir.errors import ConfigError, UsageError
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.cluster import render_cluster, write_tree
 from eggo_nornir.render.diagnostics import RenderWarning
+from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.network import node_pod_cidrs, template_addon_manifest
 
+Rendered = dict[str, list[HostFile]]  # what render_cluster returns
 
-def test_files_follow_roles(cluster_config: ClusterConfig, state_dir: Path) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
+
+@pytest.fixture
+def rendered(cluster_config: ClusterConfig, state_dir: Path) -> Rendered:
+    return render_cluster(cluster_config, state_dir)
+
+
+@pytest.fixture
+def out(rendered: Rendered, tmp_path: Path) -> Path:
+    """`rendered` written by `write_tree` to tmp_path/out."""
+    out = tmp_path / "out"
+    write_tree(rendered, out)
+    return out
+
+
+def test_files_follow_roles(rendered: Rendered) -> None:
     assert set(rendered) == {"m1", "m2", "m3", "w1", "w2", "lb"}
     master = set(units_of(rendered["m1"]))
     assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns"} <= master
@@ -34,8 +49,7 @@ def test_files_follow_roles(cluster_config: ClusterConfig, state_dir: Path) -> N
         assert [hf.path for hf in files] == sorted(hf.path for hf in files)
 
 
-def test_key_placement(cluster_config: ClusterConfig, state_dir: Path) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
+def test_key_placement(rendered: Rendered) -> None:
     for name, files in rendered.items():
         paths = {hf.path for hf in files}
         assert "/etc/kubernetes/pki/etcd/ca.key" not in paths
@@ -45,8 +59,8 @@ def test_key_placement(cluster_config: ClusterConfig, state_dir: Path) -> None:
                 assert hf.mode == 0o600, hf.path
 
 
-def test_addon_manifests_on_masters(cluster_config: ClusterConfig, state_dir: Path) -> None:
-    m1 = render_cluster(cluster_config, state_dir)["m1"]
+def test_addon_manifests_on_masters(rendered: Rendered) -> None:
+    m1 = rendered["m1"]
     token = file_at(m1, f"{p.ADDONS_DIR}/bootstrap-token.yaml")
     assert token.secret and token.mode == 0o600
     secret = yaml.safe_load(token.content)
@@ -95,8 +109,7 @@ def test_coredns_modes(make_cluster, tmp_path: Path) -> None:
     assert kinds["Service"]["spec"]["selector"] == {"k8s-app": "kube-dns"}
 
 
-def test_system_files(cluster_config: ClusterConfig, state_dir: Path) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
+def test_system_files(rendered: Rendered) -> None:
     sysctl = file_at(rendered["w1"], p.SYSCTL_CONF).content.decode()
     assert "net.ipv4.ip_forward = 1" in sysctl and "net.bridge.bridge-nf-call-iptables = 1" in sysctl
     assert "net.bridge.bridge-nf-call-ip6tables = 1" in sysctl
@@ -124,8 +137,7 @@ def test_pod_cidrs_are_deterministic_and_disjoint(make_cluster) -> None:
         )
 
 
-def test_bridge_cni_and_routes(cluster_config: ClusterConfig, state_dir: Path) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
+def test_bridge_cni_and_routes(rendered: Rendered) -> None:
     conflist = json.loads(file_at(rendered["w2"], p.BRIDGE_CONFLIST).content)
     bridge, portmap = conflist["plugins"]
     assert bridge["type"] == "bridge" and bridge["bridge"] == "cni0"
@@ -221,12 +233,7 @@ def test_two_runs_give_byte_identical_trees(
     assert a == b and len(a) > 50
 
 
-def test_write_tree_modes_and_manifest(
-    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
-) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
-    out = tmp_path / "out"
-    write_tree(rendered, out)
+def test_write_tree_modes_and_manifest(rendered: Rendered, out: Path) -> None:
     assert out.stat().st_mode & 0o777 == 0o700
     for hf in rendered["m1"]:
         on_disk = out / "m1" / hf.path.lstrip("/")
@@ -243,12 +250,7 @@ def test_write_tree_modes_and_manifest(
     assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_write_tree_prunes_only_what_its_manifest_listed(
-    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
-) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
-    out = tmp_path / "out"
-    write_tree(rendered, out)
+def test_write_tree_prunes_only_what_its_manifest_listed(rendered: Rendered, out: Path) -> None:
     mine = out / "w1/etc/old/file"
     mine.parent.mkdir(parents=True)
     mine.write_text("x")
@@ -263,10 +265,7 @@ def test_write_tree_prunes_only_what_its_manifest_listed(
     assert foreign.read_text() == "y"  # never listed by a render: left alone
 
 
-def test_write_tree_refuses_a_dir_it_did_not_fill(
-    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
-) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
+def test_write_tree_refuses_a_dir_it_did_not_fill(rendered: Rendered, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out/etc").mkdir()
     with pytest.raises(UsageError, match="holds no eggo manifest"):
@@ -278,12 +277,7 @@ def test_write_tree_refuses_a_dir_it_did_not_fill(
         write_tree(rendered, other)
 
 
-def test_write_tree_never_follows_a_planted_symlink(
-    cluster_config: ClusterConfig, state_dir: Path, tmp_path: Path
-) -> None:
-    rendered = render_cluster(cluster_config, state_dir)
-    out = tmp_path / "out"
-    write_tree(rendered, out)
+def test_write_tree_never_follows_a_planted_symlink(rendered: Rendered, out: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()
     key = out / "m1/etc/kubernetes/pki/ca.key"
