@@ -14,16 +14,10 @@ import yaml
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.render import flags as f
 from eggo_nornir.render import paths as p
-from eggo_nornir.render import security, unit_names, yamltext
+from eggo_nornir.render import security, yamltext
+from eggo_nornir.render import unit_names as u
 from eggo_nornir.render.hostfile import HostFile
 from eggo_nornir.render.templating import render
-
-ETCD_UNIT = unit_names.ETCD
-APISERVER_UNIT = unit_names.APISERVER
-CONTROLLER_MANAGER_UNIT = unit_names.CONTROLLER_MANAGER
-SCHEDULER_UNIT = unit_names.SCHEDULER
-KUBELET_UNIT = unit_names.KUBELET
-KUBE_PROXY_UNIT = unit_names.KUBE_PROXY
 
 
 def _description(component: str) -> str:
@@ -46,8 +40,8 @@ def etcd_files(cfg: ClusterConfig, node: Node) -> list[HostFile]:
         binary=p.binary("etcd"),
     )
     return [
-        HostFile(p.ETCD_ENV, env, restarts=(ETCD_UNIT,)),
-        HostFile(p.unit_path(ETCD_UNIT), unit, restarts=(ETCD_UNIT,)),
+        HostFile(p.ETCD_ENV, env, restarts=(u.ETCD,)),
+        HostFile(p.unit_path(u.ETCD), unit, restarts=(u.ETCD,)),
     ]
 
 
@@ -58,7 +52,7 @@ def etcd_bootstrap_file(state: str, members: list[tuple[str, str]]) -> HostFile:
     before it was added) must pick up the corrected list.
     """
     env = render("etcd/etcd.conf.j2", env=f.etcd_bootstrap_env(state, members))
-    return HostFile(p.ETCD_BOOTSTRAP_ENV, env, restarts=(ETCD_UNIT,))
+    return HostFile(p.ETCD_BOOTSTRAP_ENV, env, restarts=(u.ETCD,))
 
 
 def control_plane_flags(
@@ -86,7 +80,7 @@ def control_plane_files(
         flags = control_plane_flags(cfg, node, component, minor, allocate_node_cidrs=allocate_node_cidrs)
         after = ["etcd.service"] if component == "kube-apiserver" and node.is_etcd else []
         if component != "kube-apiserver":
-            after.append(f"{APISERVER_UNIT}.service")
+            after.append(f"{u.APISERVER}.service")
         unit = render(
             f"kubernetes/{component}.service.j2",
             description=_description(component),
@@ -131,11 +125,11 @@ def kubelet_files(
         description="Kubernetes node agent (kubelet)",
         binary=p.binary("kubelet"),
         flags=kubelet_flags(cfg, node, minor),
-        runtime_units=[f"{u}.service" for u in runtime_units],
+        runtime_units=[f"{unit}.service" for unit in runtime_units],
     )
     return [
-        HostFile(p.KUBELET_CONFIG, config, restarts=(KUBELET_UNIT,)),
-        HostFile(p.unit_path(KUBELET_UNIT), unit, restarts=(KUBELET_UNIT,)),
+        HostFile(p.KUBELET_CONFIG, config, restarts=(u.KUBELET,)),
+        HostFile(p.unit_path(u.KUBELET), unit, restarts=(u.KUBELET,)),
     ]
 
 
@@ -174,6 +168,6 @@ def kube_proxy_files(cfg: ClusterConfig, node: Node, minor: int) -> list[HostFil
         flags=kube_proxy_flags(cfg, node, minor),
     )
     return [
-        HostFile(p.KUBE_PROXY_CONFIG, config, restarts=(KUBE_PROXY_UNIT,)),
-        HostFile(p.unit_path(KUBE_PROXY_UNIT), unit, restarts=(KUBE_PROXY_UNIT,)),
+        HostFile(p.KUBE_PROXY_CONFIG, config, restarts=(u.KUBE_PROXY,)),
+        HostFile(p.unit_path(u.KUBE_PROXY), unit, restarts=(u.KUBE_PROXY,)),
     ]
