@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from modtb import run_eggo
 
 from eggo_nornir.testbed import lifecycle
 from eggo_nornir.testbed.handle import Testbed, unavailable
@@ -68,13 +68,7 @@ def eggo(
     small: SmallCluster, *args: str, timeout: float = DEPLOY_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m eggo_nornir ARGS` with the session's environment; stdout and stderr captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args],
-        env=small.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_eggo(small.env, *args, timeout=timeout)
 
 
 def ensure_deployed(small: SmallCluster) -> None:

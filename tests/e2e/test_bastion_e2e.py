@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from modtb import run_eggo
 
 from eggo_nornir.testbed import deployyaml, lifecycle
 from eggo_nornir.testbed.handle import Testbed, unavailable
@@ -47,13 +47,7 @@ class Lab:
     bundle: Path
 
     def eggo(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "eggo_nornir", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_eggo(self.env, *args, timeout=timeout)
 
 
 def _ip(*args: str) -> None:

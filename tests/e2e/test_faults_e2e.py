@@ -43,7 +43,7 @@ from typing import IO
 
 import paramiko
 import pytest
-from modtb import eggo_env, module_testbed
+from modtb import eggo_env, module_testbed, run_eggo
 
 from eggo_nornir.cluster import Cluster
 from eggo_nornir.testbed import bundle as bundle_mod
@@ -193,13 +193,7 @@ def wait_for_upload(tb: Testbed, m: MachineState, min_bytes: int, timeout: float
 
 
 def eggo(f: Faults, *args: str, timeout: float = DEPLOY_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args],
-        env=f.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_eggo(f.env, *args, timeout=timeout)
 
 
 def known_bundle_sha256s(f: Faults) -> set[str]:

@@ -24,14 +24,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed
+from modtb import eggo_env, module_testbed, run_eggo
 
 from eggo_nornir.testbed.handle import Testbed
 
@@ -67,13 +66,7 @@ class Run:
 
     def eggo(self, label: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
         """`python -m eggo_nornir ARGS`; stdout and stderr are kept for the scan."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "eggo_nornir", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = run_eggo(self.env, *args, timeout=timeout)
         self.outputs += [(f"{label}: stdout", proc.stdout), (f"{label}: stderr", proc.stderr)]
         return proc
 
