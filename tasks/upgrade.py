@@ -203,7 +203,7 @@ def _install_binaries(task: Task, ctx: DeployContext, binaries: Sequence[str], d
         return {"binaries": [], "units": []}
     found = packages.parse_probe(remote.run(packages.probe_script(pkgs, dst), timeout=120).stdout)
     plan = packages.plan(pkgs, found, dst, stop_distro_units=False)
-    copied = [posixpath.basename(c.target) for kind, c in plan.steps if kind == "copy"]  # type: ignore[union-attr]
+    copied = [posixpath.basename(c.target) for _kind, c in plan.steps if isinstance(c, packages.Copy)]
     units = [UNIT_OF_BINARY[b] for b in copied if b in UNIT_OF_BINARY]
     if not coredns_render.binary_mode(ctx.cfg):
         units = [u for u in units if u != unit_names.COREDNS]

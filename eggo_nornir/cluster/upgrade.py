@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from eggo_nornir.cluster.skew import Version, check_path
-from eggo_nornir.config.model import ClusterConfig
+from eggo_nornir.config.model import ARCHES, Arch, ClusterConfig, normalise_arch
 from eggo_nornir.engine import Phase, first_master, hosts_named
 from eggo_nornir.errors import UsageError
 from eggo_nornir.render.rendered import Rendered
@@ -64,22 +64,25 @@ def saved_version(saved_text: str | None) -> str | None:
     return str(value) if value else None
 
 
-def parse_bundles(cfg: ClusterConfig, specs: Sequence[str]) -> dict[str, str]:
+def parse_bundles(cfg: ClusterConfig, specs: Sequence[str]) -> dict[Arch, str]:
     """`--bundle PATH` (every arch of a one-arch cluster) or `--bundle ARCH=PATH`, as srcpath entries."""
-    out: dict[str, str] = {}
+    out: dict[Arch, str] = {}
     arches = [
         a
         for a in cfg.arches
         if any(n.arch == a and (n.is_master or n.is_worker or n.is_etcd) for n in cfg.nodes)
     ]
     for spec in specs:
-        arch, sep, path = spec.partition("=")
+        name, sep, path = spec.partition("=")
         if not sep:
             if len(arches) != 1:
                 raise UsageError(
                     f"--bundle: the cluster has {', '.join(arches)} nodes: use --bundle ARCH=PATH"
                 )
-            arch, path = arches[0], spec
+            name, path = arches[0], spec
+        arch = normalise_arch(name)
+        if arch is None:
+            raise UsageError(f"--bundle: {name!r} is not an arch ({', '.join(ARCHES)}) (got {spec!r})")
         p = Path(path).expanduser()
         if not p.is_file():
             raise UsageError(f"--bundle: {p} is not a file (got {spec!r})")
@@ -224,16 +227,16 @@ class UpgradePlan:
         return "\n".join(lines)
 
 
-def _bundle_versions(cfg: ClusterConfig, arch: str) -> dict[str, str]:
+def _bundle_versions(cfg: ClusterConfig, arch: Arch) -> dict[str, str]:
     """etcd/CoreDNS versions from the bundle's metadata sidecar, when it has one (testbed bundles)."""
     from eggo_nornir.testbed import spec
 
-    src = cfg.package_source.srcpath.get(arch) if cfg.package_source else None  # type: ignore[call-overload]
+    src = cfg.package_source.srcpath.get(arch) if cfg.package_source else None
     meta = spec.load_metadata(Path(src)) if src else None
     return {k: str(v) for k, v in (meta or {}).items() if k in ("etcd_version", "coredns_version")}
 
 
-def _binary_line(name: str, old: ClusterConfig, new: ClusterConfig, arch: str) -> str:
+def _binary_line(name: str, old: ClusterConfig, new: ClusterConfig, arch: Arch) -> str:
     if name in up.KUBE_VERSIONED:
         return f"{name}: {old.kubernetes_version} -> {new.kubernetes_version}"
     key = "etcd_version" if name.startswith("etcd") else "coredns_version" if name == "coredns" else ""

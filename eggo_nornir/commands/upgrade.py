@@ -17,11 +17,13 @@ from eggo_nornir.commands._common import (
     add_run_args,
     cluster_for,
     finish,
+    print_json_or_text,
 )
+from eggo_nornir.engine.report import RunResult
 from eggo_nornir.errors import UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_parser(
         subparsers,
         "upgrade",
@@ -71,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         report=args.report,
     )
-    if args.dry_run:
-        print(result.to_json() if args.json else result.summary())
+    if not isinstance(result, RunResult):  # a dry run: the plan, no run
+        print_json_or_text(result, args)
         return 0
-    code = finish(result, args, kubeconfig_hint=False)  # type: ignore[arg-type]
+    code = finish(result, args, kubeconfig_hint=False)
     if code:
         from eggo_nornir.cluster.upgrade import RESUME_HINT
 

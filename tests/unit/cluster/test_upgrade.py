@@ -59,6 +59,10 @@ def test_bundle_override(tmp_path: Path) -> None:
     assert new.package_source is not None and new.package_source.srcpath["amd64"] == str(tarball)
     with pytest.raises(UsageError, match=r"--bundle: .* is not a file"):
         upg.resolve(cfg, None, "v1.35.4", [str(tmp_path / "nope.tar.gz")])
+    new, _, _ = upg.resolve(cfg, None, "v1.35.4", [f"x86_64={tarball}"])  # an arch's other spelling
+    assert new.package_source is not None and new.package_source.srcpath["amd64"] == str(tarball)
+    with pytest.raises(UsageError, match=r"--bundle: 'mips' is not an arch \(amd64, arm64\)"):
+        upg.resolve(cfg, None, "v1.35.4", [f"mips={tarball}"])
 
 
 def test_unit_flags_and_file_changes() -> None:
