@@ -388,9 +388,9 @@ def preflight_checks(
     with contextlib.suppress(ValueError):
         skew = float(raw.get("now", "")) - t0
     bundle = ctx.bundle_for(node)
-    present = bundle is not None and Path(bundle).is_file()
-    size = Path(bundle).stat().st_size if present else None
-    families = bundle_families(Path(bundle)) if present else None
+    present = Path(bundle) if bundle is not None and Path(bundle).is_file() else None
+    size = present.stat().st_size if present else None
+    families = bundle_families(present) if present else None
     facts, problems, warnings = judge(
         ctx.cfg,
         node,
