@@ -22,8 +22,22 @@ LB_BIND_PORT = 8443
 # ones kind uses): kube-proxy must not try to raise nf_conntrack_max (a host-wide sysctl the
 # machine may not write), and runc must not lower oom_score_adj, which needs CAP_SYS_RESOURCE
 # that root lacks on the testbed host. Real machines need neither.
+#
+# And the disk: every machine's /var/lib/containerd lies on the host's own filesystem, which
+# the host (and whatever else runs on it) fills and empties. The kubelet judges disk pressure
+# by that filesystem's free share: with the defaults (evict below 15% free, image GC above
+# 85% used) a busy host evicts every pod and deletes the bundle's images, which an offline
+# node cannot pull back (a CI run lost its whole workload in the middle of an upgrade that
+# way). So the thresholds are absolute and small: eviction still guards a really full disk,
+# and image GC never deletes what only the bundle can bring back.
+NSPAWN_KUBELET_DISK_ARGS: dict[str, str] = {
+    "--eviction-hard": "memory.available<100Mi,nodefs.available<1Gi,imagefs.available<1Gi",
+    "--image-gc-high-threshold": "100",
+    "--image-gc-low-threshold": "99",
+}
 NSPAWN_EXTRA_ARGS: list[dict[str, Any]] = [
     {"name": "kube-proxy", "extra-args": {"--conntrack-max-per-core": "0"}},
+    {"name": "kubelet", "extra-args": NSPAWN_KUBELET_DISK_ARGS},
     {
         "name": "container-engine",
         "extra-args": {

@@ -155,3 +155,22 @@ def test_deploy_yaml_loads_with_project_loader(tmp_path: Path) -> None:
         and ("containerd", "pkg") in kinds
         and ("pause-3.10.tar", "image") in kinds
     )
+
+
+def test_deploy_yaml_kubelet_disk_thresholds_are_absolute(tmp_path: Path) -> None:
+    """The machines' disk is the host's: a busy host must not evict the testbed's pods or
+    garbage-collect the bundle's images (an offline node cannot pull them back)."""
+    from eggo_nornir.config import load_config
+    from eggo_nornir.render import units
+
+    bundle = tmp_path / "packages-amd64.tar.gz"
+    bundle.write_bytes(b"")
+    (tmp_path / "id_ed25519").write_text("")
+    cfg = load_config(deployyaml.write(make_state(tmp_path), tmp_path / "id_ed25519", bundle))
+    worker = cfg.with_role("worker")[0]
+    flags = dict(units.kubelet_flags(cfg, worker, 34))
+    assert flags["--image-gc-high-threshold"] == "100"
+    assert int(flags["--image-gc-low-threshold"]) < 100
+    thresholds = dict(t.split("<") for t in flags["--eviction-hard"].split(","))
+    assert not any(v.endswith("%") for v in thresholds.values()), thresholds
+    assert {"nodefs.available", "imagefs.available"} <= set(thresholds)
