@@ -34,6 +34,7 @@ from nornir.core.task import Result, Task
 from eggo_nornir.config.model import Node
 from eggo_nornir.remote import CommandResult, Remote, RemoteError, Unreachable
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import network
 from eggo_nornir.render import paths as p
 from eggo_nornir.render.addons import CLUSTER_ADMINS_MANIFEST
 from eggo_nornir.render.flags import runtime_endpoint
@@ -48,6 +49,7 @@ from eggo_nornir.tasks._lib.cleanup_plan import (
     Plan,
     Step,
     candidate_paths,
+    cni_addon_leftovers,
     facts_script,
     ownership,
     package_tool,
@@ -61,6 +63,7 @@ from eggo_nornir.tasks._lib.cleanup_plan import (
 from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.files import STATE_DIR
+from eggo_nornir.tasks.network import runtime_cni_dirs
 
 PROBE_TIMEOUT = 120.0
 API_TIMEOUT = 30.0  # the readiness probe of cleanup_cluster_objects, whole command
@@ -78,6 +81,7 @@ def node_spec(ctx: DeployContext, node: Node) -> NodeSpec:
     """The plain data planning needs about `node` (so the planner never sees secrets)."""
     cfg = ctx.cfg
     dst = cfg.package_source.dstpath if cfg.package_source else DEFAULT_DSTPATH
+    addon_paths, addon_chains = cni_addon_leftovers(network.cni_addon(cfg), runtime_cni_dirs(cfg)[0])
     return NodeSpec(
         roles=frozenset(node.roles),
         cluster_id=cfg.cluster_id,
@@ -86,6 +90,8 @@ def node_spec(ctx: DeployContext, node: Node) -> NodeSpec:
         rendered=tuple(hf.path for hf in ctx.all_files(node.name)),
         dstpaths=tuple(dict.fromkeys((dst, DEFAULT_DSTPATH))),
         etcd_external=cfg.etcd_external,
+        addon_paths=addon_paths,
+        addon_chains=addon_chains,
     )
 
 

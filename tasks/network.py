@@ -54,19 +54,22 @@ def plugin_probe_script(
 
 
 def ensure_cni_plugins(remote: Remote, cfg: ClusterConfig, dry: bool) -> tuple[list[str], list[str]]:
-    """Make the bridge network's plugins findable by the runtime; (links made, notes).
+    """Make the reference plugins findable by the runtime; (links made, notes).
 
-    Without the bridge network the addon (calico, flannel...) installs its own plugins, so
-    nothing is required, and only a note says which dirs the runtime searches.
+    The built-in bridge network needs all of `BRIDGE_PLUGINS`: one found nowhere is an error.
+    A CNI addon brings its own plugin, but many delegate to the reference ones (flannel's
+    plugin calls `bridge` and `host-local`, its config chains `portmap`, and containerd
+    always runs `loopback`), and only the runtime's dir is searched: so those found in a
+    distro dir are linked too, and those found nowhere are left to the addon (calico
+    installs its own copies).
     """
     search = runtime_cni_dirs(cfg)
-    if not network.uses_bridge(cfg):
-        return [], []
+    bridge = network.uses_bridge(cfg)
     sources = tuple(dict.fromkeys((*DISTRO_CNI_DIRS, *cfg.cni_bin_dirs)))
     out = remote.run(plugin_probe_script(search, sources, BRIDGE_PLUGINS, search[0]), timeout=60).stdout
     links = [line.split()[1:3] for line in out.splitlines() if line.startswith("link ")]
     missing = [line.split()[1] for line in out.splitlines() if line.startswith("missing ")]
-    if missing:
+    if missing and bridge:
         raise RuntimeError(
             f"CNI plugins {', '.join(missing)} not found in {', '.join(search)} (searched by "
             f"{cfg.runtime}) nor in {', '.join(sources)}: install containernetworking-plugins "

@@ -79,6 +79,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_bundle.add_argument(
         "--format", default="deb", choices=("deb", "rpm"), help="package family of pkg/ (default %(default)s)"
     )
+    p_bundle.add_argument(
+        "--layout",
+        default="typed",
+        choices=("typed", "manual"),
+        help="typed: pkg/ bin/ image/ file/ (upstream, default); manual: everything at the top, "
+        "images.tar, addons/ (the operator manual)",
+    )
+    p_bundle.add_argument(
+        "--addons",
+        action="store_true",
+        help="also the flannel CNI addon (manifest and image) and the CoreDNS image for pod DNS",
+    )
     p_bundle.add_argument("--out", help="output dir (default: ~/.cache/eggo-nornir/bundle)")
     p_bundle.add_argument(
         "--kubernetes-version",
@@ -176,7 +188,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = bundle.build(args.arch, out, versions, family=args.format)
+    result = bundle.build(
+        args.arch, out, versions, family=args.format, layout=args.layout, addons=args.addons
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,9 +1,14 @@
-"""`testbed bundle`: packages-ARCH.tar.gz in eggo's layout, built offline-ready and cached.
+"""`testbed bundle`: packages-ARCH.tar.gz in either of eggo's layouts, built offline-ready and cached.
 
-Layout (what eggo's `package-source` expects once unpacked into `dstpath`):
-`pkg/` Debian .debs, `bin/` Kubernetes/etcd/CoreDNS binaries, `image/` docker-archive
-images, `file/` addon manifests, plus `MANIFEST.sha256` (sha256sum format) inside and a
-`.sha256` sidecar next to the tarball.
+Layouts (both read by `eggo_nornir.bundle.layout`; `--layout` picks one, from the same content):
+- `typed` (upstream's code, the default): `pkg/` Debian .debs, `bin/` Kubernetes/etcd/CoreDNS
+  binaries, `image/` one docker-archive per image, `file/` files and addon manifests;
+- `manual` (the operator manual's "准备工作"): the .debs, binaries and files at the top, every
+  image in one top-level `images.tar`, addon manifests in `addons/`.
+Both carry `MANIFEST.sha256` (sha256sum format) inside and a `.sha256` sidecar next to the tarball.
+`--addons` adds the manual's network path: the flannel CNI addon (manifest and image) and the
+CoreDNS image for `corednstype: pod`. Each (layout, addons) pair is a file name of its own, so
+the default bundle others use never changes.
 
 Why the .debs are resolved against the rootfs: the machines start from the minimal
 debootstrap tree, so the bundle must carry exactly the dependency closure that tree
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 
 GZIP_LEVEL = 6
 LAYOUT_DIRS = ("pkg", "bin", "image", "file")
+# content kind -> where the typed layout puts it (the manual layout: see `member_name`)
+TYPED_DIR = {"deb": "pkg", "bin": "bin", "image": "image", "file": "file", "addon": "file"}
+IMAGES_TAR = "images.tar"
 
 
 # ---- small pure helpers (unit-tested) -----------------------------------------------
@@ -252,6 +260,85 @@ def resolve_one(name: str, arch: str) -> list[tuple[str, str, str]]:
     return [(name, version, f"{name}_{version.replace(':', '%3a')}_{fields['Architecture']}.deb")]
 
 
+def _build_once(script: str, args: list[str], out: Path, binary: str, what: str) -> Path:
+    """Run a build script of scripts/ unless `out/binary` exists; the scripts lock `out` themselves."""
+    if (out / binary).is_file():
+        return out / binary
+    log_file = paths.logs_dir() / f"build-{out.name}.log"
+    print(f"building {what} (log: {log_file}) ...", file=sys.stderr, flush=True)
+    run(
+        ["bash", str(paths.scripts_dir() / script), *args, str(out)],
+        step=f"bundle: build {what}",
+        log_file=log_file,
+    )
+    if not (out / binary).is_file():
+        raise TestbedError(f"bundle: {script} left out {out / binary}; see {log_file}")
+    return out / binary
+
+
+def ensure_addon_images(arch: str) -> dict[str, Path]:
+    """The flannel and CoreDNS images (`--addons`), built once per arch and versions.
+
+    flanneld and the `flannel` CNI plugin are built from the Go module proxy into their own
+    cache dirs; CoreDNS is the bundle's binary; busybox is the one the busybox image uses.
+    """
+    out = paths.cache_dir() / "images" / f"{arch}-addons"
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = {
+        "flannel": spec.FLANNEL_VERSION,
+        "cni": spec.CNI_PLUGINS_VERSION,
+        "coredns": spec.COREDNS_VERSION,
+    }
+    stamp = out / "inputs.json"
+    result = {img.file: out / img.file for img in spec.ADDON_IMAGES}
+    try:
+        stamp_ok = json.loads(stamp.read_text()) == inputs
+    except (OSError, ValueError):
+        stamp_ok = False
+    if stamp_ok and all(p.is_file() for p in result.values()):
+        return result
+    bins = paths.cache_dir() / "bin"
+    flanneld = _build_once(
+        "build-flannel.sh",
+        [spec.FLANNEL_VERSION, arch],
+        bins / f"flannel-{spec.FLANNEL_VERSION}-{arch}",
+        "flanneld",
+        f"flanneld {spec.FLANNEL_VERSION} for {arch}",
+    )
+    plugin = _build_once(
+        "build-cni-flannel.sh",
+        [spec.CNI_PLUGINS_VERSION, arch],
+        bins / f"cni-flannel-{spec.CNI_PLUGINS_VERSION}-{arch}",
+        "flannel",
+        f"the flannel CNI plugin ({spec.CNI_PLUGINS_VERSION}) for {arch}",
+    )
+    with tempfile.TemporaryDirectory(prefix="eggo-img-") as tmp:
+        [deb] = download_debs(arch, resolve_one("busybox-static", arch))
+        busybox = images.extract_busybox(deb, Path(tmp))
+    flannel = images.flannel_image(flanneld.read_bytes(), plugin.read_bytes(), busybox, arch)
+    result[spec.FLANNEL_IMAGE.file].write_bytes(flannel)
+    coredns = (ensure_binaries(arch) / "coredns").read_bytes()
+    result[spec.COREDNS_IMAGE.file].write_bytes(images.coredns_image(coredns, arch))
+    stamp.write_text(json.dumps(inputs) + "\n")
+    return result
+
+
+def flannel_manifest() -> bytes:
+    """The flannel addon manifest, naming the image the bundle carries."""
+    text = (paths.scripts_dir() / spec.FLANNEL_MANIFEST).read_text()
+    return text.replace("${image}", spec.FLANNEL_IMAGE.ref).encode()
+
+
+# Why pods need a resolver file of their own on the testbed: pod CoreDNS (`dnsPolicy: Default`)
+# forwards to the node's resolver, and the machines' /etc/resolv.conf names 127.0.0.1, which in
+# the pod is CoreDNS itself: its `loop` check stops it. 10.32.0.1 is the testbed cluster's own
+# `kubernetes` Service, which answers no DNS, so an outside name fails fast inside the testbed.
+POD_RESOLV_TEXT = (
+    b"# eggo-nornir testbed: the upstream resolver of dnsPolicy Default pods (pod CoreDNS)\n"
+    b"nameserver 10.32.0.1\noptions timeout:1 attempts:1\n"
+)
+
+
 # ---- assembly -----------------------------------------------------------------------
 def _tar_filter(ti: tarfile.TarInfo) -> tarfile.TarInfo:
     ti.uid = ti.gid = 0
@@ -260,36 +347,81 @@ def _tar_filter(ti: tarfile.TarInfo) -> tarfile.TarInfo:
     return ti
 
 
-def write_tarball(stage: Path, target: Path) -> None:
-    """Deterministic tar.gz of `stage` (sorted, mtime 0, root-owned), written atomically."""
+def member_name(layout: str, kind: str, name: str) -> str:
+    """Where a piece of content goes in a bundle of `layout` (every image of `manual` goes
+    into the one top-level images.tar)."""
+    if layout == "typed":
+        return f"{TYPED_DIR[kind]}/{name}"
+    if kind == "image":
+        return IMAGES_TAR
+    return f"addons/{name}" if kind == "addon" else name
+
+
+def arrange(content: dict[str, dict[str, Path]], layout: str) -> tuple[dict[str, Path], list[Path]]:
+    """{member: source} of a bundle of `layout`, and the image archives to merge into images.tar.
+
+    `content` is kind (deb, bin, image, file, addon) -> {name: source}; the same content gives
+    either layout, so the two differ only in where each piece sits.
+    """
+    if layout not in spec.LAYOUTS:
+        raise TestbedError(f"bundle: unknown layout {layout!r} (use {' or '.join(spec.LAYOUTS)})")
+    members: dict[str, Path] = {}
+    merged: list[Path] = []
+    for kind in ("deb", "bin", "image", "file", "addon"):
+        for name, src in sorted(content.get(kind, {}).items()):
+            member = member_name(layout, kind, name)
+            if member == IMAGES_TAR:
+                merged.append(src)
+            elif member in members:
+                raise TestbedError(f"bundle: two inputs want {member} ({members[member]}, {src})")
+            else:
+                members[member] = src
+    return members, merged
+
+
+def write_tarball(stage: Path, target: Path, layout: str = "typed") -> None:
+    """Deterministic tar.gz of `stage` (sorted, mtime 0, root-owned), written atomically.
+
+    The typed layout always has its four dirs (an empty one too), MANIFEST.sha256 goes last.
+    """
     tmp = target.with_name(target.name + ".tmp")
     with (
         open(tmp, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
-        for d in LAYOUT_DIRS:
-            tar.add(stage / d, arcname=d, recursive=False, filter=_tar_filter)
-            for f in sorted((stage / d).iterdir()):
-                tar.add(f, arcname=f"{d}/{f.name}", filter=_tar_filter)
+        tops = [stage / d for d in LAYOUT_DIRS] if layout == "typed" else []
+        tops += sorted(p for p in stage.iterdir() if p not in tops and p.name != "MANIFEST.sha256")
+        for top in tops:
+            tar.add(top, arcname=top.name, recursive=False, filter=_tar_filter)
+            if top.is_dir():
+                for f in sorted(top.rglob("*")):
+                    tar.add(f, arcname=f.relative_to(stage).as_posix(), recursive=False, filter=_tar_filter)
         tar.add(stage / "MANIFEST.sha256", arcname="MANIFEST.sha256", filter=_tar_filter)
     os.replace(tmp, target)
 
 
 def build(
-    arch: str, out_dir: Path, versions: spec.Versions = spec.DEFAULT_VERSIONS, family: str = "deb"
+    arch: str,
+    out_dir: Path,
+    versions: spec.Versions = spec.DEFAULT_VERSIONS,
+    family: str = "deb",
+    layout: str = "typed",
+    addons: bool = False,
 ) -> dict[str, Any]:
-    """Build (or reuse) `out_dir/packages-ARCH.tar.gz` (another name for non-default `versions`,
-    and for `family` rpm).
+    """Build (or reuse) `out_dir/<spec.bundle_name>` (another name for non-default `versions`,
+    for `family` rpm, for the manual `layout` and for `addons`).
 
     `family` rpm: pkg/ holds real rpms instead of the debs (rpmbuild of the Go binaries under
     the manual's names, `alien --to-rpm` of the same debs), everything else is the same.
+    `layout` manual puts everything at the top with one images.tar (see `arrange`); `addons`
+    adds the flannel manifest and image, the CoreDNS image and the pods' resolver file.
     Returns what was built and how long it took.
     """
     start = time.monotonic()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / spec.bundle_name(arch, versions, family)
+    target = out_dir / spec.bundle_name(arch, versions, family, layout, addons)
     fs = rootfs.ensure_rootfs(arch)
     bins = ensure_binaries(arch, versions)
     reported = check_versions(bins, arch, versions)
@@ -303,10 +435,26 @@ def build(
         from eggo_nornir.testbed import rpms
 
         pkg_files = rpms.ensure_rpms(arch, bins, deb_files, versions)
-    sources: dict[str, Path] = {f"pkg/{p.name}": p for p in pkg_files}
-    sources |= {f"bin/{b}": bins / b for b in spec.BINARIES}
-    sources |= {f"image/{name}": path for name, path in image_files.items()}
-    manifest = manifest_text({rel: sha256_file(p) for rel, p in sources.items()})
+    image_specs = list(spec.IMAGES)
+    content: dict[str, dict[str, Path]] = {
+        "deb": {p.name: p for p in pkg_files},
+        "bin": {b: bins / b for b in spec.BINARIES},
+        "image": dict(image_files),
+    }
+    generated: dict[str, bytes] = {}
+    if addons:
+        content["image"] |= ensure_addon_images(arch)
+        image_specs += spec.ADDON_IMAGES
+        generated = {
+            member_name(layout, "addon", spec.FLANNEL_MANIFEST): flannel_manifest(),
+            member_name(layout, "file", spec.POD_RESOLV_CONF): POD_RESOLV_TEXT,
+        }
+    sources, merged = arrange(content, layout)
+    if merged:
+        generated[IMAGES_TAR] = images.merge_archives([p.read_bytes() for p in merged])
+    digests = {rel: sha256_file(p) for rel, p in sources.items()}
+    digests |= {rel: hashlib.sha256(data).hexdigest() for rel, data in generated.items()}
+    manifest = manifest_text(digests)
     manifest_hash = hashlib.sha256(manifest.encode()).hexdigest()
     meta_path = spec.metadata_path(target)
     sidecar = target.with_name(target.name + ".sha256")
@@ -321,12 +469,17 @@ def build(
     if not cached:
         with tempfile.TemporaryDirectory(prefix=".stage-", dir=out_dir) as tmp:
             stage = Path(tmp)
-            for d in LAYOUT_DIRS:
-                (stage / d).mkdir()
+            if layout == "typed":
+                for d in LAYOUT_DIRS:
+                    (stage / d).mkdir()
             for rel, src in sources.items():
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.link(src, stage / rel) if _same_fs(src, stage) else shutil.copy2(src, stage / rel)
+            for rel, data in generated.items():
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                (stage / rel).write_bytes(data)
             (stage / "MANIFEST.sha256").write_text(manifest)
-            write_tarball(stage, target)
+            write_tarball(stage, target, layout)
         tar_hash = sha256_file(target)
         sidecar.write_text(f"{tar_hash}  {target.name}\n")
         meta = {
@@ -335,8 +488,10 @@ def build(
             "kubernetes_version": versions.kubernetes,
             "etcd_version": versions.etcd,
             "coredns_version": versions.coredns,
+            "layout": layout,
+            "addons": addons,
             "pause_image": spec.PAUSE_IMAGE.ref,
-            "images": {i.file: i.ref for i in spec.IMAGES},
+            "images": {i.file: i.ref for i in image_specs},
             "deb_groups": {c: sorted({n for n, _, _ in e}) for c, e in groups.items()},
             "debs": [f for _, _, f in all_debs],
             "binary_versions": reported,
@@ -344,16 +499,20 @@ def build(
             "tarball_sha256": tar_hash,
             "size_bytes": target.stat().st_size,
         }
+        if not addons and layout == "typed":
+            # the default bundle's metadata keeps its old keys, so other checkouts see no change
+            del meta["layout"], meta["addons"]
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     meta = spec.load_metadata(target) or {}
     return {
         "tarball": str(target),
+        "layout": layout,
         "sha256": meta.get("tarball_sha256"),
         "size_bytes": meta.get("size_bytes"),
         "cached": cached,
         "seconds": round(time.monotonic() - start, 2),
         "metadata": str(meta_path),
-        "files": len(sources),
+        "files": len(sources) + len(generated),
     }
 
 

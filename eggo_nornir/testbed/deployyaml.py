@@ -1,9 +1,13 @@
-"""The ready-to-use deploy.yaml for a testbed (upstream eggo dialect).
+"""The ready-to-use deploy.yaml for a testbed: upstream eggo's dialect, or the manual's.
 
 Why generated: the testbed knows every machine's name, IP and role, the SSH key and the
 bundle; writing them out by hand is where typos creep in. The package lists come from
 the bundle's metadata when it exists (so the dependency closure computed at bundle
 time is installed), else from the top-level names in `spec`.
+
+A manual-layout bundle (`testbed bundle --layout manual`) gets the operator manual's dialect
+(`render_manual`): `nodes`, `package-src`, `pacakges` by role with `name*` packages,
+`network.plugin-args`; with `--addons` also flannel from addons/ and CoreDNS as pods.
 """
 
 from __future__ import annotations
@@ -53,6 +57,15 @@ NSPAWN_EXTRA_ARGS: list[dict[str, Any]] = [
 NSPAWN_SECURITY: dict[str, Any] = {"protect-kernel-defaults": False}
 
 
+# The manual bundle's extras (`testbed bundle --addons`): the kubelet hands pod CoreDNS a resolver
+# file of its own (see bundle.POD_RESOLV_TEXT for why the machines' /etc/resolv.conf cannot serve).
+POD_RESOLV_PATH = f"/etc/kubernetes/{spec.POD_RESOLV_CONF}"
+POD_DNS_EXTRA_ARGS: dict[str, Any] = {"name": "kubelet", "extra-args": {"--resolv-conf": POD_RESOLV_PATH}}
+POD_CIDR = "10.244.0.0/16"
+# the manual's network path: a different CIDR than the stock manifest's, so templating shows
+ADDON_POD_CIDR = "10.246.0.0/16"
+
+
 def _host(name: str, ip: str, arch: str) -> dict[str, Any]:
     return {"name": name, "ip": ip, "port": 22, "arch": arch}
 
@@ -90,10 +103,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
     """The deploy.yaml document as a dict; `bundle` is the tarball (or arch -> tarball)."""
     bundles = bundle if isinstance(bundle, dict) else {state.arch: bundle}
     metadata = _first_metadata(bundles) or {}  # the bundle's own version (another minor's bundle too)
-    by_role: dict[str, list[dict[str, Any]]] = {"master": [], "worker": [], "etcd": [], "loadbalance": []}
-    for m in state.machines:
-        for role in m.roles:
-            by_role[role].append(_host(m.name, m.ip, m.arch))
+    by_role = _by_role(state)
     doc: dict[str, Any] = {
         "cluster-id": state.name,
         "username": "eggo",
@@ -116,7 +126,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
                 "gateway": "10.32.0.1",
                 "dns": {"corednstype": "binary"},
             },
-            "network": {"podcidr": "10.244.0.0/16", "plugin": "bridge"},
+            "network": {"podcidr": POD_CIDR, "plugin": "bridge"},
             "dns-vip": "10.32.0.10",
             "dns-domain": "cluster.local",
             "pause-image": spec.PAUSE_IMAGE.ref,
@@ -139,6 +149,98 @@ def _first_metadata(bundles: dict[str, Path]) -> dict[str, Any] | None:
     return None
 
 
+def _by_role(state: TestbedState) -> dict[str, list[dict[str, Any]]]:
+    by_role: dict[str, list[dict[str, Any]]] = {"master": [], "worker": [], "etcd": [], "loadbalance": []}
+    for m in state.machines:
+        for role in m.roles:
+            by_role[role].append(_host(m.name, m.ip, m.arch))
+    return by_role
+
+
+def manual_packages(metadata: dict[str, Any] | None, lb: bool) -> dict[str, list[dict[str, str]]]:
+    """The manual's `pacakges:` by role: every .deb as `{name, type: pkg}` (matched as `name*`),
+    every binary as `{name, type: binary, dstpath: /usr/bin}`; with addons the pods' resolver
+    file, and in the manual layout the `addons` tree to /etc/kubernetes (the manual's own
+    entry). The typed layout has no images.tar, so there each image is an `image` entry."""
+    addons = bool((metadata or {}).get("addons"))
+    manual = (metadata or {}).get("layout") == "manual"
+
+    def pkgs(*categories: str) -> list[dict[str, str]]:
+        names = dict.fromkeys(n for c in categories for n in deb_groups(metadata).get(c, []))
+        return [{"name": n, "type": "pkg", "dstpath": ""} for n in names]
+
+    def bins(category: str) -> list[dict[str, str]]:
+        return [{"name": b, "type": "binary", "dstpath": "/usr/bin"} for b in spec.BIN_GROUPS[category]]
+
+    out: dict[str, list[dict[str, str]]] = {
+        "etcd": bins("etcd"),
+        "master": bins("kubernetes-master"),
+        "node": [*pkgs("container", "network", "kubernetes-worker"), *bins("kubernetes-worker")],
+    }
+    if addons:
+        out["node"].append({"name": spec.POD_RESOLV_CONF, "type": "file", "dstpath": "/etc/kubernetes"})
+        if manual:
+            out["master"].append({"name": "addons", "type": "binary", "dstpath": "/etc/kubernetes"})
+    else:
+        out["master"] += bins("dns")
+    if not manual:
+        images = (metadata or {}).get("images") or {i.file: i.ref for i in spec.IMAGES}
+        out["node"] += [{"name": f, "type": "image", "dstpath": ""} for f in sorted(images)]
+    if lb:
+        out["loadbalance"] = pkgs("loadbalance")
+    return out
+
+
+def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str, Any]:
+    """The manual's dialect, key for key as its "配置文件说明" example, for a manual-layout bundle."""
+    metadata = spec.load_metadata(bundle)
+    addons = bool((metadata or {}).get("addons"))
+    by_role = _by_role(state)
+    doc: dict[str, Any] = {
+        "cluster-id": state.name,
+        "username": "eggo",
+        "private-key-path": str(key_path),
+        "masters": by_role["master"],
+        "nodes": by_role["worker"],
+        "etcds": by_role["etcd"],
+    }
+    if by_role["loadbalance"]:
+        doc["loadbalance"] = {**by_role["loadbalance"][0], "bind-port": LB_BIND_PORT}
+        endpoint = f"{by_role['loadbalance'][0]['ip']}:{LB_BIND_PORT}"
+    else:
+        endpoint = f"{by_role['master'][0]['ip']}:6443"
+    dns: dict[str, Any] = {"corednstype": "binary"}
+    network: dict[str, Any] = {"podcidr": POD_CIDR, "plugin": "bridge"}
+    extra = list(NSPAWN_EXTRA_ARGS)
+    if addons:
+        dns = {"corednstype": "pod", "imageversion": spec.COREDNS_VERSION.lstrip("v"), "replicas": 2}
+        network = {
+            "podcidr": ADDON_POD_CIDR,
+            "plugin": "flannel",
+            "plugin-args": {"NetworkYamlPath": f"/etc/kubernetes/addons/{spec.FLANNEL_MANIFEST}"},
+        }
+        extra.append(POD_DNS_EXTRA_ARGS)
+    doc.update(
+        {
+            "service": {"cidr": "10.32.0.0/16", "dnsaddr": "10.32.0.10", "gateway": "10.32.0.1", "dns": dns},
+            "network": network,
+            "apiserver-endpoint": endpoint,
+            "dns-vip": "10.32.0.10",
+            "dns-domain": "cluster.local",
+            "pause-image": spec.PAUSE_IMAGE.ref,
+            "network-plugin": "cni",
+            "cni-bin-dir": "/opt/cni/bin",
+            "runtime": "containerd",
+            "config-extra-args": extra,
+        }
+    )
+    if addons:
+        doc["addons"] = [{"type": "file", "filename": spec.FLANNEL_MANIFEST}]
+    doc["package-src"] = {"type": "tar.gz", "x86src" if state.arch == "amd64" else "armsrc": str(bundle)}
+    doc["pacakges"] = manual_packages(metadata, bool(by_role["loadbalance"]))
+    return doc
+
+
 HEADER = """\
 # Generated by `eggo-nornir testbed up` for the testbed {name!r}.
 # SSH user eggo has passwordless sudo; the bundle is built by `eggo-nornir testbed bundle`.
@@ -146,9 +248,10 @@ HEADER = """\
 
 
 def write(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) -> Path:
+    """deploy.yaml in the dialect that goes with the bundle's layout."""
     path = Path(state.out_dir) / "deploy.yaml"
-    text = HEADER.format(name=state.name) + yaml.safe_dump(
-        render(state, key_path, bundle), sort_keys=False, default_flow_style=False
-    )
+    manual = isinstance(bundle, Path) and (spec.load_metadata(bundle) or {}).get("layout") == "manual"
+    doc = render_manual(state, key_path, bundle) if manual else render(state, key_path, bundle)
+    text = HEADER.format(name=state.name) + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
     path.write_text(text)
     return path

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,6 +27,8 @@ BUSYBOX_APPLETS: tuple[str, ...] = (
     "kill", "ls", "mkdir", "nc", "netstat", "nslookup", "ping", "printf", "ps", "rm", "route", "sleep",
     "tail", "test", "top", "touch", "true", "uname", "wc", "wget", "which",
 )  # fmt: skip
+# What the flannel image's install steps run (`cp` of the CNI plugin and config to the host).
+FLANNEL_APPLETS: tuple[str, ...] = ("sh", "cat", "cp", "ls", "mkdir")
 
 
 @dataclass
@@ -122,6 +125,42 @@ def write_archive(
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
 
 
+def merge_archives(archives: Sequence[bytes]) -> bytes:
+    """One docker-archive holding every image of `archives`, as `docker save IMG1 IMG2 ...` writes.
+
+    Why: the manual's bundle carries all images in a single `images.tar` that one
+    `load`/`import` brings in. Members are content-addressed (config and layer names are
+    sha256s), so a member two images share is written once.
+    """
+    manifest: list[object] = []
+    repositories: dict[str, dict[str, str]] = {}
+    dirs: set[str] = set()
+    files: dict[str, bytes] = {}
+    for raw in archives:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for ti in tar.getmembers():
+                if ti.isdir():
+                    dirs.add(ti.name)
+                    continue
+                data = tar.extractfile(ti).read()  # type: ignore[union-attr]
+                if ti.name == "manifest.json":
+                    manifest += json.loads(data)
+                elif ti.name == "repositories":
+                    for repo, tags in json.loads(data).items():
+                        repositories.setdefault(repo, {}).update(tags)
+                else:
+                    files[ti.name] = data
+    files["manifest.json"] = json.dumps(manifest, separators=(",", ":")).encode()
+    files["repositories"] = json.dumps(repositories, sort_keys=True, separators=(",", ":")).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for d in sorted(dirs):
+            tar.addfile(_info(d, tarfile.DIRTYPE, 0o755))
+        for name in sorted(files):
+            tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(files[name])), io.BytesIO(files[name]))
+    return out.getvalue()
+
+
 GCC_BY_ARCH = {"amd64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
 
 
@@ -157,3 +196,27 @@ def busybox_image(busybox: bytes, arch: str) -> bytes:
         dirs=("tmp", "root"),
     )
     return docker_archive(spec.BUSYBOX_IMAGE.ref, layer, arch, cmd=["sh"])
+
+
+def flannel_image(flanneld: bytes, cni_plugin: bytes, busybox: bytes, arch: str) -> bytes:
+    """flanneld at /opt/bin/flanneld and the `flannel` CNI plugin at /flannel, where the
+    upstream images keep them, plus a busybox for the manifest's install steps (`cp`).
+
+    No iptables inside: the manifest runs flanneld without `--ip-masq` and without its FORWARD
+    rules (the testbed machines forward by default and have no way out to masquerade to)."""
+    layer = Layer(
+        files={
+            "opt/bin/flanneld": (flanneld, 0o755),
+            "flannel": (cni_plugin, 0o755),
+            "bin/busybox": (busybox, 0o755),
+        },
+        symlinks={f"bin/{a}": "busybox" for a in FLANNEL_APPLETS},
+        dirs=("tmp", "run", "etc/kube-flannel"),
+    )
+    return docker_archive(spec.FLANNEL_IMAGE.ref, layer, arch, entrypoint=["/opt/bin/flanneld"])
+
+
+def coredns_image(coredns: bytes, arch: str) -> bytes:
+    """The bundle's static coredns binary as `coredns/coredns:<version>`, at /coredns like upstream's."""
+    layer = Layer(files={"coredns": (coredns, 0o755)}, dirs=("etc/coredns",))
+    return docker_archive(spec.COREDNS_IMAGE.ref, layer, arch, entrypoint=["/coredns"])

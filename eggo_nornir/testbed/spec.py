@@ -122,11 +122,39 @@ PAUSE_IMAGE = ImageSpec("registry.k8s.io/pause:3.10", "pause-3.10.tar")
 BUSYBOX_IMAGE = ImageSpec("eggo.local/busybox:1.35", "busybox-1.35.tar")
 IMAGES: tuple[ImageSpec, ...] = (PAUSE_IMAGE, BUSYBOX_IMAGE)
 
+# The manual's network path (`testbed bundle --addons`): the flannel CNI addon (its manifest in
+# addons/, its image in images.tar) and the CoreDNS image for `corednstype: pod`.
+FLANNEL_VERSION = "v0.28.10"
+# the last containernetworking/plugins release with plugins/meta/flannel (see build-cni-flannel.sh)
+CNI_PLUGINS_VERSION = "v0.9.1"
+FLANNEL_IMAGE = ImageSpec(f"eggo.local/flannel:{FLANNEL_VERSION}", f"flannel-{FLANNEL_VERSION}.tar")
+# `coredns/coredns:<service.dns.imageversion>` is what the pod-mode manifest names
+COREDNS_IMAGE = ImageSpec(
+    f"coredns/coredns:{COREDNS_VERSION.lstrip('v')}", f"coredns-{COREDNS_VERSION.lstrip('v')}.tar"
+)
+ADDON_IMAGES: tuple[ImageSpec, ...] = (FLANNEL_IMAGE, COREDNS_IMAGE)
+FLANNEL_MANIFEST = "kube-flannel.yml"
+# The resolver file the kubelet hands to `dnsPolicy: Default` pods (pod CoreDNS) on the testbed:
+# see deployyaml.POD_DNS_EXTRA_ARGS for why the machines' own /etc/resolv.conf cannot serve.
+POD_RESOLV_CONF = "testbed-pod-resolv.conf"
 
-def bundle_name(arch: str, versions: Versions = DEFAULT_VERSIONS, family: str = "deb") -> str:
+# The two bundle layouts (eggo_nornir.bundle.layout reads both): `typed` is upstream's
+# pkg/ bin/ image/ file/ sub-dirs, `manual` the operator manual's flat one.
+LAYOUTS: tuple[str, ...] = ("typed", "manual")
+
+
+def bundle_name(
+    arch: str,
+    versions: Versions = DEFAULT_VERSIONS,
+    family: str = "deb",
+    layout: str = "typed",
+    addons: bool = False,
+) -> str:
     """`packages-ARCH.tar.gz` for the default versions' debs; other versions carry theirs in the
-    name, and an rpm bundle ends in `-rpm`, so no two bundles ever share a file."""
-    suffix = "" if family == "deb" else f"-{family}"
+    name, `--addons` and the manual layout add `-addons` and `-manual`, and an rpm bundle ends
+    in `-rpm`, so no two bundles ever share a file."""
+    suffix = f"{'-addons' if addons else ''}{'-manual' if layout == 'manual' else ''}"
+    suffix += "" if family == "deb" else f"-{family}"
     if versions.is_default:
         return f"packages-{arch}{suffix}.tar.gz"
     extra = "" if _companions_match(versions) else f"-etcd{versions.etcd}-coredns{versions.coredns}"

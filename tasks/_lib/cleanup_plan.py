@@ -88,6 +88,13 @@ COMPONENT_DIRS: tuple[str, ...] = (
 KUBEPODS_SLICE = "kubepods.slice"
 KUBE_CHAIN_PREFIX = "KUBE-"
 CNI_CHAIN_PREFIX = "CNI-"  # bridge ipMasq and portmap chains of our CNI config
+# What a CNI addon's DaemonSet writes on each node by itself (so not in files.list): its plugin
+# binaries in the runtime's CNI dir (`{bin}`), its runtime state, and its iptables chains.
+# Removed on kubelet nodes when the config names that addon (`render.network.cni_addon`).
+CNI_ADDON_LEFTOVERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "flannel": (("{bin}/flannel", "/run/flannel"), ("FLANNEL-",)),
+    "calico": (("{bin}/calico", "{bin}/calico-ipam", "/var/lib/calico", "/var/run/calico"), ("cali-",)),
+}
 NFT_TABLES = ("kube-proxy",)  # kube-proxy's nftables mode
 
 # Never removed, not even when listed in files.list: removing them would break the machine.
@@ -862,8 +869,8 @@ def _chains_step(tool: str, plans: Sequence[ChainPlan], prefixes: Sequence[str])
     )
 
 
-def iptables_steps(facts: HostFacts, cni: bool) -> list[Step]:
-    prefixes = (KUBE_CHAIN_PREFIX, CNI_CHAIN_PREFIX) if cni else (KUBE_CHAIN_PREFIX,)
+def iptables_steps(facts: HostFacts, cni: bool, addon_chains: Sequence[str] = ()) -> list[Step]:
+    prefixes = (KUBE_CHAIN_PREFIX, CNI_CHAIN_PREFIX, *addon_chains) if cni else (KUBE_CHAIN_PREFIX,)
     steps: list[Step] = []
     for dump in choose_iptables(facts.iptables):
         plans = plan_chains(dump.save, prefixes)
@@ -959,6 +966,15 @@ class NodeSpec:
     rendered: tuple[str, ...] = ()
     dstpaths: tuple[str, ...] = (DEFAULT_DSTPATH,)
     etcd_external: bool = False
+    # what the CNI addon's pods left on a kubelet node (`cni_addon_leftovers`)
+    addon_paths: tuple[str, ...] = ()
+    addon_chains: tuple[str, ...] = ()
+
+
+def cni_addon_leftovers(addon: str, cni_bin_dir: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(paths, iptables chain prefixes) the pods of CNI addon `addon` leave on a node."""
+    paths, chains = CNI_ADDON_LEFTOVERS.get(addon.lower(), ((), ()))
+    return tuple(x.format(bin=cni_bin_dir) for x in paths), chains
 
 
 @dataclass(frozen=True)
@@ -1018,7 +1034,7 @@ def ownership(spec: NodeSpec, facts: HostFacts) -> Ownership:
 def data_dirs(spec: NodeSpec, own: Ownership) -> list[str]:
     dirs: list[str] = []
     if own.worker:
-        dirs += [*WORKER_DATA_DIRS, *WORKER_GENERATED]
+        dirs += [*WORKER_DATA_DIRS, *WORKER_GENERATED, *spec.addon_paths]
         if names.CONTAINERD in spec.runtime_units or names.CONTAINERD in own.units:
             dirs += CONTAINERD_DATA_DIRS
     if own.master:
@@ -1095,7 +1111,7 @@ def plan_node(spec: NodeSpec, facts: HostFacts, state: HostState) -> Plan:
     add(stop_units_step("worker", units_of((ROUTES_UNIT,)), state))
     add(routes_step(facts))
     if own.worker:
-        steps.extend(iptables_steps(facts, cni=True))
+        steps.extend(iptables_steps(facts, cni=True, addon_chains=spec.addon_chains))
         worker_dirs = [
             d for d in data_dirs(spec, own) if d not in ETCD_DATA_DIRS and _has_data(d, exists, facts)
         ]

@@ -783,3 +783,29 @@ def test_a_persistent_chain_failure_reports_the_restore_input(ctx: DeployContext
     sim.fail[r"iptables-restore"] = (1, "iptables-restore: line 47 failed")
     res, _ = run(ctx, "w0", sim)
     assert res.failed and "line 47 failed" in str(res.exception) and "input:\n*" in str(res.exception)
+
+
+def test_cni_addon_leftovers_removed_on_kubelet_nodes_only() -> None:
+    """What flannel's pods write by themselves (its plugin in the runtime's CNI dir, /run/flannel,
+    FLANNEL-* chains) goes with a flannel cluster; nothing of it is touched for the bridge."""
+    paths, chains = cp.cni_addon_leftovers("flannel", "/opt/cni/bin")
+    assert paths == ("/opt/cni/bin/flannel", "/run/flannel") and chains == ("FLANNEL-",)
+    assert cp.cni_addon_leftovers("", "/opt/cni/bin") == ((), ())
+    worker = cp.NodeSpec(roles=frozenset({"worker"}), cluster_id=CID, addon_paths=paths, addon_chains=chains)
+    state = cp.HostState(paths={"/opt/cni/bin/flannel": "f", "/run/flannel": "d"})
+    save = "*filter\n:FORWARD ACCEPT [0:0]\n:FLANNEL-FWD - [0:0]\n-A FORWARD -j FLANNEL-FWD\nCOMMIT\n"
+    facts = cp.HostFacts(iptables=(cp.IptablesDump("iptables", "ipv4", "nf_tables", save),))
+    plan = cp.plan_node(worker, facts, state)
+    items = [i for s in plan.steps for i in s.items]
+    assert (
+        "/opt/cni/bin/flannel" in items and "/run/flannel" in items and "iptables filter FLANNEL-FWD" in items
+    )
+    assert "/opt/cni/bin/flannel" in cp.candidate_paths(worker, cp.HostFacts())
+    master = cp.NodeSpec(roles=frozenset({"master"}), cluster_id=CID, addon_paths=paths, addon_chains=chains)
+    assert not {"/opt/cni/bin/flannel", "/run/flannel"} & {
+        i for s in cp.plan_node(master, facts, state).steps for i in s.items
+    }
+    bridge = cp.NodeSpec(roles=frozenset({"worker"}), cluster_id=CID)
+    assert "/opt/cni/bin/flannel" not in [
+        i for s in cp.plan_node(bridge, facts, state).steps for i in s.items
+    ]

@@ -177,3 +177,22 @@ def test_pod_routes_without_bridge_does_nothing(tmp_path) -> None:
     fake = FakeRemote(host="m1")
     res = run_on(cfg, "m1", deploy_pod_routes, fake, ctx=DeployContext.build(cfg, tmp_path))
     assert not res.changed and fake.commands == []
+
+
+def test_node_with_a_cni_addon_links_the_reference_plugins_it_delegates_to(tmp_path) -> None:
+    """flannel's plugin calls bridge and host-local from the runtime's dir: those found in a
+    distro dir are linked (and recorded); one found nowhere is left to the addon, no error."""
+    cfg = dataclasses.replace(CFG, network=NetworkConfig(plugin="flannel"))
+    ctx = DeployContext.build(cfg, tmp_path, runtime_timeout=10)
+    fake = FakeRemote(host="w0")
+    SystemdSim.attach(fake)
+    fake.on(
+        re.compile(r"^for p in bridge"),
+        stdout="link /usr/lib/cni/bridge /opt/cni/bin/bridge\nlink /usr/lib/cni/host-local "
+        "/opt/cni/bin/host-local\nmissing portmap\n",
+    )
+    res = run_on(cfg, "w0", deploy_node, fake, ctx=ctx)
+    assert not res.failed, res[0].exception
+    link = next(c for c in fake.commands if c.startswith("ln "))
+    assert "/usr/lib/cni/bridge /opt/cni/bin/bridge" in link and "files.list" in link
+    assert p.BRIDGE_CONFLIST not in fake.files
