@@ -8,7 +8,8 @@ sandbox then fails with "failed to find plugin "bridge" in path" long after the 
 it was done. So before the kubelet starts, each plugin the bridge network needs must be in a
 directory the runtime searches; one found in a distro directory is symlinked into the first
 `cni-bin-dir` (and recorded in /var/lib/eggo/files.list, so cleanup removes the link);
-one found nowhere is an error that names it.
+one found nowhere is an error that names it. A CNI addon gets the same links (flannel's plugin
+delegates to `bridge` and `host-local`), but a plugin found nowhere is left to the addon.
 """
 
 from __future__ import annotations
