@@ -12,7 +12,9 @@ re-run reports `changed=False`.
 Where each comes from (`<dst>` = install.package-source.dstpath):
 - `yaml` packages of the master role: `<dst>/file/<name>`, or an http(s) URL applied as given
   (the host fetches nothing; kubectl does, and the URL's content is not templated);
-- the manual's `addons: [{type: file, filename}]`: `<dst>/addons/<filename>`, else `<dst>/file/<filename>`;
+- the manual's `addons: [{type: file, filename}]`: `<dst>/addons/<filename>`, else `<dst>/file/<filename>`,
+  else `<dst>/bin/addons/<filename>` (where the node's sub-bundle puts the addons/ tree when the
+  manual's `{name: addons, type: binary}` entry takes it too);
 - with a network plugin other than `bridge`: `network.plugin-args.NetworkYamlPath` (a host path),
   else `<dst>/file/<plugin>.yaml` (the bundle's copy of the same name is tried after the path).
 """
@@ -66,7 +68,11 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
         out.append(
             AddonSource(
                 posixpath.basename(addon.filename),
-                (f"{dst}/addons/{addon.filename}", f"{dst}/file/{addon.filename}"),
+                (
+                    f"{dst}/addons/{addon.filename}",
+                    f"{dst}/file/{addon.filename}",
+                    f"{dst}/bin/addons/{addon.filename}",
+                ),
             )
         )
     if (cfg.network.plugin or "bridge").lower() != "bridge":

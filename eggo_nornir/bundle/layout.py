@@ -186,7 +186,10 @@ def select(
         if m.problem and not m.members:
             missing.append(f"{p.type}:{p.name}")
     for a in addons:
-        chosen.update(resolve_addon(listing, a).members)
+        # a member the manual's `{name: addons, type: binary}` already takes (as bin/addons/F)
+        # keeps that name: the host finds the addon there too (tasks.addons.addon_sources)
+        for member, typed in resolve_addon(listing, a).members.items():
+            chosen.setdefault(member, typed)
     if images and (tar := images_tar(listing)):
         chosen[tar] = f"image/{IMAGES_TAR}"
     return chosen, missing

@@ -74,3 +74,10 @@ def test_images_tar_only_for_container_nodes() -> None:
     assert missing == []
     chosen, _ = select(listing, [pkg("etcd")], images=False)
     assert "images.tar" not in chosen
+
+
+def test_addons_tree_taken_by_the_binary_entry_keeps_that_name() -> None:
+    """The manual names addons/ twice: `{name: addons, type: binary}` and `addons: [calico.yaml]`.
+    The member stays at bin/addons/..., where the copy reads it (and the addon is looked for)."""
+    chosen, missing = select(Listing.of(FLAT), [pkg("addons", "binary")], addons=["calico.yaml"])
+    assert chosen["addons/calico.yaml"] == "bin/addons/calico.yaml" and missing == []

@@ -140,6 +140,8 @@ def test_addon_sources_order_and_places() -> None:
     srcs = addon_sources(cfg)
     assert [s.name for s in srcs] == ["x.yaml", "dash.yaml", "calico.yaml"]
     assert srcs[0].url and srcs[1].candidates[0] == "/root/.eggo/package/addons/dash.yaml"
+    # where the sub-bundle puts it when the manual's `{name: addons, type: binary}` takes the tree
+    assert srcs[1].candidates[-1] == "/root/.eggo/package/bin/addons/dash.yaml"
     assert srcs[2].candidates[0] == "/etc/kubernetes/addons/calico.yaml" and srcs[2].network
     assert addon_sources(CFG) == []  # bridge network, no addons
 
