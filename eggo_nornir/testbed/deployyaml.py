@@ -103,21 +103,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
     """The deploy.yaml document as a dict; `bundle` is the tarball (or arch -> tarball)."""
     bundles = bundle if isinstance(bundle, dict) else {state.arch: bundle}
     metadata = _first_metadata(bundles) or {}  # the bundle's own version (another minor's bundle too)
-    by_role = _by_role(state)
-    doc: dict[str, Any] = {
-        "cluster-id": state.name,
-        "username": "eggo",
-        "private-key-path": str(key_path),
-        "masters": by_role["master"],
-        "workers": by_role["worker"],
-        "etcds": by_role["etcd"],
-    }
-    if by_role["loadbalance"]:
-        lb = by_role["loadbalance"][0]
-        doc["loadbalance"] = {**lb, "bind-port": LB_BIND_PORT}
-        doc["apiserver-endpoint"] = f"{lb['ip']}:{LB_BIND_PORT}"
-    else:
-        doc["apiserver-endpoint"] = f"{by_role['master'][0]['ip']}:6443"
+    doc = _machines(state, key_path, "workers")
     doc.update(
         {
             "service": {
@@ -155,6 +141,26 @@ def _by_role(state: TestbedState) -> dict[str, list[dict[str, Any]]]:
         for role in m.roles:
             by_role[role].append(_host(m.name, m.ip, m.arch))
     return by_role
+
+
+def _machines(state: TestbedState, key_path: Path, workers_key: str) -> dict[str, Any]:
+    """The login, the machines by role (`workers` upstream, `nodes` in the manual) and the API endpoint."""
+    by_role = _by_role(state)
+    doc: dict[str, Any] = {
+        "cluster-id": state.name,
+        "username": "eggo",
+        "private-key-path": str(key_path),
+        "masters": by_role["master"],
+        workers_key: by_role["worker"],
+        "etcds": by_role["etcd"],
+    }
+    if by_role["loadbalance"]:
+        lb = by_role["loadbalance"][0]
+        doc["loadbalance"] = {**lb, "bind-port": LB_BIND_PORT}
+        doc["apiserver-endpoint"] = f"{lb['ip']}:{LB_BIND_PORT}"
+    else:
+        doc["apiserver-endpoint"] = f"{by_role['master'][0]['ip']}:6443"
+    return doc
 
 
 def manual_packages(metadata: dict[str, Any] | None, lb: bool) -> dict[str, list[dict[str, str]]]:
@@ -195,20 +201,7 @@ def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str
     """The manual's dialect, key for key as its "配置文件说明" example, for a manual-layout bundle."""
     metadata = spec.load_metadata(bundle)
     addons = bool((metadata or {}).get("addons"))
-    by_role = _by_role(state)
-    doc: dict[str, Any] = {
-        "cluster-id": state.name,
-        "username": "eggo",
-        "private-key-path": str(key_path),
-        "masters": by_role["master"],
-        "nodes": by_role["worker"],
-        "etcds": by_role["etcd"],
-    }
-    if by_role["loadbalance"]:
-        doc["loadbalance"] = {**by_role["loadbalance"][0], "bind-port": LB_BIND_PORT}
-        endpoint = f"{by_role['loadbalance'][0]['ip']}:{LB_BIND_PORT}"
-    else:
-        endpoint = f"{by_role['master'][0]['ip']}:6443"
+    doc = _machines(state, key_path, "nodes")
     dns: dict[str, Any] = {"corednstype": "binary"}
     network: dict[str, Any] = {"podcidr": POD_CIDR, "plugin": "bridge"}
     extra = list(NSPAWN_EXTRA_ARGS)
@@ -224,7 +217,6 @@ def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str
         {
             "service": {"cidr": "10.32.0.0/16", "dnsaddr": "10.32.0.10", "gateway": "10.32.0.1", "dns": dns},
             "network": network,
-            "apiserver-endpoint": endpoint,
             "dns-vip": "10.32.0.10",
             "dns-domain": "cluster.local",
             "pause-image": spec.PAUSE_IMAGE.ref,
@@ -237,7 +229,7 @@ def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str
     if addons:
         doc["addons"] = [{"type": "file", "filename": spec.FLANNEL_MANIFEST}]
     doc["package-src"] = {"type": "tar.gz", "x86src" if state.arch == "amd64" else "armsrc": str(bundle)}
-    doc["pacakges"] = manual_packages(metadata, bool(by_role["loadbalance"]))
+    doc["pacakges"] = manual_packages(metadata, "loadbalance" in doc)
     return doc
 
 

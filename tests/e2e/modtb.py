@@ -82,3 +82,29 @@ def run_eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subproce
     return subprocess.run(
         [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def probe_docs(workers: list[str], image: str) -> list[dict[str, object]]:
+    """A `probe-I` Pod pinned to each worker, serving `hello-from-<worker>` on 8080 (busybox
+    httpd), and a `probe-I` Service on port 80 in front of it: what the network tests reach."""
+    docs: list[dict[str, object]] = []
+    for i, w in enumerate(workers):
+        serve = f"mkdir -p /www && echo hello-from-{w} > /www/index.html && httpd -f -p 8080 -h /www"
+        container = {"name": "c", "image": image, "imagePullPolicy": "Never", "command": ["sh", "-c", serve]}
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"probe-{i}", "labels": {"app": f"probe-{i}"}},
+                "spec": {"nodeName": w, "containers": [container]},
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": f"probe-{i}"},
+                "spec": {"selector": {"app": f"probe-{i}"}, "ports": [{"port": 80, "targetPort": 8080}]},
+            }
+        )
+    return docs

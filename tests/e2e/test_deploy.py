@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed
+from modtb import eggo_env, module_testbed, probe_docs
 from modtb import run_eggo as eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
@@ -177,40 +177,7 @@ class TestDeploy:
 
         image = spec.BUSYBOX_IMAGE.ref
         workers = [m.name for m in tb.with_role("worker")]
-        docs = []
-        for i, w in enumerate(workers):
-            docs.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": f"probe-{i}", "labels": {"app": f"probe-{i}"}},
-                    "spec": {
-                        "nodeName": w,
-                        "containers": [
-                            {
-                                "name": "c",
-                                "image": image,
-                                "imagePullPolicy": "Never",
-                                "command": [
-                                    "sh",
-                                    "-c",
-                                    "mkdir -p /www && echo hello-from-"
-                                    + w
-                                    + " > /www/index.html && httpd -f -p 8080 -h /www",
-                                ],
-                            }
-                        ],
-                    },
-                }
-            )
-            docs.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": f"probe-{i}"},
-                    "spec": {"selector": {"app": f"probe-{i}"}, "ports": [{"port": 80, "targetPort": 8080}]},
-                }
-            )
+        docs = probe_docs(workers, image)
         manifest = tb.out_dir / "probes.yaml"
         manifest.write_text(yaml.safe_dump_all(docs))
         kubectl("apply", "-f", str(manifest))

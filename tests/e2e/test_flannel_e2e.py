@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed
+from modtb import eggo_env, module_testbed, probe_docs
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import deployyaml, paths, spec
@@ -154,35 +154,7 @@ class TestManualFlannelPodDns:
 
     def test_pods_on_two_workers_reach_each_other_and_a_service_by_name(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
         workers = [m.name for m in tb.with_role("worker")]
-        docs: list[dict] = []  # type: ignore[type-arg]
-        for i, w in enumerate(workers):
-            serve = f"mkdir -p /www && echo hello-from-{w} > /www/index.html && httpd -f -p 8080 -h /www"
-            docs.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": f"probe-{i}", "labels": {"app": f"probe-{i}"}},
-                    "spec": {
-                        "nodeName": w,
-                        "containers": [
-                            {
-                                "name": "c",
-                                "image": spec.BUSYBOX_IMAGE.ref,
-                                "imagePullPolicy": "Never",
-                                "command": ["sh", "-c", serve],
-                            }
-                        ],
-                    },
-                }
-            )
-            docs.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": f"probe-{i}"},
-                    "spec": {"selector": {"app": f"probe-{i}"}, "ports": [{"port": 80, "targetPort": 8080}]},
-                }
-            )
+        docs = probe_docs(workers, spec.BUSYBOX_IMAGE.ref)
         manifest = Path(tb.out_dir) / "probes.yaml"
         manifest.write_text(yaml.safe_dump_all(docs))
         kubectl("apply", "-f", str(manifest))
