@@ -45,7 +45,12 @@ _SECRET_KIND = re.compile(r"^kind:\s*Secret\s*$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class AddonSource:
-    """One manifest to apply: its applied name and where to look for it (or a URL)."""
+    """One manifest to apply: its applied name and where to look for it (or a URL).
+
+    `network`: it provides the pod network (the `network.plugin` manifest, or a manifest named
+    after a known CNI, as `render.network.cni_addon` decides), so it must be applied before
+    any node can become Ready (the deploy's `network` phase).
+    """
 
     name: str
     candidates: tuple[str, ...] = ()
@@ -60,10 +65,12 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
     for pkg in cfg.packages:
         if pkg.type != "yaml" or pkg.role != "master":
             continue
+        cni = bool(network.cni_of_manifest(pkg.name))
         if pkg.name.startswith(("http://", "https://")):
-            out.append(AddonSource(posixpath.basename(pkg.name.rstrip("/")) or "addon.yaml", url=pkg.name))
+            name = posixpath.basename(pkg.name.rstrip("/")) or "addon.yaml"
+            out.append(AddonSource(name, url=pkg.name, network=cni))
         else:
-            out.append(AddonSource(posixpath.basename(pkg.name), (f"{dst}/file/{pkg.name}",)))
+            out.append(AddonSource(posixpath.basename(pkg.name), (f"{dst}/file/{pkg.name}",), network=cni))
     for addon in cfg.addons:
         out.append(
             AddonSource(
@@ -73,6 +80,7 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
                     f"{dst}/file/{addon.filename}",
                     f"{dst}/bin/addons/{addon.filename}",
                 ),
+                network=bool(network.cni_of_manifest(addon.filename)),
             )
         )
     if (cfg.network.plugin or "bridge").lower() != "bridge":
@@ -90,7 +98,7 @@ def addon_sources(cfg: ClusterConfig) -> list[AddonSource]:
             seen.add(src.name)
             unique.append(src)
         elif src.network:
-            # the plugin manifest is also a yaml package: template that one
+            # the plugin's manifest is also a yaml package or addon: that one is the network's
             unique = [
                 AddonSource(u.name, u.candidates, u.url, True) if u.name == src.name else u for u in unique
             ]
@@ -106,17 +114,23 @@ def _read_first(remote: Remote, candidates: tuple[str, ...]) -> tuple[str, bytes
 
 
 @applies_to("master")
-def apply_addons(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
+def apply_addons(
+    task: Task, ctx: DeployContext, dry_run: bool | None = None, pod_network: bool | None = None
+) -> Result:
     """Template, ship to /etc/kubernetes/addons/applied/ and apply every addon manifest.
 
     Network manifests go through `template_addon_manifest` (its warnings are in
     `result["warnings"]`). Missing manifests are listed and fail the task after the others
     were applied. A dry run shows file diffs and `kubectl diff` output, applies nothing.
+    `pod_network` splits the manifests for the deploy's order: the CNI addon's are applied
+    as soon as the API serves (no node is Ready without them), the others after the nodes.
 
     Args:
         task: the Nornir task; its host must be a node of `ctx.cfg`
         ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+        pod_network: True: only the CNI addon's manifests (`AddonSource.network`); False: all
+            the others; None: every manifest
 
     Returns:
         Result: `changed` when a manifest was (or would be) applied; `result` {applied, warnings}.
@@ -124,7 +138,7 @@ def apply_addons(task: Task, ctx: DeployContext, dry_run: bool | None = None) ->
     cfg = ctx.cfg
     remote = remote_for(task)
     dry = task.is_dry_run(dry_run)
-    sources = addon_sources(cfg)
+    sources = [s for s in addon_sources(cfg) if pod_network is None or s.network == pod_network]
     if not sources:
         return Result(host=task.host, changed=False, result={"applied": [], "note": "no addons"})
     api_up = not dry or readyz(remote)[0]

@@ -16,6 +16,7 @@ from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase, critical_hosts, first_master, hosts_named, other_masters
 from eggo_nornir.engine.phases import HostSelector, Policy
 from eggo_nornir.render.flags import etcd_peer_url
+from eggo_nornir.render.network import cni_addon
 from eggo_nornir.tasks import (
     addons,
     bootstrap,
@@ -107,6 +108,12 @@ def deploy_phases(
     is the same convergence as a re-deploy, which is what updates the rest of the cluster: every
     apiserver's `--etcd-servers` (rolling, one master at a time), the LB upstreams (a reload),
     the apiserver cert SANs and the CoreDNS endpoints.
+
+    The pod network: the built-in bridge is configured by `node` itself. A CNI addon
+    (`render.network.cni_addon`) is applied in its own `network` phase as soon as the kubelets
+    run, before CoreDNS and the wait for Ready nodes, since no node is Ready and no pod starts
+    without it (kubespray too applies the network plugin before any other app); the other
+    addons still come after the nodes are Ready.
     """
     c = {"ctx": ctx}
     joiners = set(etcd.joining(ctx))
@@ -162,6 +169,19 @@ def deploy_phases(
         Phase("images", packages.import_images, "worker", policy="continue", params=c),
         Phase("node", worker.deploy_node, "worker", policy="continue", params=c),
         Phase("pod-routes", network.deploy_pod_routes, _masters_not_workers, policy="continue", params=c),
+    ]
+    if cni_addon(cfg):
+        # no node is Ready, and no pod (CoreDNS's included) starts, before the CNI addon runs
+        phases.append(
+            Phase(
+                "network",
+                addons.apply_addons,
+                first_master,
+                policy="continue",
+                params={**c, "pod_network": True},
+            )
+        )
+    phases += [
         Phase("coredns", coredns.deploy_coredns, "master", **prep, params=c),
         Phase("nodes-ready", nodes.wait_nodes_ready, first_master, policy="continue", params=c),
         Phase("labels", nodes.label_and_taint, first_master, policy="continue", params=c),
@@ -171,7 +191,9 @@ def deploy_phases(
             Phase("serving-csrs", nodes.approve_serving_csrs, first_master, policy="continue", params=c)
         )
     phases += [
-        Phase("addons", addons.apply_addons, first_master, policy="continue", params=c),
+        Phase(
+            "addons", addons.apply_addons, first_master, policy="continue", params={**c, "pod_network": False}
+        ),
         Phase(
             "postjoin-hooks", hooks.run_hooks, None, policy="continue", params={**c, "schedule": "postjoin"}
         ),

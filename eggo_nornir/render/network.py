@@ -55,12 +55,13 @@ def cni_addon(cfg: ClusterConfig) -> str:
         return cfg.network.plugin
     names = [a.filename for a in cfg.addons]
     names += [p.name for p in cfg.packages if p.type == "yaml" and p.role == "master"]
-    for name in names:
-        base = posixpath.basename(name.rstrip("/")).lower()
-        for cni in KNOWN_CNIS:
-            if base.startswith(cni) or base.startswith(f"kube-{cni}"):
-                return cni
-    return ""
+    return next((cni for cni in map(cni_of_manifest, names) if cni), "")
+
+
+def cni_of_manifest(name: str) -> str:
+    """The known CNI a manifest's file name (or URL) names (`kube-flannel.yml` -> flannel), or ''."""
+    base = posixpath.basename(name.rstrip("/")).lower()
+    return next((cni for cni in KNOWN_CNIS if base.startswith((cni, f"kube-{cni}"))), "")
 
 
 def uses_bridge(cfg: ClusterConfig) -> bool:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from eggo_nornir.cluster.plan import cleanup_phases, deploy_phases
 from eggo_nornir.config import load_config
+from eggo_nornir.config.model import NetworkConfig
+from eggo_nornir.render.network import cni_addon
 from eggo_nornir.tasks._lib.context import DeployContext
+from eggo_nornir.tasks.addons import apply_addons
 from eggo_nornir.tasks.hooks import CliHook
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -36,6 +40,50 @@ def test_deploy_order_and_policies(ctx: DeployContext) -> None:
     assert not by["system"].aborts(cfg, ["k8s-worker-1"])
     assert by["system"].aborts(cfg, ["k8s-loadbalance"])
     assert by["control-plane"].serial
+
+
+def test_a_cni_addon_is_applied_once_the_kubelets_run_before_coredns_and_nodes_ready(
+    ctx: DeployContext,
+) -> None:
+    """calico.yaml (a CNI addon): no node can be Ready without it, so the deploy applies it in a
+    `network` phase before CoreDNS's pods and the wait for Ready nodes; the others come last."""
+    phases = deploy_phases(ctx.cfg, ctx)
+    names = [p.name for p in phases]
+    by = {p.name: p for p in phases}
+    assert names.index("bootstrap") < names.index("node") < names.index("network")
+    assert (
+        names.index("network") < names.index("coredns") < names.index("nodes-ready") < names.index("addons")
+    )
+    assert by["network"].select(ctx.cfg) == ["k8s-master-0"] and by["network"].task is apply_addons
+    assert by["network"].params["pod_network"] is True and by["addons"].params["pod_network"] is False
+    # a join converges the same way: the CNI first
+    joined = [p.name for p in deploy_phases(ctx.cfg, ctx, joined=["k8s-worker-1"])]
+    assert joined.index("network") < joined.index("nodes-ready")
+
+
+def test_the_built_in_bridge_has_no_network_phase(tmp_path: Path) -> None:
+    """The bridge's CNI config is written by `node` itself: the phase list stays as it was."""
+    cfg = dataclasses.replace(
+        load_config(DATA / "upstream-template.yaml"),
+        packages=(),
+        network=NetworkConfig(plugin="bridge"),
+    )
+    assert not cni_addon(cfg)
+    names = [p.name for p in deploy_phases(cfg, DeployContext.build(cfg, tmp_path))]
+    assert "network" not in names
+    tail = names[names.index("bootstrap") :]
+    assert tail == [
+        "bootstrap",
+        "runtime",
+        "images",
+        "node",
+        "pod-routes",
+        "coredns",
+        "nodes-ready",
+        "labels",
+        "addons",
+        "postjoin-hooks",
+    ]
 
 
 def test_hook_phases_only_when_given(ctx: DeployContext, tmp_path: Path) -> None:

@@ -168,6 +168,40 @@ def test_addons_templated_pushed_applied_then_idempotent(tmp_path) -> None:
     assert not again.changed and len(api.applied) == 3
 
 
+def test_pod_network_splits_the_cni_manifests_from_the_others(tmp_path) -> None:
+    """The deploy's `network` phase applies only the CNI's manifest, its `addons` phase the rest."""
+    cfg, ctx = _addon_cluster(tmp_path)
+    files = {
+        f"/root/.eggo/package/file/{n}": FakeFile(b"kind: X\n" + n.encode())
+        for n in ("metrics.yaml", "dashboard.yaml", "calico.yaml")
+    }
+    fake = FakeRemote(host="m0", files=files)
+    api = Cluster(fake)
+    net = run_on(cfg, "m0", apply_addons, fake, ctx=ctx, pod_network=True)
+    assert net[0].result["applied"] == ["calico.yaml"] and api.applied == [f"{APPLIED_DIR}/calico.yaml"]
+    rest = run_on(cfg, "m0", apply_addons, fake, ctx=ctx, pod_network=False)
+    assert rest[0].result["applied"] == ["metrics.yaml", "dashboard.yaml"] and len(api.applied) == 3
+
+
+def test_a_manifest_named_after_a_cni_is_the_network_without_a_plugin() -> None:
+    """Without `network.plugin`, an addon or master yaml package named after a known CNI (as
+    `render.network.cni_addon` infers it) is the pod network's; any other manifest is not."""
+    cfg = dataclasses.replace(
+        CFG,
+        packages=(
+            Package("https://example.invalid/calico.yaml", "yaml", "master", "addition"),
+            Package("metrics.yaml", "yaml", "master", "addition"),
+        ),
+        addons=(Addon("file", "kube-flannel.yml"), Addon("file", "dashboard.yaml")),
+    )
+    assert {s.name: s.network for s in addon_sources(cfg)} == {
+        "calico.yaml": True,
+        "metrics.yaml": False,
+        "kube-flannel.yml": True,
+        "dashboard.yaml": False,
+    }
+
+
 def test_addons_reapplied_when_the_cluster_drifted(tmp_path) -> None:
     cfg, ctx = _addon_cluster(tmp_path)
     files = {
