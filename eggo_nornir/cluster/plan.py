@@ -15,6 +15,7 @@ from typing import TypedDict
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import Phase, critical_hosts, first_master, hosts_named, other_masters
 from eggo_nornir.engine.phases import HostSelector, Policy
+from eggo_nornir.render import coredns as coredns_mode
 from eggo_nornir.render.flags import etcd_peer_url
 from eggo_nornir.render.network import cni_addon
 from eggo_nornir.tasks import (
@@ -113,7 +114,8 @@ def deploy_phases(
     (`render.network.cni_addon`) is applied in its own `network` phase as soon as the kubelets
     run, before CoreDNS and the wait for Ready nodes, since no node is Ready and no pod starts
     without it (kubespray too applies the network plugin before any other app); the other
-    addons still come after the nodes are Ready.
+    addons still come after the nodes are Ready, and so does CoreDNS as pods (so that its
+    replicas spread over the nodes).
     """
     c = {"ctx": ctx}
     joiners = set(etcd.joining(ctx))
@@ -181,9 +183,14 @@ def deploy_phases(
                 params={**c, "pod_network": True},
             )
         )
+    dns = Phase("coredns", coredns.deploy_coredns, "master", **prep, params=c)
+    # CoreDNS as pods waits for the Ready nodes: applied earlier, every replica lands on the
+    # first node to turn Ready, and the anti-affinity (a preference) cannot spread them
+    pod_dns = not coredns_mode.binary_mode(cfg)
     phases += [
-        Phase("coredns", coredns.deploy_coredns, "master", **prep, params=c),
+        *([] if pod_dns else [dns]),
         Phase("nodes-ready", nodes.wait_nodes_ready, first_master, policy="continue", params=c),
+        *([dns] if pod_dns else []),
         Phase("labels", nodes.label_and_taint, first_master, policy="continue", params=c),
     ]
     if cfg.enable_kubelet_serving:

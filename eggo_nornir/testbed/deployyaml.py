@@ -107,7 +107,7 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
     doc.update(
         {
             "service": {
-                "cidr": "10.32.0.0/16",
+                "cidr": spec.SERVICE_CIDR,
                 "dnsaddr": "10.32.0.10",
                 "gateway": "10.32.0.1",
                 "dns": {"corednstype": "binary"},
@@ -215,7 +215,12 @@ def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str
         extra.append(POD_DNS_EXTRA_ARGS)
     doc.update(
         {
-            "service": {"cidr": "10.32.0.0/16", "dnsaddr": "10.32.0.10", "gateway": "10.32.0.1", "dns": dns},
+            "service": {
+                "cidr": spec.SERVICE_CIDR,
+                "dnsaddr": "10.32.0.10",
+                "gateway": "10.32.0.1",
+                "dns": dns,
+            },
             "network": network,
             "dns-vip": "10.32.0.10",
             "dns-domain": "cluster.local",

@@ -10,6 +10,14 @@ first, because this runs as root on someone's machine:
 - the subnet is refused if any existing host route overlaps it;
 - machines get no default route, and no NAT or forwarding is configured, so the
   machines can reach each other and the host's bridge address, nothing else.
+
+One route each machine does get: the cluster's Service CIDR on its own eth0 (no gateway). A
+real node reaches a Service IP from the host's own network namespace (the CNI addon's
+hostNetwork pods call the API at its Service IP, 10.32.0.1) through its default route, and
+kube-proxy rewrites the destination after that route lookup; without any route the connect
+fails with "network is unreachable" before kube-proxy sees the packet. A device route stands
+in for the default route without leading anywhere: a packet kube-proxy does not rewrite is
+only ARPed for on the bridge, where nothing answers.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eggo_nornir.testbed.proc import TestbedError, run
+from eggo_nornir.testbed.spec import SERVICE_CIDR
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +127,8 @@ def bridge_up_commands(bridge: str, gateway_cidr: str, tag: str) -> list[list[st
 
 
 def machine_net_commands(netns: str, veth: str, bridge: str, ip_cidr: str) -> list[list[str]]:
-    """Create netns + veth pair, `eth0` inside with a static address and no default route."""
+    """Create netns + veth pair, `eth0` inside with a static address, no default route, and
+    the Service CIDR's device route (see the module docstring)."""
     return [
         ["ip", "netns", "add", netns],
         ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns],
@@ -126,6 +136,7 @@ def machine_net_commands(netns: str, veth: str, bridge: str, ip_cidr: str) -> li
         ["ip", "-n", netns, "addr", "add", ip_cidr, "dev", "eth0"],
         ["ip", "-n", netns, "link", "set", "eth0", "up"],
         ["ip", "-n", netns, "link", "set", "lo", "up"],
+        ["ip", "-n", netns, "route", "add", SERVICE_CIDR, "dev", "eth0"],
     ]
 
 

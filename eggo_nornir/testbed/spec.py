@@ -118,6 +118,10 @@ class ImageSpec:
     file: str
 
 
+# deploy.yaml's service.cidr. Every machine routes it to its eth0 (a device route, no gateway):
+# see network.machine_net_commands.
+SERVICE_CIDR = "10.32.0.0/16"
+
 PAUSE_IMAGE = ImageSpec("registry.k8s.io/pause:3.10", "pause-3.10.tar")
 BUSYBOX_IMAGE = ImageSpec("eggo.local/busybox:1.35", "busybox-1.35.tar")
 IMAGES: tuple[ImageSpec, ...] = (PAUSE_IMAGE, BUSYBOX_IMAGE)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,29 @@ def run_eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subproce
     return subprocess.run(
         [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def kubectl_path() -> str:
+    """The bundle's own kubectl, run on the controller against the cluster's API."""
+    from eggo_nornir.testbed import bundle as bundle_mod
+
+    return str(bundle_mod.bin_dir("amd64") / "kubectl")
+
+
+def kubectl_runner(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`run(*args, check=True, timeout=60)`: kubectl with `kubeconfig`; `check` fails the test
+    with kubectl's stderr."""
+    binary = kubectl_path()
+
+    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    return run
 
 
 def probe_docs(workers: list[str], image: str) -> list[dict[str, object]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed, probe_docs
+from modtb import eggo_env, kubectl_path, kubectl_runner, module_testbed, probe_docs
 from modtb import run_eggo as eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
@@ -56,27 +56,9 @@ def env(tb: Testbed) -> dict[str, str]:
     return eggo_env(tb)
 
 
-def kubectl_path() -> str:
-    """The bundle's own kubectl, run on the controller against the LB."""
-    from eggo_nornir.testbed import bundle as bundle_mod
-
-    return str(bundle_mod.bin_dir("amd64") / "kubectl")
-
-
 @pytest.fixture(scope="module")
 def kubectl(tb: Testbed, env: dict[str, str], bundle: Path):  # type: ignore[no-untyped-def]
-    kubeconfig = Path(env["EGGO_HOME"]) / "clusters" / "eggodep" / "admin.conf"
-    binary = kubectl_path()
-
-    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-        return proc
-
-    return run
+    return kubectl_runner(Path(env["EGGO_HOME"]) / "clusters" / "eggodep" / "admin.conf")
 
 
 def unit_starts(tb: Testbed) -> dict[str, str]:

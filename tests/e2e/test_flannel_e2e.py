@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed, probe_docs
+from modtb import eggo_env, kubectl_runner, module_testbed, probe_docs
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import deployyaml, paths, spec
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.e2e
 NAME = "eggoew"
 SUBNET = os.environ.get("EGGO_E2E_FLANNEL_SUBNET", "10.232.0.0/24")
 POD_NET = ipaddress.ip_network(deployyaml.ADDON_POD_CIDR)
+FLANNEL_LOGS = ("-n", "kube-flannel", "logs", "-l", "app=flannel", "--tail=20", "--prefix")
 TIMINGS: dict[str, float] = {}
 BEFORE: dict[str, Snapshot] = {}
 
@@ -87,20 +88,7 @@ def eggo_in(tb: Testbed, env: dict[str, str], *args: str) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def kubectl(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
-    from eggo_nornir.testbed import bundle as bundle_mod
-
-    binary = str(bundle_mod.bin_dir("amd64") / "kubectl")
-    kubeconfig = Path(env["EGGO_HOME"]) / "clusters" / NAME / "admin.conf"
-
-    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-        return proc
-
-    return run
+    return kubectl_runner(Path(env["EGGO_HOME"]) / "clusters" / NAME / "admin.conf")
 
 
 def pods(kubectl: Callable[..., subprocess.CompletedProcess[str]], *selector: str) -> list[dict]:  # type: ignore[type-arg]
@@ -127,9 +115,15 @@ class TestManualFlannelPodDns:
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]  # `echo $?` is 0
 
     def test_every_node_ready_with_flannel_and_no_eggo_network(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
-        kubectl(
-            "-n", "kube-flannel", "rollout", "status", "ds/kube-flannel-ds", "--timeout=240s", timeout=260
-        )
+        rollout = kubectl(
+            "-n", "kube-flannel", "rollout", "status", "ds/kube-flannel-ds", "--timeout=240s",
+            check=False, timeout=260,
+        )  # fmt: skip
+        if rollout.returncode != 0:
+            why = [
+                kubectl(*a, check=False).stdout for a in (("get", "pods", "-A", "-o", "wide"), FLANNEL_LOGS)
+            ]
+            raise AssertionError(f"flannel not rolled out: {rollout.stderr}\n" + "\n".join(why))
         kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=180s", timeout=200)
         nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
         assert {n["metadata"]["name"] for n in nodes} == {m.name for m in tb.with_role("worker")}
@@ -196,7 +190,8 @@ class TestManualFlannelPodDns:
         self, tb: Testbed, env: dict[str, str]
     ) -> None:
         started = time.monotonic()
-        proc = eggo_in(tb, env, "-d", "cleanup", "-f", "deploy.yaml")
+        # as the manual spells it; `--yes` answers the question a terminal would ask
+        proc = eggo_in(tb, env, "-d", "cleanup", "-f", "deploy.yaml", "--yes")
         TIMINGS["cleanup_seconds"] = round(time.monotonic() - started, 1)
         (paths.logs_dir() / "e2e-flannel-cleanup.log").write_text(
             proc.stdout + "\n---- stderr\n" + proc.stderr

@@ -8,21 +8,11 @@
 # Usage: build-cni-flannel.sh CNI_PLUGINS_VERSION GOARCH OUTDIR
 set -euo pipefail
 VERSION=${1:?containernetworking/plugins version like v0.9.1}; ARCH=${2:?goarch}; OUT=${3:?outdir}
-CACHE=${EGGO_CACHE:-$HOME/.cache/eggo-nornir}
-[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=mod GOTOOLCHAIN=local
-export CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH
-mkdir -p "$OUT"
-exec 9>"$OUT.lock"; flock 9
+. "$(dirname "$0")/go-env.sh"
 [ -x "$OUT/flannel" ] && { echo "flannel CNI plugin already in $OUT" >&2; exit 0; }
 work=$CACHE/src/cni-plugins-$VERSION; mkdir -p "$work"; cd "$work"
 if [ ! -f go.mod ] || ! grep -q "github.com/containernetworking/plugins $VERSION" go.mod; then
-  go mod download -json "github.com/containernetworking/plugins@$VERSION" >/dev/null
-  src=$GOMODCACHE/github.com/containernetworking/plugins@$VERSION
-  goline=$(awk '/^go /{print $2; exit}' "$src/go.mod")
-  { echo "module eggo.local/cnibuild"; echo; echo "go $goline"; echo;
-    echo "require github.com/containernetworking/plugins $VERSION"; sed -n '/^require (/,/^)/p' "$src/go.mod"; } > go.mod
-  rm -f go.sum
+  scratch_module cnibuild github.com/containernetworking/plugins "$VERSION"
 fi
 echo "building the flannel CNI plugin from containernetworking/plugins $VERSION for $ARCH" >&2
 go build -trimpath -ldflags "-s -w" -o "$OUT/flannel.tmp" github.com/containernetworking/plugins/plugins/meta/flannel

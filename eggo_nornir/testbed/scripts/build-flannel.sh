@@ -8,22 +8,11 @@
 # Usage: build-flannel.sh FLANNEL_VERSION GOARCH OUTDIR
 set -euo pipefail
 FLANNEL=${1:?flannel version like v0.28.10}; ARCH=${2:?goarch}; OUT=${3:?outdir}
-CACHE=${EGGO_CACHE:-$HOME/.cache/eggo-nornir}
-[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=mod GOTOOLCHAIN=local
-export CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH
-mkdir -p "$OUT"
-exec 9>"$OUT.lock"; flock 9
+. "$(dirname "$0")/go-env.sh"
 [ -x "$OUT/flanneld" ] && { echo "flanneld already in $OUT" >&2; exit 0; }
 fw=$CACHE/src/flannel-$FLANNEL; mkdir -p "$fw"; cd "$fw"
 if [ ! -f go.mod ] || ! grep -q "github.com/flannel-io/flannel $FLANNEL" go.mod || grep -q "backend/udp\"" main.go; then
-  go mod download -json "github.com/flannel-io/flannel@$FLANNEL" >/dev/null
-  src=$GOMODCACHE/github.com/flannel-io/flannel@$FLANNEL
-  goline=$(awk '/^go /{print $2; exit}' "$src/go.mod")
-  # flannel's own requirements, so the build picks the versions it was released with
-  { echo "module eggo.local/flannelbuild"; echo; echo "go $goline"; echo;
-    echo "require github.com/flannel-io/flannel $FLANNEL"; sed -n '/^require (/,/^)/p' "$src/go.mod"; } > go.mod
-  rm -f go.sum
+  scratch_module flannelbuild github.com/flannel-io/flannel "$FLANNEL"
   grep -v -e 'pkg/backend/tencentvpc"' -e 'pkg/backend/udp"' "$src/main.go" > main.go
 fi
 echo "building flanneld $FLANNEL $ARCH" >&2

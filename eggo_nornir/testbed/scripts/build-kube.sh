@@ -7,14 +7,7 @@
 set -euo pipefail
 KUBE=${1:?kube version like v1.35.4}; ETCD=${2:?etcd version}; COREDNS=${3:?coredns version}
 ARCH=${4:?goarch}; OUT=${5:?outdir}
-CACHE=${EGGO_CACHE:-$HOME/.cache/eggo-nornir}
-# Prefer the toolchain .ci/testbed-deps.sh installs over an older distro go.
-[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=mod GOTOOLCHAIN=local
-export CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH
-mkdir -p "$OUT"
-# One build per output dir at a time (a second caller waits, then finds the binaries).
-exec 9>"$OUT.lock"; flock 9
+. "$(dirname "$0")/go-env.sh"
 work=$CACHE/src/kube-$KUBE; mkdir -p "$work"; cd "$work"
 minor=${KUBE#v1.}; stag="v0.$minor"
 if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $KUBE" go.mod; then

@@ -9,7 +9,7 @@ import pytest
 
 from eggo_nornir.cluster.plan import cleanup_phases, deploy_phases
 from eggo_nornir.config import load_config
-from eggo_nornir.config.model import NetworkConfig
+from eggo_nornir.config.model import DNSConfig, NetworkConfig
 from eggo_nornir.render.network import cni_addon
 from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks.addons import apply_addons
@@ -59,6 +59,20 @@ def test_a_cni_addon_is_applied_once_the_kubelets_run_before_coredns_and_nodes_r
     # a join converges the same way: the CNI first
     joined = [p.name for p in deploy_phases(ctx.cfg, ctx, joined=["k8s-worker-1"])]
     assert joined.index("network") < joined.index("nodes-ready")
+
+
+def test_coredns_as_pods_is_applied_once_the_nodes_are_ready(ctx: DeployContext, tmp_path: Path) -> None:
+    """Pods applied before the nodes are Ready all land on the first Ready node; binary CoreDNS
+    (on the masters) keeps its place before the wait."""
+    names = [p.name for p in deploy_phases(ctx.cfg, ctx)]
+    assert names.index("coredns") < names.index("nodes-ready")
+    pod = dataclasses.replace(
+        ctx.cfg, service=dataclasses.replace(ctx.cfg.service, dns=DNSConfig(corednstype="pod", replicas=2))
+    )
+    names = [p.name for p in deploy_phases(pod, DeployContext.build(pod, tmp_path))]
+    assert (
+        names.index("network") < names.index("nodes-ready") < names.index("coredns") < names.index("addons")
+    )
 
 
 def test_the_built_in_bridge_has_no_network_phase(tmp_path: Path) -> None:

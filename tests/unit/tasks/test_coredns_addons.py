@@ -128,6 +128,16 @@ def _addon_cluster(tmp_path):
     return cfg, DeployContext.build(cfg, tmp_path)
 
 
+def _with_three_manifests() -> tuple[FakeRemote, Cluster]:
+    """The first master with each manifest of `_addon_cluster` in the bundle, and its fake API."""
+    files = {
+        f"/root/.eggo/package/file/{n}": FakeFile(b"kind: X\n" + n.encode())
+        for n in ("metrics.yaml", "dashboard.yaml", "calico.yaml")
+    }
+    fake = FakeRemote(host="m0", files=files)
+    return fake, Cluster(fake)
+
+
 def test_addon_sources_order_and_places() -> None:
     cfg = dataclasses.replace(
         CFG,
@@ -171,12 +181,7 @@ def test_addons_templated_pushed_applied_then_idempotent(tmp_path) -> None:
 def test_pod_network_splits_the_cni_manifests_from_the_others(tmp_path) -> None:
     """The deploy's `network` phase applies only the CNI's manifest, its `addons` phase the rest."""
     cfg, ctx = _addon_cluster(tmp_path)
-    files = {
-        f"/root/.eggo/package/file/{n}": FakeFile(b"kind: X\n" + n.encode())
-        for n in ("metrics.yaml", "dashboard.yaml", "calico.yaml")
-    }
-    fake = FakeRemote(host="m0", files=files)
-    api = Cluster(fake)
+    fake, api = _with_three_manifests()
     net = run_on(cfg, "m0", apply_addons, fake, ctx=ctx, pod_network=True)
     assert net[0].result["applied"] == ["calico.yaml"] and api.applied == [f"{APPLIED_DIR}/calico.yaml"]
     rest = run_on(cfg, "m0", apply_addons, fake, ctx=ctx, pod_network=False)
@@ -204,12 +209,7 @@ def test_a_manifest_named_after_a_cni_is_the_network_without_a_plugin() -> None:
 
 def test_addons_reapplied_when_the_cluster_drifted(tmp_path) -> None:
     cfg, ctx = _addon_cluster(tmp_path)
-    files = {
-        f"/root/.eggo/package/file/{n}": FakeFile(b"kind: X\n" + n.encode())
-        for n in ("metrics.yaml", "dashboard.yaml", "calico.yaml")
-    }
-    fake = FakeRemote(host="m0", files=files)
-    api = Cluster(fake)
+    fake, api = _with_three_manifests()
     run_on(cfg, "m0", apply_addons, fake, ctx=ctx)
     api.live.clear()  # someone deleted the objects
     res = run_on(cfg, "m0", apply_addons, fake, ctx=ctx)

@@ -111,7 +111,9 @@ def test_bridge_and_machine_commands() -> None:
     mcmds = network.machine_net_commands("tb-m1", "ve-tb-1", "tbbr0", "10.1.0.11/24")
     flat = [" ".join(c) for c in mcmds]
     assert "ip link add ve-tb-1 type veth peer name eth0 netns tb-m1" in flat
-    assert not any("route" in c for c in flat), "machines must get no route out"
+    routes = [c for c in flat if "route" in c]
+    # no route out: only the Service CIDR on eth0 itself, no gateway, no default
+    assert routes == ["ip -n tb-m1 route add 10.32.0.0/16 dev eth0"], routes
 
 
 @pytest.mark.parametrize(
