@@ -17,6 +17,7 @@ Use it from a test module (tests are not packages, so import it by name):
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,11 +78,28 @@ def eggo_env(tb: Testbed) -> dict[str, str]:
     return {**os.environ, "EGGO_HOME": str(home)}
 
 
-def run_eggo(env: dict[str, str], *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """`python -m eggo_nornir ARGS` as a user runs it: a process of its own, output captured."""
+def run_eggo(
+    env: dict[str, str], *args: str, timeout: float = 1200, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m eggo_nornir ARGS` as a user runs it: a process of its own (in `cwd`), output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "eggo_nornir", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def record_timings(label: str, file_name: str, timings: dict[str, float]) -> None:
+    """Write a module's timings to the logs dir as JSON and print them with `label` (CI logs)."""
+    from eggo_nornir.testbed import paths
+
+    record = paths.logs_dir() / file_name
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(timings) + "\n")
+    print(f"\n{label} {json.dumps(timings)} (also in {record})", file=sys.stderr)
 
 
 def kubectl_path() -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, kubectl_path, kubectl_runner, module_testbed, probe_docs
+from modtb import eggo_env, kubectl_path, kubectl_runner, module_testbed, probe_docs, record_timings
 from modtb import run_eggo as eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
@@ -43,12 +42,7 @@ def tb(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testb
             yield bed
         finally:
             if TIMINGS:
-                from eggo_nornir.testbed import paths
-
-                record = paths.logs_dir() / "e2e-deploy-timings.json"
-                record.parent.mkdir(parents=True, exist_ok=True)
-                record.write_text(json.dumps(TIMINGS) + "\n")
-                print(f"\nE2E TIMINGS {json.dumps(TIMINGS)} (also in {record})", file=sys.stderr)
+                record_timings("E2E TIMINGS", "e2e-deploy-timings.json", TIMINGS)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,13 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, kubectl_runner, module_testbed, probe_docs
+from modtb import eggo_env, kubectl_runner, module_testbed, probe_docs, record_timings, run_eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import deployyaml, paths, spec
@@ -63,10 +62,7 @@ def tb(manual_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with module_testbed(tmp_path_factory, manual_bundle, name=NAME, subnet=SUBNET, machines=3) as bed:
         TIMINGS["up_seconds"] = round(time.monotonic() - started, 1)
         yield bed
-    record = paths.logs_dir() / "e2e-flannel-timings.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(TIMINGS) + "\n")
-    print(f"\nE2E FLANNEL TIMINGS {json.dumps(TIMINGS)} (also in {record})", file=sys.stderr)
+    record_timings("E2E FLANNEL TIMINGS", "e2e-flannel-timings.json", TIMINGS)
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +72,7 @@ def env(tb: Testbed) -> dict[str, str]:
 
 def eggo_in(tb: Testbed, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`eggo ARGS` as the manual spells it, run in the dir that holds deploy.yaml."""
-    return subprocess.run(
-        [sys.executable, "-m", "eggo_nornir", *args],
-        env=env,
-        cwd=tb.out_dir,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    return run_eggo(env, *args, cwd=tb.out_dir)
 
 
 @pytest.fixture(scope="module")
