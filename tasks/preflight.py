@@ -30,6 +30,7 @@ from eggo_nornir.config.model import ClusterConfig, Node, normalise_arch
 from eggo_nornir.errors import DeployError
 from eggo_nornir.remote import RemoteError, SudoError
 from eggo_nornir.remote.nornir_plugin import remote_for
+from eggo_nornir.render import network
 from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks._lib.guard import applies_to
 from eggo_nornir.tasks.bundle import dstpath
@@ -84,9 +85,14 @@ def port_needs(cfg: ClusterConfig, node: Node) -> list[PortNeed]:
     return needs
 
 
-def probe_script(dst: str) -> str:
-    """Read-only shell printing `key=value` facts (and `listen=` lines from ss)."""
+def probe_script(dst: str, service_ip: str = "") -> str:
+    """Read-only shell printing `key=value` facts (and `listen=` lines from ss); with
+    `service_ip`, whether the host has a route to it (`service_route=yes|no`)."""
     tools = " ".join(TOOLS)
+    route = (
+        f"command -v ip >/dev/null 2>&1 && {{ ip route get {shlex.quote(service_ip)} >/dev/null 2>&1 "
+        "&& echo service_route=yes || echo service_route=no; }"
+    )
     return "\n".join(
         [
             "printf 'now=%s\\n' \"$(date +%s.%N 2>/dev/null || date +%s)\"",
@@ -112,6 +118,7 @@ def probe_script(dst: str) -> str:
             f"printf 'cluster_id=%s\\n' \"$(cat {CLUSTER_ID_FILE} 2>/dev/null)\"",
             "cat /proc/[0-9]*/comm 2>/dev/null | grep -x -e kubelet -e etcd | sort -u | sed 's/^/running=/'",
             "printf 'swaps=%s\\n' \"$(tail -n +2 /proc/swaps 2>/dev/null | grep -c .)\"",
+            *([route] if service_ip else []),
             "true",
         ]
     )
@@ -297,6 +304,15 @@ def judge(
         warnings.append(
             _problem("swap", "swap is on", "none needed: the system task turns it off and comments it out")
         )
+    if node.is_worker and raw.get("service_route") == "no" and network.cni_addon(cfg):
+        # the CNI addon's own pods run in the host's network and call the API at its Service
+        # IP; kube-proxy rewrites that address only after the route lookup, which fails
+        warnings.append(
+            _problem("service-route", f"no route to the Service IP {cfg.service.gateway} (no default route): "
+                     f"the {network.cni_addon(cfg)} pods cannot reach the API and no node becomes Ready",
+                     f"add a default route, or a route for service.cidr: ip route add {cfg.service.cidr} "
+                     "dev <the node's interface>")
+        )  # fmt: skip
     return facts, problems, warnings
 
 
@@ -374,7 +390,7 @@ def preflight_checks(
     try:
         remote = remote_for(task)
         t0 = time.time()
-        out = remote.run(probe_script(dstpath(ctx.cfg)), timeout=60).stdout
+        out = remote.run(probe_script(dstpath(ctx.cfg), ctx.cfg.service.gateway), timeout=60).stdout
         t1 = time.time()
     except SudoError as exc:
         return _finish(

@@ -21,6 +21,7 @@ from eggo_nornir.tasks.preflight import (
     parse_facts,
     parse_listeners,
     preflight_checks,
+    probe_script,
 )
 
 GOOD = {
@@ -251,3 +252,17 @@ def test_bundle_families_reads_pkg_names(tmp_path) -> None:
             ti = tarfile.TarInfo(name)
             tf.addfile(ti, io.BytesIO(b""))
     assert bundle_families(path) == frozenset({"rpm"})
+
+
+def test_a_worker_without_a_route_to_the_service_ip_is_warned_with_a_cni_addon(cluster) -> None:
+    """A CNI addon's pods (host network) call the API at its Service IP: with no route there
+    (no default route, as on an isolated offline node) the connect fails before kube-proxy."""
+    addon = replace(cluster, network=replace(cluster.network, plugin="flannel"))
+    worker = next(n.name for n in addon.nodes if n.is_worker)
+    _f, problems, warnings = run_judge(addon, worker, service_route="no")
+    assert problems == [] and checks(warnings) == ["service-route"]
+    assert "10.32.0.1" in warnings[0]["message"] and "ip route add 10.32.0.0/16" in warnings[0]["fix"]
+    assert run_judge(addon, worker, service_route="yes")[2] == []
+    assert run_judge(cluster, worker, service_route="no")[2] == []  # the built-in bridge: no need
+    assert "ip route get 10.32.0.1" in probe_script("/root/.eggo/package", "10.32.0.1")
+    assert "service_route" not in probe_script("/root/.eggo/package")
