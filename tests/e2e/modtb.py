@@ -32,16 +32,24 @@ from eggo_nornir.testbed import lifecycle, paths, spec
 from eggo_nornir.testbed.handle import Testbed, unavailable
 
 
-def cached_bundle(versions: spec.Versions = spec.DEFAULT_VERSIONS, arch: str = "amd64") -> Path:
-    """The cached bundle of `versions`; with EGGO_E2E_BUILD=1 built first (a no-op when the
-    cache is current, tens of minutes cold), else the test skips when none is cached."""
-    target = paths.default_bundle_dir() / spec.bundle_name(arch, versions)
+def cached_bundle(
+    versions: spec.Versions = spec.DEFAULT_VERSIONS,
+    arch: str = "amd64",
+    *,
+    layout: str = "typed",
+    addons: bool = False,
+) -> Path:
+    """The cached bundle of `versions` (and `layout`, `addons`); with EGGO_E2E_BUILD=1 built first
+    (a no-op when the cache is current, tens of minutes cold), else the test skips when none is
+    cached."""
+    target = paths.default_bundle_dir() / spec.bundle_name(arch, versions, layout=layout, addons=addons)
     if os.environ.get("EGGO_E2E_BUILD") == "1":
         from eggo_nornir.testbed import bundle as bundle_mod
 
-        bundle_mod.build(arch, target.parent, versions)
+        bundle_mod.build(arch, target.parent, versions, layout=layout, addons=addons)
     if not target.is_file():
         flag = "" if versions == spec.DEFAULT_VERSIONS else f" --kubernetes-version {versions.kubernetes}"
+        flag += (" --layout manual" if layout == "manual" else "") + (" --addons" if addons else "")
         pytest.skip(f"no bundle at {target}; run `eggo-nornir testbed bundle{flag}` or set EGGO_E2E_BUILD=1")
     return target
 

@@ -25,7 +25,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, kubectl_runner, module_testbed, probe_docs, record_timings, run_eggo
+from modtb import (
+    cached_bundle,
+    eggo_env,
+    kubectl_runner,
+    module_testbed,
+    probe_docs,
+    record_timings,
+    run_eggo,
+)
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import deployyaml, paths, spec
@@ -44,16 +52,7 @@ BEFORE: dict[str, Snapshot] = {}
 @pytest.fixture(scope="module")
 def manual_bundle() -> Path:
     """The manual-layout bundle with the flannel addon and the CoreDNS image."""
-    target = paths.default_bundle_dir() / spec.bundle_name("amd64", "manual", addons=True)
-    if os.environ.get("EGGO_E2E_BUILD") == "1":
-        from eggo_nornir.testbed import bundle as bundle_mod
-
-        bundle_mod.build("amd64", target.parent, layout="manual", addons=True)
-    if not target.is_file():
-        pytest.skip(
-            f"no bundle at {target}; run `testbed bundle --layout manual --addons` or set EGGO_E2E_BUILD=1"
-        )
-    return target
+    return cached_bundle(layout="manual", addons=True)
 
 
 @pytest.fixture(scope="module")

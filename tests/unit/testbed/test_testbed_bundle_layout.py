@@ -86,7 +86,9 @@ def test_unknown_layout_and_a_clash_are_errors() -> None:
 
 
 def test_bundle_names_keep_the_default_and_tell_variants_apart() -> None:
-    names = {spec.bundle_name("amd64", layout=lay, addons=add) for lay in spec.LAYOUTS for add in (False, True)}
+    names = {
+        spec.bundle_name("amd64", layout=lay, addons=add) for lay in spec.LAYOUTS for add in (False, True)
+    }
     assert spec.bundle_name("amd64") == "packages-amd64.tar.gz"
     assert names == {
         "packages-amd64.tar.gz",
