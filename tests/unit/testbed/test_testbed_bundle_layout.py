@@ -224,5 +224,7 @@ def test_deploy_yaml_dialect_follows_the_bundle_layout(tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     path = deployyaml.write(_state(tmp_path), key, target)
     assert "pacakges:" in path.read_text() and "install:" not in path.read_text()
+    # as `testbed up` passes it: arch -> tarball
+    assert "pacakges:" in deployyaml.write(_state(tmp_path), key, {"amd64": target}).read_text()
     spec.metadata_path(target).write_text(json.dumps({"deb_groups": {}}))
     assert "install:" in deployyaml.write(_state(tmp_path), key, target).read_text()
