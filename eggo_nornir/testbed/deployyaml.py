@@ -249,8 +249,10 @@ def write(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) -
     path = Path(state.out_dir) / "deploy.yaml"
     # one bundle (lifecycle passes arch -> tarball) of the manual layout: the manual's dialect
     single = next(iter(bundle.values())) if isinstance(bundle, dict) and len(bundle) == 1 else bundle
-    manual = isinstance(single, Path) and (spec.load_metadata(single) or {}).get("layout") == "manual"
-    doc = render_manual(state, key_path, single) if manual else render(state, key_path, bundle)
+    if isinstance(single, Path) and (spec.load_metadata(single) or {}).get("layout") == "manual":
+        doc = render_manual(state, key_path, single)
+    else:
+        doc = render(state, key_path, bundle)
     text = HEADER.format(name=state.name) + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
     path.write_text(text)
     return path
