@@ -3,11 +3,11 @@ dialect, the flannel CNI addon through `network.plugin` + `plugin-args.NetworkYa
 image from `images.tar`, CoreDNS as pods (`corednstype: pod`, `replicas: 2`), then
 `eggo -d deploy -f deploy.yaml`, `echo $?` is 0, and `cleanup -f`.
 
-What it proves on real machines (1 master + etcd, 2 workers): every node Ready; flannel's vxlan
-carries pod-to-pod traffic across workers and a Service by DNS name, with no eggo pod routes
-and no built-in bridge config; the two CoreDNS pods run on two nodes and each answers cluster
-DNS; cleanup removes the flannel interfaces and leaves every machine at its pre-deploy
-snapshot (only the residues of docs/cleanup-residues.md).
+What it proves on the 6-machine testbed (3 masters with etcd, 2 workers, the nginx LB): every
+node Ready; flannel's vxlan carries pod-to-pod traffic across workers and a Service by DNS
+name, with no eggo pod routes and no built-in bridge config; the two CoreDNS pods run on two
+nodes and each answers cluster DNS; cleanup removes the flannel interfaces and leaves every
+machine at its pre-deploy snapshot (only the residues of docs/cleanup-residues.md).
 
 The bundle: `testbed bundle --layout manual --addons` (cached; built here when
 EGGO_E2E_BUILD=1). Testbed `eggoew` on EGGO_E2E_FLANNEL_SUBNET (default 10.232.0.0/24).
@@ -58,7 +58,7 @@ def manual_bundle() -> Path:
 @pytest.fixture(scope="module")
 def tb(manual_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     started = time.monotonic()
-    with module_testbed(tmp_path_factory, manual_bundle, name=NAME, subnet=SUBNET, machines=3) as bed:
+    with module_testbed(tmp_path_factory, manual_bundle, name=NAME, subnet=SUBNET, machines=6) as bed:
         TIMINGS["up_seconds"] = round(time.monotonic() - started, 1)
         yield bed
     record_timings("E2E FLANNEL TIMINGS", "e2e-flannel-timings.json", TIMINGS)
