@@ -168,18 +168,16 @@ def pods_by_node(kubectl) -> dict[str, int]:  # type: ignore[no-untyped-def]
 class ServiceLoop:
     """Requests to a ClusterIP from a worker's host network, in one bounded shell loop over SSH.
 
-    Why a route first: a node's own connection is routed before kube-proxy's DNAT rewrites
-    its destination, and the testbed machines have no default route (nothing may leave the
-    testbed), so without one a ClusterIP is "Network is unreachable". The route sends the
-    Service range to eth0, the testbed bridge: DNAT turns it into a pod IP before it leaves,
-    and what kube-proxy does not catch stays on the bridge (no host answers there).
+    The request leaves the worker's host network through the route every testbed machine has
+    for the Service range (eth0, the testbed bridge, no gateway): kube-proxy's DNAT turns the
+    ClusterIP into a pod IP before it leaves, and nothing on the bridge answers for the rest.
 
     The loop stops when /tmp/eggo-upgrade-stop appears or after SERVICE_LOOP_MAX requests; it
     prints one line per failure (with the time) and the counts at the end.
     """
 
-    def __init__(self, tb: Testbed, machine: str, ip: str, service_cidr: str) -> None:
-        self.tb, self.machine, self.service_cidr = tb, machine, service_cidr
+    def __init__(self, tb: Testbed, machine: str, ip: str) -> None:
+        self.tb, self.machine = tb, machine
         self.request = (
             f'r=$(timeout 5 bash -c \'exec 3<>/dev/tcp/{ip}/80 && printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3 '
             "&& cat <&3' 2>&1); "
@@ -203,8 +201,7 @@ class ServiceLoop:
         self.output = self._bash(self.script, timeout=3600)
 
     def probe(self) -> str:
-        """The route, then one request: its answer (the loop is only worth starting if it works)."""
-        self.tb.run(self.machine, f"ip route replace {shlex.quote(self.service_cidr)} dev eth0")
+        """One request: its answer (the loop is only worth starting if it works)."""
         return self._bash(self.request + 'echo "$r"', timeout=60)
 
     def start(self) -> ServiceLoop:
@@ -214,7 +211,6 @@ class ServiceLoop:
     def stop(self) -> tuple[int, list[str]]:
         self.tb.run(self.machine, "touch /tmp/eggo-upgrade-stop")
         self._thread.join(timeout=120)
-        self.tb.run(self.machine, f"ip route del {shlex.quote(self.service_cidr)} dev eth0")
         counts = [line for line in self.output.splitlines() if line.startswith("COUNTS ")]
         failures = [line for line in self.output.splitlines() if line.startswith("FAIL")]
         ok = int(counts[-1].split()[1]) if counts else 0
@@ -284,7 +280,7 @@ class TestUpgrade:
         service_cidr = yaml.safe_load(tb.deploy_yaml.read_text())["service"]["cidr"]
         assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(service_cidr), cluster_ip
         client = tb.with_role("worker")[-1].name
-        svc_loop = ServiceLoop(tb, client, cluster_ip, service_cidr)
+        svc_loop = ServiceLoop(tb, client, cluster_ip)
         first = svc_loop.probe()
         assert "web-ok" in first, f"the Service does not answer from {client} before the upgrade: {first}"
         server, ca, cert, key = admin_creds(state_dir(env) / "admin.conf", tmp_path)
