@@ -8,7 +8,10 @@ joined master is added, a removed one dropped), which upstream never did. Pod mo
 the first master applies the rendered coredns.yaml.
 
 Either way the apply happens only when `kubectl diff` says the cluster differs (or the
-manifest file changed), so a re-run reports `changed=False`.
+manifest file changed), so a re-run reports `changed=False`. In pod mode the first master then
+waits for the Deployment's rollout: a deploy that reports success has cluster DNS answering,
+and a CoreDNS that cannot start (its image missing from the bundle, no pod network) fails the
+phase with kubectl's reason instead of surfacing later as "bad address" in the workloads.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from eggo_nornir.remote.nornir_plugin import remote_for
 from eggo_nornir.render import coredns
 from eggo_nornir.tasks._lib.context import DeployContext
 from eggo_nornir.tasks._lib.guard import applies_to
-from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, readyz
+from eggo_nornir.tasks._lib.kubectl import ADMIN_CONF, Applied, ensure_manifest, kubectl, readyz
 from eggo_nornir.tasks._lib.steps import combine_changed, files_for
 from eggo_nornir.tasks.files import push_files
 from eggo_nornir.tasks.services import converge_services
+
+# how long the first master waits for pod-mode CoreDNS to be available (image import, CNI,
+# scheduling on a just-Ready node), seconds
+ROLLOUT_TIMEOUT = 240
 
 
 @applies_to("master")
@@ -66,6 +73,13 @@ def deploy_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
             )
         result["manifest"] = outcome.note
         changed = changed or outcome.changed
+        if not dry and not coredns.binary_mode(cfg):
+            kubectl(
+                remote,
+                "-n", "kube-system", "rollout", "status", "deployment/coredns",
+                f"--timeout={ROLLOUT_TIMEOUT}s",
+                timeout=ROLLOUT_TIMEOUT + 30,
+            )  # fmt: skip
         if dry and outcome.changed:
             diff = f"{outcome.note}\n{outcome.diff}"
     return Result(host=task.host, changed=changed, diff=diff, result=result)

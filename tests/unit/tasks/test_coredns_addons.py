@@ -98,6 +98,18 @@ def test_pod_mode_applies_the_deployment_without_a_unit(tmp_path) -> None:
     res = run_on(cfg, "m0", deploy_coredns, fake, ctx=DeployContext.build(cfg, tmp_path))
     assert res[0].changed and api.applied == [coredns.MANIFEST] and sim.started == []
     assert b"kind: Deployment" in fake.files[coredns.MANIFEST].content
+    # and waits until the Deployment is available before the phase succeeds
+    assert any("rollout status deployment/coredns" in c.command for c in fake.calls)
+
+
+def test_pod_mode_fails_when_the_rollout_does_not_finish(tmp_path) -> None:
+    cfg = dataclasses.replace(CFG, service=ServiceConfig(dns=DNSConfig(corednstype="pod")))
+    fake = FakeRemote(host="m0")
+    Cluster(fake)
+    why = "error: timed out waiting for the condition (pod coredns-x: ErrImageNeverPull)"
+    fake.on(re.compile(r"rollout status deployment/coredns"), rc=1, stderr=why)
+    res = run_on(cfg, "m0", deploy_coredns, fake, ctx=DeployContext.build(cfg, tmp_path))
+    assert res.failed and "ErrImageNeverPull" in str(res[0].exception)
 
 
 # ---- addons -------------------------------------------------------------------------------------
