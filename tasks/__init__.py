@@ -13,6 +13,13 @@ fails with `NotANodeError`; a node without the task's role gets an unchanged `Sk
 Tasks that change a host honour Nornir's dry run (`dry_run=True`, or `InitNornir(dry_run=True)`)
 and then report diffs without changing anything.
 
+The arguments the tasks share mean the same everywhere, so a task's docstring lists under `Args:`
+only its own (and these only where it has something of its own to say about them):
+
+    task: the Nornir task; with `ctx`, its host must be a node of `ctx.cfg`
+    ctx: the run's `DeployContext` (config, rendered files, state dir, options)
+    dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
+
 `__all__` is the catalogue (docs/api.md lists it, and tests/unit/tasks/test_catalogue.py keeps
 the two and the modules in step). What the tasks share but is not a task lives in the private
 `eggo_nornir.tasks._lib`; `DeployContext`, `DeployOptions`, `NotANodeError` and `Skipped` are

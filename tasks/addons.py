@@ -126,9 +126,6 @@ def apply_addons(
     as soon as the API serves (no node is Ready without them), the others after the nodes.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
         pod_network: True: only the CNI addon's manifests (`AddonSource.network`); False: all
             the others; None: every manifest
 

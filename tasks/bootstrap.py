@@ -68,11 +68,6 @@ def apply_bootstrap(task: Task, ctx: DeployContext, dry_run: bool | None = None)
     run the diffs are shown when the API answers; otherwise the result says it is not up yet.
     The token Secret's diff is never shown.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a manifest differed; `result` {applied, notes}.
     """

@@ -481,11 +481,6 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     `auto` (the default), hosts fetch from each other (`tasks/fanout.py`); a dry run always
     answers per host, as the direct path would.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when the sub-bundle was (or would be) shipped; `result` describes the bundle and
             how it came.
@@ -500,11 +495,6 @@ def ship_bundle(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
 @applies_to("node")
 def ship_direct(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """The direct path: this host, from the controller, over SSH (the fallback and the baseline).
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when the sub-bundle was (or would be) uploaded; `result` has its name, sha256 and

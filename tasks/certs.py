@@ -81,11 +81,6 @@ def push_certs(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> R
     A unit is due when one of its files changed now, or when it still has a pending-restart
     marker (an earlier run wrote its files and failed before restarting it).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a certificate file changed; `result` {written, restart}.
     """
@@ -112,11 +107,6 @@ def roll_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Re
     Before etcd restarts, every member must be healthy: this is what stops a roll that would
     break quorum (a previous member that did not come back fails here, not after a second
     restart). A dry run only says what it would restart.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when units were restarted; `result` {restarted, gates} (or would_restart in a dry

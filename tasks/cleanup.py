@@ -222,11 +222,6 @@ def cleanup_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) ->
     lines, packages eggo installed, the bundle, and last /var/lib/eggo, which is kept when
     any step failed so that a second cleanup still knows what to undo.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when anything was removed; the diff lists it; `result` {removed, errors,
             residues}.
@@ -300,11 +295,6 @@ def cleanup_cluster_objects(task: Task, ctx: DeployContext, dry_run: bool | None
     volumes) are best removed by their controllers while these still run. When the apiserver
     does not answer within seconds, the step is skipped with a note instead of failing: the
     node cleanup removes the cluster's state anyway.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when an object was deleted; `result` {removed, errors, residues}.

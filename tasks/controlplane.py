@@ -37,11 +37,6 @@ def deploy_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = 
 
     A dry run shows the file diffs and the service actions and does not wait.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file or unit changed; `result` {files, services, readyz}.
     """

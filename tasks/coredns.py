@@ -37,11 +37,6 @@ def deploy_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     """Binary mode: ship the Corefile, unit and manifest (STEP_FILES["coredns"]) and converge
     `coredns` on this master. On the first master (either mode) apply the manifest.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file, unit or the manifest changed; the diff shows it.
     """

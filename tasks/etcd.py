@@ -87,11 +87,6 @@ def deploy_etcd(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     every member healthy before and after: the members of one phase run in parallel, and two
     restarting at once could cost the quorum and the API with it.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file or the unit changed; `result` {files, services}.
     """
@@ -176,11 +171,6 @@ def etcd_health(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     when a configured member is missing from the member list. Read-only, so `changed` is
     False; a dry run checks once and never fails (etcd may not be installed yet).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: unchanged; `result` {healthy, members, leader}; raises when etcd stays unhealthy.
     """
@@ -259,11 +249,6 @@ def join_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None
     unstarted members. Idempotent: a member already in the list (a join that failed after the
     add) is not added twice, and a member with data is only converged. Another member that was
     added but never started is an error: it counts towards quorum and nothing here knows it.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when the member was added or its files changed; `result` has the notes.
@@ -357,12 +342,9 @@ def remove_etcd_members(
     that failed later can be re-run. Each removal is followed by the health gate.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         members: node names of the members to remove
         peer_urls: their peer URLs (matched when a name differs)
         force: remove even when quorum would be at risk
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a member was removed; `result` {removed, quorum}.

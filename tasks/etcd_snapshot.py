@@ -67,8 +67,6 @@ def snapshot_save(task: Task, ctx: DeployContext, file_name: str) -> Result:
     private dir made for this run (see `private_run_dir`), which is removed whatever happens.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         file_name: the snapshot's file name (in a private run dir on the member)
 
     Returns:
@@ -114,8 +112,6 @@ def restore_prepare(task: Task, ctx: DeployContext, snapshot: str, sha256: str) 
     is intact (same sha256, and `etcdutl snapshot status` reads it).
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         snapshot: the controller-side snapshot file to upload
         sha256: its expected sha256
 
@@ -156,8 +152,6 @@ def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> 
     """`systemctl <action> <units>` (stop, start, restart); starts wait for Type=notify readiness.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         action: `stop`, `start` or `restart`
         units: the units to act on
 
@@ -173,10 +167,6 @@ def systemctl(task: Task, ctx: DeployContext, action: str, units: list[str]) -> 
 @applies_to("etcd")
 def restore_member(task: Task, ctx: DeployContext) -> Result:
     """Restore into a fresh data dir with this member's identity, then swap it in.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
 
     Returns:
         Result: changed; `result` {restored, previous} (the data dir and where the old one is kept).
@@ -216,10 +206,6 @@ def restore_member(task: Task, ctx: DeployContext) -> Result:
 def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
     """Wait for this master's own apiserver to answer /readyz (it needs etcd, so this proves both).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-
     Returns:
         Result: unchanged, `result` "ready"; raises when /readyz does not answer ok in time.
     """
@@ -240,10 +226,6 @@ def apiserver_ready(task: Task, ctx: DeployContext) -> Result:
 @applies_to("etcd")
 def restore_cleanup(task: Task, ctx: DeployContext) -> Result:
     """Drop the uploaded snapshot, the uploaded etcdutl and the pre-restore data dir.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
 
     Returns:
         Result: changed, naming what was removed.

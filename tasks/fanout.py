@@ -366,10 +366,6 @@ def _run_for(task: Task, ctx: DeployContext) -> FanOutRun:
 def ship_with_peers(task: Task, ctx: DeployContext) -> Result:
     """`ship_bundle` in `peer`/`auto` mode: this host's part of the run's fan-out.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-
     Returns:
         Result: `changed` when the sub-bundle arrived; `result` says from where.
     """

@@ -61,7 +61,6 @@ def push_files(task: Task, files: Sequence[HostFile], dry_run: bool | None = Non
     Args:
         task: the Nornir task; any host eggo's SSH connection can reach
         files: the `HostFile`s to make exist on the host
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a file was (or would be) written; `diff` has the text diffs of non-secret

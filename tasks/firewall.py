@@ -102,11 +102,6 @@ def open_firewall(task: Task, ctx: DeployContext, dry_run: bool | None = None) -
 
     Result: `{"active": bool, "ports": [...wanted], "added_runtime": [...], "added_permanent": [...]}`.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when ports were (or would be) opened; `result` {active, ports, ...}.
     """

@@ -158,13 +158,10 @@ def run_hooks(
     Result: `{"ran": [names], "failed": [{hook, error}]}`.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         schedule: `prejoin`, `postjoin`, `precleanup` or `postcleanup`
         operator: the operation given to the scripts
         hook_paths: extra hook files (already on the host) to run
         fatal: whether a failing hook fails the task (default: pre-hooks only)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a hook ran; `result` {ran, failed}.
@@ -290,13 +287,10 @@ def run_cli_hooks(
     `fatal` defaults to False when `operator` is cleanup or delete.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         hooks: the parsed `--prehook`/`--posthook` specs (`CliHook`)
         hook_type: the hook type given to the scripts (`prehook`, `cluster-posthook`...)
         operator: the operation (`deploy`, `join`, `cleanup`, `delete`)
         fatal: whether a failing hook fails the task (default: pre-hooks only)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a hook ran; `result` {ran, failed}.

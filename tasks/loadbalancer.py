@@ -91,11 +91,6 @@ def deploy_loadbalancer(task: Task, ctx: DeployContext, dry_run: bool | None = N
     pending restart from an earlier run) or converge (start / restart), then wait until the
     bind port listens (`ctx.options.lb_start_timeout`).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file or unit changed; `result` {files, services, notes}.
     """

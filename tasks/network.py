@@ -92,11 +92,6 @@ def deploy_pod_routes(task: Task, ctx: DeployContext, dry_run: bool | None = Non
     its oneshot unit (STEP_FILES["pod-routes"]) and converge `eggo-pod-routes`, so the
     apiserver reaches pods (webhooks, `kubectl logs/exec` via the kubelet are separate).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file or the unit changed; `result` {files, services}.
     """

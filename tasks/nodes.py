@@ -80,11 +80,6 @@ def label_and_taint(task: Task, ctx: DeployContext, dry_run: bool | None = None)
     Waits up to `ctx.options.node_register_timeout` s for the Node objects; nodes that
     have not registered by then are listed in the result (`wait_nodes_ready` reports them).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a label or taint was set; `result` lists what was set and which nodes are
             missing.
@@ -159,11 +154,6 @@ def describe_not_ready(name: str, node: dict[str, Any] | None) -> str:
 def wait_nodes_ready(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Wait up to `ctx.options.node_ready_timeout` s until every kubelet node that did not
     fail earlier is Ready; fail naming the others with their conditions. Read-only.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged; `result` {ready, not_ready, skipped_failed}; raises naming the nodes not Ready.
@@ -265,11 +255,6 @@ def approve_serving_csrs(task: Task, ctx: DeployContext, dry_run: bool | None = 
     `left_alone` with the reason. Waits up to `ctx.options.csr_timeout` s for every expected
     node to have asked; nodes that did not are listed, not failed (as upstream).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a CSR was approved; `result` lists approved and refused CSRs.
     """
@@ -340,12 +325,9 @@ def drain_nodes(
     A name without a Node object (a master that runs no kubelet) is skipped.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         nodes: the Node names to cordon and drain
         timeout_s: seconds `kubectl drain` may take per node
         force: drain even pods without a controller, and go on when a drain fails
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a node was cordoned or drained; `result` maps node to what was done.
@@ -396,10 +378,7 @@ def delete_node_objects(
     """Delete the Node objects of deleted machines (after their kubelet was stopped, so none re-registers).
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         nodes: the Kubernetes Node names to delete
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a Node was deleted; `result` {deleted}.

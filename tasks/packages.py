@@ -395,11 +395,6 @@ def install_packages(task: Task, ctx: DeployContext, dry_run: bool | None = None
 
     Result: `{"installed": [step, ...], "new_packages": [...], "up_to_date": [...]}`.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a package was (or would be) installed; the diff lists the actions.
     """
@@ -491,11 +486,6 @@ def import_images(task: Task, ctx: DeployContext, dry_run: bool | None = None) -
     containers (a worker).
 
     Run after the runtime is up (the worker phase). Result: `{"imported": [...], "present": [...]}`.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when an image was (or would be) imported; `result` {imported, present}.

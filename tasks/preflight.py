@@ -376,10 +376,7 @@ def preflight_checks(
     `problems` (each `{check, message, fix, ignored}`) and `warnings`.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         ignore: check ids whose problems are reported but not fatal
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged; `result` is the host's facts plus `problems` and `warnings`; raises
@@ -490,8 +487,6 @@ def preflight_host(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()) -
     """Run the host checks and keep the facts for the cluster-wide check.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         ignore: check ids whose problems are reported but not fatal
 
     Returns:
@@ -507,8 +502,6 @@ def preflight_cluster(task: Task, ctx: DeployContext, ignore: Sequence[str] = ()
     """Checks across hosts (cloned VMs share hostnames and machine-ids), run once.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         ignore: check ids to waive (`unique` skips the cross-host checks)
 
     Returns:

@@ -157,8 +157,6 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
     """Service states (one `systemctl is-active`) and certificate expiries of one host.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         services: probe the units of the node's roles
         certs: list the certificates on the node
 
@@ -192,10 +190,6 @@ def probe_node(task: Task, ctx: DeployContext, services: bool = True, certs: boo
 def probe_nodes_ready(task: Task, ctx: DeployContext) -> Result:
     """Every Kubernetes Node's Ready condition, read with kubectl on this master.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-
     Returns:
         Result: unchanged; `result` maps each Node name to its Ready status (True, False, Unknown).
     """
@@ -217,10 +211,6 @@ def probe_etcd(task: Task, ctx: DeployContext) -> Result:
 
     Reuses the deploy's parsing (`tasks.etcd`); unlike the deploy's gate it checks once and
     reports instead of raising on an unhealthy member, so status shows the whole picture.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
 
     Returns:
         Result: unchanged; `result` {healthy, errors, members, leader}.

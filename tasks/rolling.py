@@ -66,11 +66,8 @@ def stage_files(
     marker (an earlier run wrote its files and failed before restarting it).
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         files: the `HostFile`s to ship
         units: the units whose restart to remember, in order
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a file changed; `result` {written, restart}.
@@ -120,11 +117,6 @@ def stage_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = N
     Also probes whether an apiserver serves here (before anything restarted), which decides
     between a parallel start and a rolling one (see the module docstring).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a control-plane file changed; `result` {written, restart}.
     """
@@ -147,11 +139,6 @@ def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = 
     """On a first deploy (no master serves), converge this master's control plane now, in
     parallel with the others; otherwise leave it to the rolling steps that follow.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: as `deploy_control_plane`, or unchanged when an apiserver already serves.
     """
@@ -165,11 +152,6 @@ def start_control_planes(task: Task, ctx: DeployContext, dry_run: bool | None = 
 @applies_to("master")
 def roll_control_plane(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """`deploy_control_plane`, unless `start_control_planes` already converged this master.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: as `deploy_control_plane`, or unchanged when the master was started in parallel.
@@ -194,10 +176,7 @@ def drain_apiserver(task: Task, ctx: DeployContext, master: str, dry_run: bool |
     have no upstream left, so the restart costs the API either way.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         master: the master whose apiserver is taken out of the LB's upstreams
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when the master was drained (a diff in a dry run); `result` says why not
@@ -224,10 +203,7 @@ def restore_upstreams(task: Task, ctx: DeployContext, master: str, dry_run: bool
     is repaired by the next renew (or deploy).
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         master: the master that was drained
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when the LB config was put back and reloaded.

@@ -64,11 +64,6 @@ def deploy_runtime(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     the configured runtime's units (`render.runtime.runtime_units`), then wait until the runtime
     answers, for `ctx.options.runtime_timeout` seconds (not in a dry run).
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file or unit changed; `result` {files, services}.
     """

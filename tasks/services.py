@@ -129,7 +129,6 @@ def converge_services(
         restart: units to restart even without changed inputs
         enable: also `systemctl enable` them
         timeout: seconds the action command may take
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a unit was enabled, started or restarted; `result` describes the actions.

@@ -306,11 +306,6 @@ def prepare_system(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
     Result: `{"changes": [...], "written": [...], "warnings": [...]}`; `changed` is False
     when the host was already prepared.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a setting changed; the diff shows it in a dry run.
     """

@@ -112,11 +112,6 @@ def parse_versions(stdout: str) -> dict[str, Any]:
 def probe_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Read-only: each bin package's installed and staged (bundle) version, and pending restarts.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: unchanged; `result` {installed: {binary: version}, staged: {...}, pending: [units]},
         also kept in `ctx.state.upgrade_facts`.
@@ -136,11 +131,6 @@ def probe_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
 @applies_to("master")
 def check_skew(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Once, before anything changes: the bundle carries the target, and the policy holds.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged; `result` the target and the versions checked; raises `SkewError`
@@ -230,10 +220,7 @@ def snapshot_before_upgrade(
     (`etcd restore`), and it must hold the cluster as it was on the old version.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         file_name: the snapshot's file name under `<state>/backups`
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged (the cluster is not); `result` {snapshot: its path, sha256}.
@@ -248,11 +235,6 @@ def snapshot_before_upgrade(
 @applies_to("etcd")
 def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """One member: new etcd binaries, then a restart between two cluster-wide health gates.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a binary was replaced or etcd restarted; `result` {installed, restarted}.
@@ -282,11 +264,6 @@ def upgrade_etcd_member(task: Task, ctx: DeployContext, dry_run: bool | None = N
 def stage_master(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """A master's new control-plane binaries and files, staged: nothing restarts yet, but the
     drain phase then knows its apiserver will (see `tasks.rolling`).
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a binary or a staged file changed; `result` {installed, restart: units due}.
@@ -326,11 +303,6 @@ def _install_then(
 def upgrade_worker(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """A (drained) worker: new kubelet, kube-proxy and kubectl, then the deploy's node step.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a binary or a file changed; `result` {installed, step: deploy_node's result}.
     """
@@ -340,11 +312,6 @@ def upgrade_worker(task: Task, ctx: DeployContext, dry_run: bool | None = None) 
 @applies_to("master")
 def upgrade_coredns(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """A master's CoreDNS (the binary, in binary mode) and the deploy's CoreDNS step.
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when the binary or a file changed; `result` {installed, step: deploy_coredns'
@@ -368,11 +335,8 @@ def drain_workers(
     drained again on a re-run). PodDisruptionBudgets hold: the drain waits for evictions.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         workers: the worker Node names of this batch
         timeout_s: seconds `kubectl drain` may take per node
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a node was drained; `result` what drain_nodes did, or
@@ -392,10 +356,7 @@ def wait_upgraded(
     """Wait until each of `workers` is Ready and its kubelet reports the target version.
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         workers: the worker Node names of this batch
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged; `result` maps each worker to the target version; fails after `node_ready_timeout`.
@@ -434,10 +395,7 @@ def uncordon_workers(
     """`kubectl uncordon` those of `workers` that are cordoned (also after an interrupted run).
 
     Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
         workers: the worker Node names of this batch
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: `changed` when a node was uncordoned; `result` {uncordoned: [names]}.
@@ -456,11 +414,6 @@ def uncordon_workers(
 @applies_to("master")
 def check_node_versions(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> Result:
     """Every Node's kubelet and the apiserver report the target version (read-only).
-
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
 
     Returns:
         Result: unchanged; `result` {apiserver, kubelets}; fails when one is not at the target.

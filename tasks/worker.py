@@ -40,11 +40,6 @@ def deploy_node(task: Task, ctx: DeployContext, dry_run: bool | None = None) -> 
     (`tasks.network.ensure_cni_plugins`), then converge kubelet, kube-proxy and (bridge
     network) eggo-pod-routes.
 
-    Args:
-        task: the Nornir task; its host must be a node of `ctx.cfg`
-        ctx: the run's `DeployContext` (config, rendered files, state dir, options)
-        dry_run: report what would change (with a diff) and change nothing; None follows the Nornir run
-
     Returns:
         Result: `changed` when a file, dir or unit changed; `result` {files, services, notes}.
     """
