@@ -25,9 +25,10 @@ from typing import Any, Literal
 from nornir.core import Nornir
 from nornir.core.inventory import Host, Hosts, Inventory
 from nornir.core.processor import Processor
-from nornir.core.task import AggregatedResult, MultiResult, Task
+from nornir.core.task import MultiResult, Task
 
 from eggo_nornir.config.model import ROLES, ClusterConfig
+from eggo_nornir.engine.processor import NullProcessor
 from eggo_nornir.engine.progress import EggoProgress
 from eggo_nornir.engine.redact import Redactor
 from eggo_nornir.engine.report import (
@@ -170,19 +171,13 @@ class RunInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-class _HostTimer:
+class _HostTimer(NullProcessor):
     """Internal processor: wall time of each host's task in each phase."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.start: dict[tuple[str, str], float] = {}
         self.seconds: dict[tuple[str, str], float] = {}
-
-    def task_started(self, task: Task) -> None:
-        pass
-
-    def task_completed(self, task: Task, result: AggregatedResult) -> None:
-        pass
 
     def task_instance_started(self, task: Task, host: Host) -> None:
         with self._lock:
@@ -193,12 +188,6 @@ class _HostTimer:
         with self._lock:
             if key in self.start:
                 self.seconds[key] = time.monotonic() - self.start[key]
-
-    def subtask_instance_started(self, task: Task, host: Host) -> None:
-        pass
-
-    def subtask_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
-        pass
 
 
 def _now() -> str:

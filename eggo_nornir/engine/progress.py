@@ -24,6 +24,7 @@ from typing import TextIO
 from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult, MultiResult, Task
 
+from eggo_nornir.engine.processor import NullProcessor
 from eggo_nornir.engine.report import failures_of
 from eggo_nornir.engine.runner import STOP
 from eggo_nornir.streams import unwrapped
@@ -34,7 +35,7 @@ HEARTBEAT_SECONDS = 30.0
 SHOW_PENDING = 3
 
 
-class EggoProgress:
+class EggoProgress(NullProcessor):
     """Nornir processor printing: phase name, hosts done and failed out of total, elapsed time.
 
     - `stream`: where to write (default: `sys.stderr` at the time of writing).
@@ -144,7 +145,7 @@ class EggoProgress:
             except Exception:
                 return
 
-    # ---- Processor protocol ------------------------------------------------------------------
+    # ---- the Processor events it uses ------------------------------------------------------------------
     def task_started(self, task: Task) -> None:
         try:
             with self._lock:
@@ -163,9 +164,6 @@ class EggoProgress:
         except Exception:
             pass
 
-    def task_instance_started(self, task: Task, host: Host) -> None:
-        pass
-
     def task_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
         try:
             with self._lock:
@@ -182,12 +180,6 @@ class EggoProgress:
                     self._redraw()
         except Exception:
             pass
-
-    def subtask_instance_started(self, task: Task, host: Host) -> None:
-        pass
-
-    def subtask_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
-        pass
 
     def task_completed(self, task: Task, result: AggregatedResult) -> None:
         try:

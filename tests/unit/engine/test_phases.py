@@ -22,6 +22,7 @@ from eggo_nornir.engine.phases import (
     other_masters,
     run_phases,
 )
+from eggo_nornir.engine.processor import NullProcessor
 
 
 def test_selectors(cfg: ClusterConfig) -> None:
@@ -206,24 +207,9 @@ def test_host_stats_hook(nr: Nornir, cfg: ClusterConfig) -> None:
 def test_processors_of_the_caller_are_kept(nr: Nornir, cfg: ClusterConfig) -> None:
     seen: list[str] = []
 
-    class Recorder:
+    class Recorder(NullProcessor):
         def task_started(self, task: Task) -> None:
             seen.append(str(task.name))
-
-        def task_completed(self, task: Task, result: object) -> None:
-            pass
-
-        def task_instance_started(self, task: Task, host: object) -> None:
-            pass
-
-        def task_instance_completed(self, task: Task, host: object, result: object) -> None:
-            pass
-
-        def subtask_instance_started(self, task: Task, host: object) -> None:
-            pass
-
-        def subtask_instance_completed(self, task: Task, host: object, result: object) -> None:
-            pass
 
     run_phases(nr.with_processors([Recorder()]), cfg, [Phase("one", ok_task), Phase("two", ok_task)])
     assert seen == ["one", "two"]
