@@ -10,12 +10,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from nornir import InitNornir
 from nornir.core import Nornir
+from nornir_fakes import fake_nornir
+from x509_support import self_signed
 
 from eggo_nornir.cli import main
 from eggo_nornir.cluster import day2
@@ -23,7 +22,7 @@ from eggo_nornir.cluster import etcd_snapshot as snap
 from eggo_nornir.config.model import ClusterConfig, Node
 from eggo_nornir.engine import run_phases
 from eggo_nornir.errors import EggoError
-from eggo_nornir.remote.fake import FakeCall, FakeRemote, use_fakes
+from eggo_nornir.remote.fake import FakeCall, FakeRemote
 from eggo_nornir.remote.nornir_plugin import CONNECTION_NAME
 from eggo_nornir.render.roles import node_units
 from eggo_nornir.tasks import probes
@@ -33,17 +32,7 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def pem_cert(not_after: datetime, cn: str = "x") -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(not_after - timedelta(days=400))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, cn, not_after - timedelta(days=400), not_after)
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -54,16 +43,6 @@ def cluster() -> ClusterConfig:
         cluster_id="t1", nodes=(m0, w0), masters=("m0",), workers=("w0",), etcds=("m0",),
         apiserver_endpoint="10.9.0.10:6443",
     )  # fmt: skip
-
-
-def fake_nornir(cfg: ClusterConfig, **fakes: FakeRemote) -> Nornir:
-    nr = InitNornir(
-        inventory={"plugin": "EggoInventory", "options": {"config": cfg}},
-        runner={"plugin": "serial"},
-        logging={"enabled": False},
-    )
-    use_fakes(nr, **fakes)
-    return nr
 
 
 # ---- certificates -------------------------------------------------------------------------------

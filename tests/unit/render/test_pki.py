@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from x509_support import self_signed
 
 from eggo_nornir.config.model import CertSANs, ClusterConfig, PKIConfig
 from eggo_nornir.errors import EggoError
@@ -638,18 +639,7 @@ def test_expiry_lists_every_cert(pki: ClusterPKI) -> None:
 def _external_ca(directory: Path, name: str, cn: str) -> None:
     """An RSA CA made by "someone else": no SKI extension, no pathlen."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=5000))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, cn, NOW - timedelta(days=1), NOW + timedelta(days=5000), ca=True)
     (directory / name).parent.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (directory / f"{name}.key").write_bytes(
