@@ -88,6 +88,19 @@ def _cli_hook_phase(
     )
 
 
+def _hook_phase(
+    ctx: DeployContext, schedule: str, hosts: HostSelector = None, critical: HostSelector = ()
+) -> Phase:
+    """A phase running the deploy.yaml's `schedule` hooks (prejoin, postjoin, precleanup,
+    postcleanup) on `hosts` (default: every host). A failing hook never stops the run, except
+    on a `critical` host (the prejoin hooks, which prepare hosts like the other preparation steps).
+    """
+    params = {"ctx": ctx, "schedule": schedule}
+    return Phase(
+        f"{schedule}-hooks", hooks.run_hooks, hosts, policy="continue", critical=critical, params=params
+    )
+
+
 def deploy_phases(
     cfg: ClusterConfig,
     ctx: DeployContext,
@@ -153,7 +166,7 @@ def deploy_phases(
     if cli_prehooks:
         phases.append(_cli_hook_phase(ctx, cli_prehooks, pre_name, operator, hosts=joined))
     phases += [
-        Phase("prejoin-hooks", hooks.run_hooks, None, **prep, params={**c, "schedule": "prejoin"}),
+        _hook_phase(ctx, "prejoin", critical=critical_hosts),
         Phase("etcd", etcd.deploy_etcd, founders, policy="abort", params=c),
     ]
     if joiners:
@@ -201,9 +214,7 @@ def deploy_phases(
         Phase(
             "addons", addons.apply_addons, first_master, policy="continue", params={**c, "pod_network": False}
         ),
-        Phase(
-            "postjoin-hooks", hooks.run_hooks, None, policy="continue", params={**c, "schedule": "postjoin"}
-        ),
+        _hook_phase(ctx, "postjoin"),
     ]
     if cli_posthooks:
         phases.append(_cli_hook_phase(ctx, cli_posthooks, post_name, operator, hosts=joined))
@@ -290,22 +301,10 @@ def cleanup_phases(
     if cli_prehooks:
         phases.append(_cli_hook_phase(ctx, cli_prehooks, "cluster-prehook", "cleanup", fatal=False))
     phases += [
-        Phase(
-            "precleanup-hooks",
-            hooks.run_hooks,
-            None,
-            policy="continue",
-            params={**c, "schedule": "precleanup"},
-        ),
+        _hook_phase(ctx, "precleanup"),
         Phase("cluster-objects", cleanup.cleanup_cluster_objects, first_master, policy="continue", params=c),
         Phase("nodes", cleanup.cleanup_node, None, policy="continue", params=c),
-        Phase(
-            "postcleanup-hooks",
-            hooks.run_hooks,
-            None,
-            policy="continue",
-            params={**c, "schedule": "postcleanup"},
-        ),
+        _hook_phase(ctx, "postcleanup"),
     ]
     if cli_posthooks:
         phases.append(_cli_hook_phase(ctx, cli_posthooks, "cluster-posthook", "cleanup", fatal=False))
@@ -346,15 +345,7 @@ def delete_phases(
     phases: list[Phase] = []
     if cli_prehooks:
         phases.append(_cli_hook_phase(old_ctx, cli_prehooks, "prehook", "delete", hosts=names))
-    phases.append(
-        Phase(
-            "precleanup-hooks",
-            hooks.run_hooks,
-            deleted,
-            policy="continue",
-            params={**old, "schedule": "precleanup"},
-        )
-    )
+    phases.append(_hook_phase(old_ctx, "precleanup", deleted))
     if kubelets:
         drain = {**new, "nodes": kubelets, "timeout_s": float(drain_timeout), "force": force}
         phases.append(Phase("drain", nodes.drain_nodes, first_master, policy="abort", params=drain))
