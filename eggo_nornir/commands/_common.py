@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, TypedDict
 
 from eggo_nornir.config import ClusterConfig, load_config
 from eggo_nornir.errors import ConfigError, UsageError
@@ -316,6 +316,32 @@ def add_run_args(
             metavar="PATH[,ROLE]",
             help=f"hook run {'before' if when == 'pre' else 'after'} (repeatable)",
         )
+
+
+class RunOptions(TypedDict):
+    """The `Cluster` method keywords that `add_run_args`' --dry-run and --report give."""
+
+    dry_run: bool
+    progress: bool
+    report: str | None
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """`--dry-run` and `--report` as keywords of the `Cluster` method a command calls; the CLI
+    always shows progress."""
+    return {"dry_run": args.dry_run, "progress": True, "report": args.report}
+
+
+class ClusterHooks(TypedDict):
+    """The `Cluster` method keywords that `add_run_args`' --cluster-prehook/--cluster-posthook give."""
+
+    cluster_prehooks: Sequence[str]
+    cluster_posthooks: Sequence[str]
+
+
+def cluster_hooks(args: argparse.Namespace) -> ClusterHooks:
+    """`--cluster-prehook` and `--cluster-posthook` (`add_run_args(hooks=True)`) as `Cluster` keywords."""
+    return {"cluster_prehooks": args.cluster_prehook, "cluster_posthooks": args.cluster_posthook}
 
 
 def finish(result: RunResult, args: argparse.Namespace, kubeconfig_hint: bool = True) -> int:

@@ -19,9 +19,11 @@ from eggo_nornir.commands._common import (
     add_run_args,
     add_yes_arg,
     cluster_for,
+    cluster_hooks,
     confirm,
     finish,
     limit_of,
+    run_options,
 )
 
 
@@ -48,12 +50,5 @@ def run(args: argparse.Namespace) -> int:
     limit = cluster.resolve_limit(limit_of(args))
     hosts = ", ".join(limit) if limit else f"all {len(cluster.config.nodes)} nodes"
     confirm(args, f"Remove cluster {cluster.config.cluster_id} from {hosts}?")
-    result = cluster.cleanup(
-        dry_run=args.dry_run,
-        progress=True,
-        report=args.report,
-        cluster_prehooks=args.cluster_prehook,
-        cluster_posthooks=args.cluster_posthook,
-        limit=limit,
-    )
+    result = cluster.cleanup(**run_options(args), **cluster_hooks(args), limit=limit)
     return finish(result, args, kubeconfig_hint=False)

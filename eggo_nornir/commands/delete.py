@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from eggo_nornir.commands._common import add_parser, add_run_args, add_yes_arg, confirm, finish
+from eggo_nornir.commands._common import add_parser, add_run_args, add_yes_arg, confirm, finish, run_options
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
 
 
@@ -53,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
         args.nodes,
         force=args.force,
         drain_timeout=args.drain_timeout,
-        dry_run=args.dry_run,
-        progress=True,
-        report=args.report,
+        **run_options(args),
         prehooks=args.prehook,
         posthooks=args.posthook,
     )

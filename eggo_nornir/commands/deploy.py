@@ -16,8 +16,10 @@ from eggo_nornir.commands._common import (
     add_parser,
     add_run_args,
     cluster_for,
+    cluster_hooks,
     finish,
     limit_of,
+    run_options,
 )
 from eggo_nornir.tasks._lib.fanout_plan import DEFAULT_MODE, MODES
 
@@ -82,12 +84,9 @@ def add_distribution_arg(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cluster = cluster_for(args)
     result = cluster.deploy(
-        dry_run=args.dry_run,
-        progress=True,
-        report=args.report,
+        **run_options(args),
+        **cluster_hooks(args),
         ignore_preflight=args.ignore_preflight,
-        cluster_prehooks=args.cluster_prehook,
-        cluster_posthooks=args.cluster_posthook,
         limit=limit_of(args),
         rollback=args.rollback,
     )

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eggo_nornir.commands._common import add_parser, add_run_args, finish
+from eggo_nornir.commands._common import add_parser, add_run_args, finish, run_options
 from eggo_nornir.commands._membership import add_membership_args, cluster_of
 from eggo_nornir.commands.deploy import add_distribution_arg
 from eggo_nornir.errors import ConfigError, UsageError
@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
     cluster = cluster_of(args)
     result = cluster.join(
         nodes,
-        dry_run=args.dry_run,
-        progress=True,
-        report=args.report,
+        **run_options(args),
         ignore_preflight=args.ignore_preflight,
         prehooks=args.prehook,
         posthooks=args.posthook,

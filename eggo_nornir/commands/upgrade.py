@@ -18,6 +18,7 @@ from eggo_nornir.commands._common import (
     cluster_for,
     finish,
     print_json_or_text,
+    run_options,
 )
 from eggo_nornir.engine.report import RunResult
 from eggo_nornir.errors import UsageError
@@ -67,11 +68,9 @@ def run(args: argparse.Namespace) -> int:
     result = cluster.upgrade(
         args.to,
         bundles=args.bundle,
-        dry_run=args.dry_run,
         concurrency=batch,
         drain_timeout=args.drain_timeout,
-        progress=True,
-        report=args.report,
+        **run_options(args),
     )
     if not isinstance(result, RunResult):  # a dry run: the plan, no run
         print_json_or_text(result, args)
