@@ -118,19 +118,7 @@ def diff_manifest(
     error=...)`, because the usual causes (a CRD or namespace the manifest itself creates)
     mean the apply is needed, and the apply then reports any real error.
     """
-    target = "-" if stdin is not None else path
-    res = kubectl(
-        remote,
-        "diff",
-        *APPLY_FLAGS,
-        "-f",
-        target,
-        kubeconfig=kubeconfig,
-        stdin=stdin,
-        server=server,
-        ok_rcs=(0, 1),
-        check=False,
-    )
+    res = _on_manifest(remote, "diff", path, kubeconfig, stdin, server, ok_rcs=(0, 1), check=False)
     if res.rc == 0:
         return Diff(False)
     if res.rc == 1:
@@ -185,16 +173,36 @@ def apply_file(
     stdin: bytes | None = None,
 ) -> CommandResult:
     """`kubectl apply --server-side --force-conflicts -f path` (no diff first)."""
+    return _on_manifest(remote, "apply", path, kubeconfig, stdin, server, timeout=180)
+
+
+def _on_manifest(
+    remote: Remote,
+    verb: str,
+    path: str,
+    kubeconfig: str,
+    stdin: bytes | None,
+    server: str | None,
+    *,
+    timeout: float = 60,
+    check: bool = True,
+    ok_rcs: Container[int] = (0,),
+) -> CommandResult:
+    """`kubectl <verb>` (diff or apply) of `path`, or of `stdin` when given, with the same
+    server-side apply flags, so that a diff shows exactly what the apply would do."""
+    target = "-" if stdin is not None else path
     return kubectl(
         remote,
-        "apply",
+        verb,
         *APPLY_FLAGS,
         "-f",
-        "-" if stdin is not None else path,
+        target,
         kubeconfig=kubeconfig,
-        server=server,
         stdin=stdin,
-        timeout=180,
+        server=server,
+        timeout=timeout,
+        check=check,
+        ok_rcs=ok_rcs,
     )
 
 
