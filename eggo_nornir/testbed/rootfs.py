@@ -10,7 +10,9 @@ testbed host may only reach its configured mirror.
 Two package families: `deb` is the plain tree; `rpm` is the same Debian tree with
 Debian's rpm and dnf added by debootstrap and then dpkg and apt deleted, so a deployer
 probing the machine finds rpm and dnf as its only package tools. Its userland stays
-Debian's: it is an "rpm host" to the deployer, not an openEuler or RHEL machine.
+Debian's: it is an "rpm host" to the deployer, not an openEuler or RHEL machine. Its rpm
+database holds one rpm, the testbed userland (`userland.py`), which declares what that
+Debian userland provides, so dnf can resolve rpms against it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from eggo_nornir.testbed import paths
+from eggo_nornir.testbed import paths, userland
 from eggo_nornir.testbed.proc import TestbedError, run
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ def stamp_for(arch: str, mirror: str, suite: str = SUITE, family: str = "deb") -
     if family != "deb":  # the deb stamp stays as it was, so existing caches stay valid
         stamp["family"] = family
         stamp["removed"] = list(DEB_TOOLS)
+        stamp["userland"] = userland.REVISION
     return stamp
 
 
@@ -156,8 +159,11 @@ def rootfs_dir(arch: str, suite: str = SUITE, family: str = "deb") -> Path:
     return paths.cache_dir() / "rootfs" / f"{suite}-{arch}{suffix}"
 
 
-def make_rpm_only(root: Path) -> None:
-    """Delete dpkg and apt from a bootstrapped tree and give rpm an empty database.
+def make_rpm_only(root: Path, arch: str) -> None:
+    """Delete dpkg and apt from a bootstrapped tree and give rpm a database of its own.
+
+    The database starts empty, then gets the testbed userland rpm (`userland.install`),
+    without which dnf finds nothing providing the tree's glibc or /bin/sh.
 
     Why delete files rather than `dpkg --purge`: dpkg and apt are Essential/Priority
     required, dpkg cannot cleanly remove itself, and what matters to a deployer is only
@@ -175,6 +181,7 @@ def make_rpm_only(root: Path) -> None:
     vars_dir = root / "etc/dnf/vars"
     vars_dir.mkdir(parents=True, exist_ok=True)
     (vars_dir / "releasever").write_text("12\n")
+    userland.install(root, arch)
 
 
 def _stamp_matches(stamp_file: Path, wanted: dict[str, object]) -> bool:
@@ -182,7 +189,8 @@ def _stamp_matches(stamp_file: Path, wanted: dict[str, object]) -> bool:
         have = json.loads(stamp_file.read_text())
     except (OSError, ValueError):
         return False
-    keys = ("version", "suite", "arch", "variant", "include", "family", "removed")  # not the mirror
+    # not the mirror: the same tree comes from any mirror
+    keys = ("version", "suite", "arch", "variant", "include", "family", "removed", "userland")
     return all(have.get(k) == wanted.get(k) for k in keys)
 
 
@@ -224,7 +232,7 @@ def ensure_rootfs(
         log_file=log_file,
     )
     if family == "rpm":
-        make_rpm_only(tmp)
+        make_rpm_only(tmp, arch)
     verify_rootfs(tmp, family)
     tmp.rename(target)
     stamp_file.write_text(json.dumps(wanted, indent=2) + "\n")
