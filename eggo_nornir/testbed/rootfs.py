@@ -67,6 +67,10 @@ DEB_TOOLS: tuple[str, ...] = (
     "var/lib/dpkg",
 )
 FAMILIES: tuple[str, ...] = ("deb", "rpm")
+# where rpm and dnf run by root inside an rpm machine keep their database: Debian's rpm puts
+# it in ~/.rpmdb. Named explicitly on the host, so the tree's database does not depend on the
+# HOME of whoever builds it
+MACHINE_RPMDB = "/root/.rpmdb"
 STAMP_VERSION = 1
 
 
@@ -176,12 +180,12 @@ def make_rpm_only(root: Path, arch: str) -> None:
         elif path.exists() or path.is_symlink():
             path.unlink()
     (root / "var/lib/rpm").mkdir(parents=True, exist_ok=True)
-    run(["rpm", f"--root={root}", "--initdb"], step="rootfs: rpm --initdb")
+    run(["rpm", f"--root={root}", f"--dbpath={MACHINE_RPMDB}", "--initdb"], step="rootfs: rpm --initdb")
     # dnf cannot guess $releasever without a *-release rpm: pin it, so `dnf install` works
     vars_dir = root / "etc/dnf/vars"
     vars_dir.mkdir(parents=True, exist_ok=True)
     (vars_dir / "releasever").write_text("12\n")
-    userland.install(root, arch)
+    userland.install(root, arch, MACHINE_RPMDB)
 
 
 def _stamp_matches(stamp_file: Path, wanted: dict[str, object]) -> bool:

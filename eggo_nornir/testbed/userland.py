@@ -205,15 +205,17 @@ def build(root: Path, arch: str, out_dir: Path) -> Path:
     return built
 
 
-def install(root: Path, arch: str) -> None:
-    """Build the userland rpm of the tree at `root` and record it in the tree's rpm database.
+def install(root: Path, arch: str, dbpath: str) -> None:
+    """Build the userland rpm of the tree at `root` and record it in the tree's rpm database
+    (`dbpath`, inside the tree).
 
     `--justdb`: the rpm owns no files, and nothing in the tree changes but the database.
     `--ignorearch`: an arm64 tree is prepared on an amd64 host.
     """
     with tempfile.TemporaryDirectory(prefix="eggo-userland-") as tmp:
         built = build(root, arch, Path(tmp))
+        flags = ["-i", "--justdb", "--nodeps", "--ignorearch"]
         run(
-            ["rpm", f"--root={root}", "-i", "--justdb", "--nodeps", "--ignorearch", str(built)],
+            ["rpm", f"--root={root}", f"--dbpath={dbpath}", *flags, str(built)],
             step=f"rootfs: rpm -i --justdb {NAME}",
         )

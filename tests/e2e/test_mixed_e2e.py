@@ -10,8 +10,10 @@ host: four machines, `eggoma2` on `EGGO_E2E_MIXED_SUBNET` (default 10.235.2.0/24
 What it checks: every node Ready with both arches in `kubernetes.io/arch`; the bundle's
 busybox runs as a DaemonSet on both workers (one image ref, built per arch); a
 non-privileged pod on the arm64 worker says `aarch64` and answers through a Service from
-the pod on the amd64 worker; the rpm hosts got their `pkg` packages from `rpm`; a re-deploy
-changes nothing; cleanup brings `rpm -qa` (and the rest of the snapshot) back.
+the pod on the amd64 worker; the rpm hosts got their `pkg` packages from `rpm`; the LB got a
+`repo` package (ethtool) from dnf and the testbed's local repo, which resolves only because
+the machine's testbed userland rpm provides what its Debian tree has; a re-deploy changes
+nothing; cleanup brings `rpm -qa` (and the rest of the snapshot) back.
 
 The emulation workarounds (patched qemu, amd64 runc behind a wrapper, binfmt flags) are
 the testbed's (`eggo_nornir/testbed/emulation.py`); the deployer installs nothing special.
@@ -32,7 +34,7 @@ import yaml
 from modtb import eggo_env, module_testbed, run_eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
-from eggo_nornir.testbed import lifecycle, spec
+from eggo_nornir.testbed import lifecycle, spec, userland
 from eggo_nornir.testbed.handle import Testbed
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +43,9 @@ NAME = "eggoma2"
 SUBNET = os.environ.get("EGGO_E2E_MIXED_SUBNET", "10.235.2.0/24")
 ARM64 = ("worker1",)
 RPM = ("master1", "worker2", "lb1")
+# a `repo` package of the LB: dnf installs it from the testbed's repo on the bridge (the rpm
+# bundle's alien-converted ethtool; no other role of lb1 installs it as a `pkg`)
+REPO_HOST, REPO_PACKAGE = "lb1", "ethtool"
 TIMINGS: dict[str, float] = {}
 BEFORE: dict[str, Snapshot] = {}
 RPM_BEFORE: dict[str, str] = {}
@@ -80,8 +85,17 @@ def tb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
         rpm=RPM,
         bundles=bundles,
     ) as bed:
+        _add_repo_package(bed.deploy_yaml)
         yield bed
     print(f"\nE2E MIXED TIMINGS {json.dumps(TIMINGS)}", file=sys.stderr)
+
+
+def _add_repo_package(deploy_yaml: Path) -> None:
+    """The manual's online path: a `repo` entry in the LB's install list of the generated deploy.yaml."""
+    doc = yaml.safe_load(deploy_yaml.read_text())
+    assert doc["loadbalance"]["name"] == REPO_HOST
+    doc["install"].setdefault("loadbalance", []).append({"name": REPO_PACKAGE, "type": "repo"})
+    deploy_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +141,9 @@ class TestMixed:
             BEFORE[m.name] = take_snapshot(lambda cmd, m=m: tb.run(m, cmd).stdout)
             if m.name in RPM:
                 RPM_BEFORE[m.name] = tb.run(m, "rpm -qa | sort").stdout
+                # the testbed's stand-in for the distro's base rpms, nothing else
+                assert RPM_BEFORE[m.name].startswith(userland.NAME + "-"), RPM_BEFORE[m.name]
+                assert len(RPM_BEFORE[m.name].split()) == 1, RPM_BEFORE[m.name]
 
     def test_preflight_stops_a_wrong_arch_and_package_family(self, tb: Testbed, env: dict[str, str]) -> None:
         """lb1 (amd64, rpm, with `pkg` packages) claimed as arm64: it would get the arm64 deb
@@ -172,6 +189,21 @@ class TestMixed:
         assert "containerd" in tb.run(tb.machine("worker2"), "rpm -qa").stdout
         assert "nginx" in tb.run(tb.machine("lb1"), "rpm -qa").stdout
         assert tb.run(tb.machine("lb1"), "systemctl is-active kube-nginx").stdout.strip() == "active"
+
+    def test_repo_package_came_from_the_testbeds_dnf_repo(self, tb: Testbed) -> None:
+        """dnf resolved the converted rpm's `libc.so.6(GLIBC_2.34)(64bit)`, `libmnl.so.0()(64bit)`
+        and `/bin/sh` against the userland rpm, fetched it from the bridge, and the deploy
+        recorded it for cleanup."""
+        m = tb.machine(REPO_HOST)
+        installed = tb.run(m, "cat /var/lib/eggo/packages.installed").stdout.split()
+        assert REPO_PACKAGE in installed, installed
+        assert tb.run(m, f"rpm -q {REPO_PACKAGE}").rc == 0
+        origin = tb.run(m, f"dnf -q repoquery --installed --qf '%{{from_repo}}' {REPO_PACKAGE}")
+        assert origin.stdout.strip() == "eggo-testbed", origin.stdout + origin.stderr
+        history = tb.run(m, f"dnf history info {REPO_PACKAGE}")
+        assert "Install" in history.stdout and "@eggo-testbed" in history.stdout, history.stdout
+        print(f"\n{REPO_HOST}$ dnf history info {REPO_PACKAGE}\n{history.stdout}", file=sys.stderr)
+        assert tb.run(m, f"{REPO_PACKAGE} --version").rc == 0
 
     def test_daemonset_and_arm64_pod_answer_through_a_service(self, tb: Testbed, kubectl) -> None:  # type: ignore[no-untyped-def]
         image = spec.BUSYBOX_IMAGE.ref
