@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modtb import eggo_env, module_testbed, run_eggo
+from modtb import eggo_env, kubectl_runner, module_testbed, run_eggo
 from snapshot import RESIDUES, Snapshot, compare, take_snapshot, unexpected
 
 from eggo_nornir.testbed import lifecycle, spec, userland
@@ -105,20 +105,7 @@ def env(tb: Testbed) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def kubectl(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
-    from eggo_nornir.testbed import bundle as bundle_mod
-
-    kubeconfig = Path(env["EGGO_HOME"]) / "clusters" / NAME / "admin.conf"
-    binary = str(bundle_mod.bin_dir("amd64") / "kubectl")
-
-    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-        return proc
-
-    return run
+    return kubectl_runner(Path(env["EGGO_HOME"]) / "clusters" / NAME / "admin.conf")
 
 
 def _deploy(tb: Testbed, env: dict[str, str], label: str) -> dict:  # type: ignore[type-arg]
