@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from testbed_states import make_state
 
 from eggo_nornir.bundle.layout import Listing, images_tar, resolve, resolve_addon
 from eggo_nornir.config import load_config_dict
@@ -21,7 +22,6 @@ from eggo_nornir.render import network
 from eggo_nornir.tasks.addons import addon_sources
 from eggo_nornir.tasks.packages import refs_in_archive
 from eggo_nornir.testbed import bundle, deployyaml, images, spec
-from eggo_nornir.testbed import state as st
 from eggo_nornir.testbed.proc import TestbedError
 
 
@@ -168,26 +168,10 @@ def test_merged_images_tar_holds_every_image_once(tmp_path: Path) -> None:
     assert images.merge_archives([a, b]) == merged  # deterministic
 
 
-def _state(tmp: Path) -> st.TestbedState:
-    state = st.TestbedState(
-        name="eggoewx",
-        out_dir=str(tmp),
-        bridge="b",
-        subnet="10.9.0.0/24",
-        gateway="10.9.0.1",
-        arch="amd64",
-        rootfs="/r",
-    )
-    plan = [("master1", ["master", "etcd"]), ("worker1", ["worker"]), ("worker2", ["worker"])]
-    for i, (name, roles) in enumerate(plan, 1):
-        state.machines.append(st.MachineState(name, i, f"10.9.0.{i + 1}", roles, "n", "v", "/m"))
-    return state
-
-
 def _manual_doc(tmp: Path, layout: str) -> dict:  # type: ignore[type-arg]
     target = _write(tmp, layout)
     (tmp / "id_ed25519").write_text("key")
-    return deployyaml.render_manual(_state(tmp), tmp / "id_ed25519", target)
+    return deployyaml.render_manual(make_state(tmp, 3), tmp / "id_ed25519", target)
 
 
 def test_flannel_manifest_names_the_bundled_image_and_its_cidr_is_templated(tmp_path: Path) -> None:
@@ -222,9 +206,9 @@ def test_manual_dialect_config_passes_the_bundle_check_in_either_layout(tmp_path
 def test_deploy_yaml_dialect_follows_the_bundle_layout(tmp_path: Path) -> None:
     target = _write(tmp_path, "manual")
     key = tmp_path / "id_ed25519"
-    path = deployyaml.write(_state(tmp_path), key, target)
+    path = deployyaml.write(make_state(tmp_path, 3), key, target)
     assert "pacakges:" in path.read_text() and "install:" not in path.read_text()
     # as `testbed up` passes it: arch -> tarball
-    assert "pacakges:" in deployyaml.write(_state(tmp_path), key, {"amd64": target}).read_text()
+    assert "pacakges:" in deployyaml.write(make_state(tmp_path, 3), key, {"amd64": target}).read_text()
     spec.metadata_path(target).write_text(json.dumps({"deb_groups": {}}))
-    assert "install:" in deployyaml.write(_state(tmp_path), key, target).read_text()
+    assert "install:" in deployyaml.write(make_state(tmp_path, 3), key, target).read_text()

@@ -14,31 +14,10 @@ from pathlib import Path
 import paramiko
 import pytest
 import yaml
+from testbed_states import make_state
 
 from eggo_nornir.testbed import credentials, deployyaml, spec
 from eggo_nornir.testbed import state as st
-
-
-def make_state(tmp: Path, count: int = 6) -> st.TestbedState:
-    from eggo_nornir.testbed import machine, network
-
-    net = network.Subnet.parse("10.213.0.0/24")
-    s = st.TestbedState(
-        name="eggotb",
-        out_dir=str(tmp),
-        bridge="eggotbbr0",
-        subnet="10.213.0.0/24",
-        gateway=net.gateway,
-        arch="amd64",
-        rootfs="/cache/rootfs/bookworm-amd64",
-    )
-    for i, (host, roles) in enumerate(machine.plan_roles(count), start=1):
-        s.machines.append(
-            st.MachineState(
-                host, i, net.host_ip(i), roles, f"eggotb-{host}", f"ve-eggotb-{i}", str(tmp / host)
-            )
-        )
-    return s
 
 
 def test_state_roundtrip_and_atomic_save(tmp_path: Path) -> None:
