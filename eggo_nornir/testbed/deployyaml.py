@@ -62,6 +62,7 @@ NSPAWN_SECURITY: dict[str, Any] = {"protect-kernel-defaults": False}
 POD_RESOLV_PATH = f"/etc/kubernetes/{spec.POD_RESOLV_CONF}"
 POD_DNS_EXTRA_ARGS: dict[str, Any] = {"name": "kubelet", "extra-args": {"--resolv-conf": POD_RESOLV_PATH}}
 POD_CIDR = "10.244.0.0/16"
+DNS_VIP = "10.32.0.10"
 # the manual's network path: a different CIDR than the stock manifest's, so templating shows
 ADDON_POD_CIDR = "10.246.0.0/16"
 
@@ -104,18 +105,9 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
     bundles = bundle if isinstance(bundle, dict) else {state.arch: bundle}
     metadata = _first_metadata(bundles) or {}  # the bundle's own version (another minor's bundle too)
     doc = _machines(state, key_path, "workers")
+    doc.update(_cluster_network({"corednstype": "binary"}, {"podcidr": POD_CIDR, "plugin": "bridge"}))
     doc.update(
         {
-            "service": {
-                "cidr": spec.SERVICE_CIDR,
-                "dnsaddr": "10.32.0.10",
-                "gateway": "10.32.0.1",
-                "dns": {"corednstype": "binary"},
-            },
-            "network": {"podcidr": POD_CIDR, "plugin": "bridge"},
-            "dns-vip": "10.32.0.10",
-            "dns-domain": "cluster.local",
-            "pause-image": spec.PAUSE_IMAGE.ref,
             "runtime": "containerd",
             "runtime-endpoint": "unix:///run/containerd/containerd.sock",
             "kubernetes-version": str(metadata.get("kubernetes_version") or spec.KUBE_VERSION),
@@ -125,6 +117,18 @@ def render(state: TestbedState, key_path: Path, bundle: Path | dict[str, Path]) 
         }
     )
     return doc
+
+
+def _cluster_network(dns: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
+    """The Service range, cluster DNS, pod network and pause image, the same keys in both
+    dialects: `spec.SERVICE_CIDR` is also the route every machine gets (testbed.network)."""
+    return {
+        "service": {"cidr": spec.SERVICE_CIDR, "dnsaddr": DNS_VIP, "gateway": "10.32.0.1", "dns": dns},
+        "network": network,
+        "dns-vip": DNS_VIP,
+        "dns-domain": "cluster.local",
+        "pause-image": spec.PAUSE_IMAGE.ref,
+    }
 
 
 def _first_metadata(bundles: dict[str, Path]) -> dict[str, Any] | None:
@@ -213,18 +217,9 @@ def render_manual(state: TestbedState, key_path: Path, bundle: Path) -> dict[str
             "plugin-args": {"NetworkYamlPath": f"/etc/kubernetes/addons/{spec.FLANNEL_MANIFEST}"},
         }
         extra.append(POD_DNS_EXTRA_ARGS)
+    doc.update(_cluster_network(dns, network))
     doc.update(
         {
-            "service": {
-                "cidr": spec.SERVICE_CIDR,
-                "dnsaddr": "10.32.0.10",
-                "gateway": "10.32.0.1",
-                "dns": dns,
-            },
-            "network": network,
-            "dns-vip": "10.32.0.10",
-            "dns-domain": "cluster.local",
-            "pause-image": spec.PAUSE_IMAGE.ref,
             "network-plugin": "cni",
             "cni-bin-dir": "/opt/cni/bin",
             "runtime": "containerd",
