@@ -304,12 +304,13 @@ def judge(
         warnings.append(
             _problem("swap", "swap is on", "none needed: the system task turns it off and comments it out")
         )
-    if node.is_worker and raw.get("service_route") == "no" and network.cni_addon(cfg):
+    cni = network.cni_addon(cfg) if node.is_worker and raw.get("service_route") == "no" else ""
+    if cni:
         # the CNI addon's own pods run in the host's network and call the API at its Service
         # IP; kube-proxy rewrites that address only after the route lookup, which fails
         warnings.append(
             _problem("service-route", f"no route to the Service IP {cfg.service.gateway} (no default route): "
-                     f"the {network.cni_addon(cfg)} pods cannot reach the API and no node becomes Ready",
+                     f"the {cni} pods cannot reach the API and no node becomes Ready",
                      f"add a default route, or a route for service.cidr: ip route add {cfg.service.cidr} "
                      "dev <the node's interface>")
         )  # fmt: skip
