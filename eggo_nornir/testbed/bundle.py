@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,27 +103,43 @@ def bin_dir(arch: str, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> Path:
 def ensure_binaries(arch: str, versions: spec.Versions = spec.DEFAULT_VERSIONS) -> Path:
     """Build the Kubernetes, etcd and CoreDNS binaries from the Go module proxy if any is missing."""
     out = bin_dir(arch, versions)
-    if all((out / b).is_file() for b in spec.BINARIES):
+    log_name = (
+        f"build-{arch}.log" if versions.is_default else f"build-{spec.binaries_key(arch, versions)}.log"
+    )
+    return _build_once(
+        "build-kube.sh",
+        [versions.kubernetes, versions.etcd, versions.coredns, arch],
+        out,
+        spec.BINARIES,
+        f"Kubernetes {versions.kubernetes} binaries for {arch}",
+        paths.logs_dir() / log_name,
+    )
+
+
+def _build_once(
+    script: str,
+    args: list[str],
+    out: Path,
+    binaries: Sequence[str],
+    what: str,
+    log_file: Path | None = None,
+) -> Path:
+    """Run `scripts/<script> ARGS... OUT` with Go unless every one of `binaries` is in `out`
+    already, and return `out`. The scripts lock `out` themselves, so concurrent builds wait."""
+    if all((out / b).is_file() for b in binaries):
         return out
     if shutil.which("go") is None and not Path("/usr/local/go/bin/go").is_file():
         raise TestbedError("bundle: `go` is not installed (run .ci/testbed-deps.sh)")
-    log_file = paths.logs_dir() / (
-        f"build-{arch}.log" if versions.is_default else f"build-{spec.binaries_key(arch, versions)}.log"
-    )
-    print(
-        f"building Kubernetes {versions.kubernetes} binaries for {arch} (log: {log_file}) ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    script = paths.scripts_dir() / "build-kube.sh"
+    log_file = log_file or paths.logs_dir() / f"build-{out.name}.log"
+    print(f"building {what} (log: {log_file}) ...", file=sys.stderr, flush=True)
     run(
-        ["bash", str(script), versions.kubernetes, versions.etcd, versions.coredns, arch, str(out)],
-        step="bundle: build binaries",
+        ["bash", str(paths.scripts_dir() / script), *args, str(out)],
+        step=f"bundle: build {what}",
         log_file=log_file,
     )
-    missing = [b for b in spec.BINARIES if not (out / b).is_file()]
+    missing = [b for b in binaries if not (out / b).is_file()]
     if missing:
-        raise TestbedError(f"bundle: build-kube.sh left out {', '.join(missing)}; see {log_file}")
+        raise TestbedError(f"bundle: {script} left out {', '.join(missing)}; see {log_file}")
     return out
 
 
@@ -260,22 +277,6 @@ def resolve_one(name: str, arch: str) -> list[tuple[str, str, str]]:
     return [(name, version, f"{name}_{version.replace(':', '%3a')}_{fields['Architecture']}.deb")]
 
 
-def _build_once(script: str, args: list[str], out: Path, binary: str, what: str) -> Path:
-    """Run a build script of scripts/ unless `out/binary` exists; the scripts lock `out` themselves."""
-    if (out / binary).is_file():
-        return out / binary
-    log_file = paths.logs_dir() / f"build-{out.name}.log"
-    print(f"building {what} (log: {log_file}) ...", file=sys.stderr, flush=True)
-    run(
-        ["bash", str(paths.scripts_dir() / script), *args, str(out)],
-        step=f"bundle: build {what}",
-        log_file=log_file,
-    )
-    if not (out / binary).is_file():
-        raise TestbedError(f"bundle: {script} left out {out / binary}; see {log_file}")
-    return out / binary
-
-
 def ensure_addon_images(arch: str) -> dict[str, Path]:
     """The flannel and CoreDNS images (`--addons`), built once per arch and versions.
 
@@ -298,19 +299,25 @@ def ensure_addon_images(arch: str) -> dict[str, Path]:
     if stamp_ok and all(p.is_file() for p in result.values()):
         return result
     bins = paths.cache_dir() / "bin"
-    flanneld = _build_once(
-        "build-flannel.sh",
-        [spec.FLANNEL_VERSION, arch],
-        bins / f"flannel-{spec.FLANNEL_VERSION}-{arch}",
-        "flanneld",
-        f"flanneld {spec.FLANNEL_VERSION} for {arch}",
+    flanneld = (
+        _build_once(
+            "build-flannel.sh",
+            [spec.FLANNEL_VERSION, arch],
+            bins / f"flannel-{spec.FLANNEL_VERSION}-{arch}",
+            ["flanneld"],
+            f"flanneld {spec.FLANNEL_VERSION} for {arch}",
+        )
+        / "flanneld"
     )
-    plugin = _build_once(
-        "build-cni-flannel.sh",
-        [spec.CNI_PLUGINS_VERSION, arch],
-        bins / f"cni-flannel-{spec.CNI_PLUGINS_VERSION}-{arch}",
-        "flannel",
-        f"the flannel CNI plugin ({spec.CNI_PLUGINS_VERSION}) for {arch}",
+    plugin = (
+        _build_once(
+            "build-cni-flannel.sh",
+            [spec.CNI_PLUGINS_VERSION, arch],
+            bins / f"cni-flannel-{spec.CNI_PLUGINS_VERSION}-{arch}",
+            ["flannel"],
+            f"the flannel CNI plugin ({spec.CNI_PLUGINS_VERSION}) for {arch}",
+        )
+        / "flannel"
     )
     with tempfile.TemporaryDirectory(prefix="eggo-img-") as tmp:
         [deb] = download_debs(arch, resolve_one("busybox-static", arch))
